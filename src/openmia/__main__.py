@@ -1,0 +1,3 @@
+from openmia.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,278 @@
+"""Run configuration: frozen dataclasses are the schema, YAML the file format, ``--set a.b=v``
+the override. Unknown keys and badly typed values are :class:`ConfigError` listing the valid
+keys (with close matches)."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from openmia.errors import ConfigError
+
+TASK_TYPES = ("binary", "multi-class", "ordinal", "multi-label")
+
+
+def _one_of(path: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{path}: expected one of {', '.join(map(repr, allowed))}, found {value!r}{hint}")
+
+
+def _positive(path: str, value: float | int | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{path}: expected a {'non-negative' if allow_zero else 'positive'} number, found {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set and how it is fed to the model."""
+
+    dataset: str = "synthetic/binary"
+    size: int | None = None  # MedMNIST size variant (28, 64, 128, 224); None = 28
+    root: str | None = None  # folder holding the files instead of OPENMIA_HOME
+    batch_size: int = 128
+    eval_batch_size: int = 256
+    augment: str = "none"  # none | flip | standard | strong (see openmia.transforms.augment)
+
+    def __post_init__(self) -> None:
+        _positive("data.batch_size", self.batch_size)
+        _positive("data.eval_batch_size", self.eval_batch_size)
+        _one_of("data.augment", self.augment, ("none", "flip", "standard", "strong"))
+        if self.size is not None:
+            _one_of("data.size", self.size, (28, 64, 128, 224))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A registered model and the keyword arguments of its factory."""
+
+    name: str = "cnn_small"
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+
+    def __post_init__(self) -> None:
+        _one_of("optim.name", self.name, ("adam", "adamw", "sgd"))
+        _positive("optim.lr", self.lr)
+        _positive("optim.weight_decay", self.weight_decay, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule as a function of training progress p in [0, 1].
+
+    p = max(epoch fraction, fraction of the time budget), so "x0.1 at 50% and 75%" means the
+    same thing whether epochs or ``train.max_minutes`` end the run.
+    """
+
+    name: str = "none"  # none | step | multistep | cosine
+    milestones: tuple[float, ...] = (0.5, 0.75)  # multistep: fractions of the budget
+    step_epochs: int = 10  # step: decay every N epochs
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        _one_of("schedule.name", self.name, ("none", "step", "multistep", "cosine"))
+        object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
+        if any(not 0 < m < 1 for m in self.milestones):
+            raise ConfigError(f"schedule.milestones: expected fractions in (0, 1), found {self.milestones}")
+        _positive("schedule.step_epochs", self.step_epochs)
+        _positive("schedule.gamma", self.gamma)
+        _positive("schedule.warmup_epochs", self.warmup_epochs, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """The training loop."""
+
+    epochs: int = 10
+    max_minutes: float | None = None  # wall-clock training budget; stops mid-epoch when reached
+    seed: int = 0
+    deterministic: bool = False
+    threads: int | None = None  # torch intra-op threads; None = number of physical cores
+    class_weights: str = "none"  # none | balanced
+    select_metric: str = "auc"  # validation metric for model selection
+    pretrain_epochs: int = 0  # models with .pretrain (DBN): unsupervised epochs first
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        _positive("train.epochs", self.epochs)
+        _positive("train.max_minutes", self.max_minutes)
+        _positive("train.threads", self.threads)
+        _positive("train.pretrain_epochs", self.pretrain_epochs, allow_zero=True)
+        _one_of("train.class_weights", self.class_weights, ("none", "balanced"))
+        _one_of("train.select_metric", self.select_metric, ("auc", "acc", "loss"))
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"train.label_smoothing: expected [0, 1), found {self.label_smoothing}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    n_resamples: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("eval.n_resamples", self.n_resamples)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run; saved resolved in every run directory."""
+
+    task: str = "classification"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: LoopConfig = field(default_factory=LoopConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    out_dir: str = "runs"
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        _one_of("task", self.task, ("classification",))
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def hash(self) -> str:
+        """sha256 (first 16 hex) of the canonical JSON of the config."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        return _build(cls, data, "")
+
+    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> "RunConfig":
+        """Return a copy with ``a.b=v`` overrides applied (values parsed as YAML scalars)."""
+        d = self.to_dict()
+        for item in overrides:
+            apply_override(d, item)
+        return RunConfig.from_dict(d)
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, found {type(data).__name__} {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        k = unknown[0]
+        close = difflib.get_close_matches(str(k), names, n=1)
+        hint = f" Did you mean {prefix}{close[0]}?" if close else ""
+        raise ConfigError(f"unknown config key '{prefix}{k}'.{hint} Valid keys here: {', '.join(prefix + n for n in names)}")
+    kwargs = {}
+    for name in names:
+        if name not in data:
+            continue
+        value, hint = data[name], hints[name]
+        path = prefix + name
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value if value is not None else {}, path + ".")
+        else:
+            kwargs[name] = _coerce(path, value, hint)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - defensive; all fields are keyword
+        raise ConfigError(f"{prefix or 'config'}: {exc}") from None
+
+
+def _coerce(path: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against a simple type hint (int/float/str/bool/dict/tuple/Optional)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(path, value, inner[0])
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif hint is dict or origin is dict:
+        if isinstance(value, Mapping):
+            return dict(value)
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(_coerce(path, v, args[0]) for v in value)
+    else:  # pragma: no cover
+        return value
+    expected = getattr(hint, "__name__", str(hint))
+    raise ConfigError(f"{path}: expected {expected}, found {type(value).__name__} {value!r}")
+
+
+def apply_override(d: dict[str, Any], item: str) -> None:
+    """Apply one ``a.b.c=value`` override to the nested dict ``d`` in place.
+
+    ``model.kwargs.<name>=v`` may create new keys (factory arguments are checked when the model
+    is built); any other unknown key is rejected by :meth:`RunConfig.from_dict`.
+    """
+    import yaml
+
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=20")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from None
+    parts = key.strip().split(".")
+    node = d
+    for i, p in enumerate(parts[:-1]):
+        if p not in node:
+            node[p] = {}  # unknown section: from_dict reports it with the valid keys
+        elif not isinstance(node[p], dict):
+            raise ConfigError(f"--set {key}: '{'.'.join(parts[: i + 1])}' is a value, not a section")
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a YAML config file (or the defaults) and apply ``--set`` overrides."""
+    import yaml
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p}: expected a mapping at the top level, found {type(loaded).__name__}")
+        data = loaded or {}
+    cfg = RunConfig.from_dict(data)
+    return cfg.with_overrides(list(overrides)) if overrides else cfg
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,1 @@
+"""openmia.data."""

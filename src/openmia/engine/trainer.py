@@ -1,0 +1,458 @@
+"""The training loop: seeds, time budget, model selection on validation, atomic checkpoints,
+resume after a kill, predictions and the evaluator's report on val and test.
+
+Run directory layout (one per run)::
+
+    config.yaml              resolved config (the run can be re-created from it)
+    provenance.json          DESIGN §4.6: data checksums, split hashes, versions, hardware, ...
+    metrics.jsonl            one JSON line per epoch
+    checkpoints/last.pt      model + optimizer + RNG + progress (for --resume), atomic
+    checkpoints/best.pt      weights with the best validation score, atomic
+    predictions/{val,test}.csv, truth/{val,test}.csv   evaluator input formats (DESIGN §4.1)
+    eval/{val,test}/         per_case.csv, summary.json, report.txt
+    result.json              written last: the run is complete when it exists
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from openmia import fileio
+from openmia.config import RunConfig, dump_yaml, load_config
+from openmia.errors import RunDirError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainResult:
+    """What a finished run returns (also saved as ``result.json``)."""
+
+    run_dir: Path
+    epochs_done: int
+    best_epoch: int
+    best_val: float
+    train_seconds: float
+    test_summary: dict[str, Any]
+    val_summary: dict[str, Any]
+    table: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def set_threads(n: int | None) -> int:
+    """Set torch's intra-op threads (default: the CPUs this process may use)."""
+    import torch
+
+    if n is None:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
+
+
+def make_run_dir(cfg: RunConfig) -> Path:
+    """A fresh, uniquely named run directory under ``cfg.out_dir``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = cfg.name or f"{cfg.data.dataset.replace('/', '-')}-{cfg.model.name}-s{cfg.train.seed}"
+    root = Path(cfg.out_dir)
+    for i in range(1000):
+        d = root / f"{stamp}-{base}" if i == 0 else root / f"{stamp}-{base}-{i}"
+        try:
+            d.mkdir(parents=True)
+            return d
+        except FileExistsError:
+            continue
+    raise RunDirError(f"could not create a new run directory under {root}")
+
+
+def iterate_batches(n: int, batch_size: int, *, shuffle: bool, gen=None) -> Iterator[np.ndarray]:
+    """Index batches over ``n`` cases; shuffled with the torch generator ``gen``."""
+    import torch
+
+    order = torch.randperm(n, generator=gen).numpy() if shuffle else np.arange(n)
+    for s in range(0, n, batch_size):
+        # sorted indices read the (possibly strided) uint8 array faster; order within a batch is irrelevant
+        yield np.sort(order[s : s + batch_size])
+
+
+def predict_proba(model, task, images: np.ndarray, normalization: str, batch_size: int) -> np.ndarray:
+    """Probabilities ``(N, K)`` for uint8 images ``(N, C, *spatial)`` in eval mode."""
+    import torch
+
+    from openmia.transforms.intensity import to_float_tensor
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for idx in iterate_batches(len(images), batch_size, shuffle=False):
+            out.append(task.probabilities(model(to_float_tensor(images[idx], normalization))))
+    return np.concatenate(out, axis=0) if out else np.zeros((0, task.num_outputs()))
+
+
+def quick_scores(probs: np.ndarray, labels: np.ndarray, task_type: str) -> dict[str, float]:
+    """Validation AUC/ACC for model selection (point estimates; CIs come from the evaluator)."""
+    from sklearn.metrics import roc_auc_score
+
+    try:
+        if task_type == "binary":
+            auc = roc_auc_score(labels, probs[:, 1])
+        elif task_type == "multi-label":
+            auc = roc_auc_score(labels, probs, average="macro")
+        else:
+            auc = roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=list(range(probs.shape[1])))
+    except ValueError:  # a class absent from this split: AUC undefined
+        auc = float("nan")
+    if task_type == "multi-label":
+        acc = float(((probs >= 0.5) == labels.astype(bool)).mean())
+    else:
+        acc = float((probs.argmax(1) == labels).mean())
+    return {"auc": float(auc), "acc": acc}
+
+
+def write_predictions(path: Path, case_ids: list[str], probs: np.ndarray, spec) -> None:
+    """Prediction CSV per DESIGN §4.1 (binary: ``case_id,score``; else one column per class)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    if spec.task_type == "binary":
+        w.writerow(["case_id", "score"])
+        for c, p in zip(case_ids, probs[:, 1]):
+            w.writerow([c, repr(float(p))])
+    else:
+        w.writerow(["case_id", *spec.label_names])
+        for c, row in zip(case_ids, probs):
+            w.writerow([c, *(repr(float(v)) for v in row)])
+    fileio.write_text(path, buf.getvalue())
+
+
+def write_truth(path: Path, case_ids: list[str], labels: np.ndarray, spec) -> None:
+    """Truth CSV per DESIGN §4.1 (``case_id,label``; multi-label: one 0/1 column per label)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    if spec.task_type == "multi-label":
+        w.writerow(["case_id", *spec.label_names])
+        for c, row in zip(case_ids, labels):
+            w.writerow([c, *(int(v) for v in row)])
+    else:
+        w.writerow(["case_id", "label"])
+        for c, v in zip(case_ids, labels):
+            w.writerow([c, int(v)])
+    fileio.write_text(path, buf.getvalue())
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    # append + flush + fsync: a killed run keeps every completed epoch's line
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"), disable=not enabled, transient=True,
+    )
+
+
+# ----------------------------------------------------------------------------- trainer
+
+
+class Trainer:
+    """Trains one model on one data set according to a :class:`RunConfig`.
+
+    Use :func:`train` or :func:`resume` rather than this class directly.
+    """
+
+    def __init__(self, cfg: RunConfig, run_dir: Path, *, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+
+    # -- setup
+    def _setup(self) -> None:
+        import torch
+
+        from openmia.data.catalog import load_split
+        from openmia.models import build_model
+        from openmia.tasks.classification import ClassificationTask, balanced_class_weights
+
+        cfg = self.cfg
+        self.threads = set_threads(cfg.train.threads)
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(True)
+        d = cfg.data
+        self.splits = {s: load_split(d.dataset, s, size=d.size, root=d.root) for s in ("train", "val", "test")}
+        self.spec = self.splits["train"].spec
+        spec = self.spec
+        weights = None
+        if cfg.train.class_weights == "balanced":
+            weights = balanced_class_weights(self.splits["train"].labels, spec.task_type, spec.num_classes)
+        self.task = ClassificationTask(spec.task_type, spec.num_classes, weights, cfg.train.label_smoothing)
+        torch.manual_seed(cfg.train.seed)  # model initialisation
+        self.model = build_model(
+            cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes, dims=spec.dims,
+            input_size=spec.size, **cfg.model.kwargs,
+        )
+        o = cfg.optim
+        params = self.model.parameters()
+        if o.name == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+        elif o.name == "adamw":
+            self.optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.momentum > 0)
+        self.epoch = 0  # epochs completed
+        self.elapsed = 0.0  # training seconds used (train + validation), across resumes
+        self.best_val = -float("inf")
+        self.best_epoch = -1
+        self.pretrained = False
+
+    # -- checkpoints
+    def _ckpt_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def _save_last(self) -> None:
+        import torch
+
+        fileio.torch_save(
+            {
+                "version": CHECKPOINT_VERSION,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "epoch": self.epoch,
+                "elapsed": self.elapsed,
+                "best_val": self.best_val,
+                "best_epoch": self.best_epoch,
+                "pretrained": self.pretrained,
+                "torch_rng": torch.get_rng_state(),
+            },
+            self._ckpt_dir() / "last.pt",
+        )
+
+    def _load_last(self) -> None:
+        import torch
+
+        path = self._ckpt_dir() / "last.pt"
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a torn or foreign file
+            raise RunDirError(f"{path}: cannot load checkpoint ({type(exc).__name__}: {exc}); the run cannot be resumed") from None
+        if ck.get("version") != CHECKPOINT_VERSION:
+            raise RunDirError(f"{path}: checkpoint version {ck.get('version')!r}, expected {CHECKPOINT_VERSION}")
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.epoch, self.elapsed = int(ck["epoch"]), float(ck["elapsed"])
+        self.best_val, self.best_epoch = float(ck["best_val"]), int(ck["best_epoch"])
+        self.pretrained = bool(ck["pretrained"])
+        torch.set_rng_state(ck["torch_rng"])
+
+    # -- loop
+    def _budget_progress(self, epoch_float: float) -> float:
+        t = self.cfg.train
+        p = epoch_float / t.epochs
+        if t.max_minutes:
+            p = max(p, self.elapsed / (60.0 * t.max_minutes))
+        return p
+
+    def _out_of_time(self) -> bool:
+        m = self.cfg.train.max_minutes
+        return bool(m) and self.elapsed >= 60.0 * m
+
+    def _batches_for_pretrain(self) -> Callable[[], Iterator[Any]]:
+        import torch
+
+        from openmia.transforms.intensity import to_float_tensor
+
+        tr, bs, norm = self.splits["train"], self.cfg.data.batch_size, self.spec.normalization
+        gen = torch.Generator().manual_seed(self.cfg.train.seed + 7919)
+
+        def batches():
+            for idx in iterate_batches(len(tr.images), bs, shuffle=True, gen=gen):
+                yield to_float_tensor(tr.images[idx], norm)
+
+        return batches
+
+    def fit(self, *, resume: bool = False, stop_after_epoch: int | None = None) -> TrainResult | None:
+        """Run the loop to the end (or resume it). ``stop_after_epoch`` simulates a kill (tests)."""
+        import torch
+
+        from openmia.engine.schedule import lr_factor
+        from openmia.transforms.augment import augment_batch
+        from openmia.transforms.intensity import to_float_tensor
+
+        self._setup()
+        cfg, spec, model, task = self.cfg, self.spec, self.model, self.task
+        self._ckpt_dir().mkdir(parents=True, exist_ok=True)
+        metrics_path = self.run_dir / "metrics.jsonl"
+        if resume:
+            self._load_last()
+            log.info("resuming %s after epoch %d (%.0f s used)", self.run_dir, self.epoch, self.elapsed)
+        if hasattr(model, "pretrain") and cfg.train.pretrain_epochs > 0 and not self.pretrained:
+            t0 = time.perf_counter()
+            hist = model.pretrain(self._batches_for_pretrain(), epochs=cfg.train.pretrain_epochs, seed=cfg.train.seed)
+            self.elapsed += time.perf_counter() - t0
+            self.pretrained = True
+            _append_jsonl(metrics_path, {"phase": "pretrain", "history": hist, "elapsed": self.elapsed})
+            self._save_last()
+
+        tr, va = self.splits["train"], self.splits["val"]
+        n_train, bs = len(tr.images), cfg.data.batch_size
+        steps_per_epoch = max(1, -(-n_train // bs))
+        labels_t = torch.as_tensor(tr.labels)
+        base_lr = cfg.optim.lr
+        with _progress(self.progress) as bar:
+            job = bar.add_task("train", total=cfg.train.epochs, info="")
+            bar.update(job, completed=self.epoch)
+            while self.epoch < cfg.train.epochs and not self._out_of_time():
+                ep = self.epoch
+                gen = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + ep)  # per-epoch: exact resume
+                model.train()
+                t0 = time.perf_counter()
+                tot_loss, n_seen = 0.0, 0
+                for step, idx in enumerate(iterate_batches(n_train, bs, shuffle=True, gen=gen)):
+                    if len(idx) < 2 and n_train > 1:
+                        continue  # a batch of one breaks batch norm and adds nothing
+                    ef = ep + step / steps_per_epoch
+                    prog = max(ef / cfg.train.epochs, (self.elapsed + time.perf_counter() - t0) / (60 * cfg.train.max_minutes) if cfg.train.max_minutes else 0)
+                    for g in self.optimizer.param_groups:
+                        g["lr"] = base_lr * lr_factor(cfg.schedule, progress=prog, epoch_float=ef)
+                    x = augment_batch(to_float_tensor(tr.images[idx], spec.normalization), cfg.data.augment, gen)
+                    y = labels_t[idx]
+                    loss = task.loss(model(x), y)
+                    if not torch.isfinite(loss):
+                        raise RunDirError(f"training diverged at epoch {ep + 1} step {step}: loss is {loss.item()}; lower optim.lr")
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                    tot_loss += float(loss) * len(idx)
+                    n_seen += len(idx)
+                    if cfg.train.max_minutes and self.elapsed + time.perf_counter() - t0 >= 60 * cfg.train.max_minutes:
+                        break  # the budget is a hard limit, also mid-epoch
+                val_probs = predict_proba(model, task, va.images, spec.normalization, cfg.data.eval_batch_size)
+                scores = quick_scores(val_probs, va.labels, spec.task_type)
+                self.elapsed += time.perf_counter() - t0
+                self.epoch = ep + 1
+                train_loss = tot_loss / max(n_seen, 1)
+                sel = -train_loss if cfg.train.select_metric == "loss" else scores[cfg.train.select_metric]
+                improved = bool(np.isfinite(sel) and sel > self.best_val)
+                if improved:
+                    self.best_val, self.best_epoch = float(sel), self.epoch
+                    fileio.torch_save({"model": model.state_dict(), "epoch": self.epoch, "val": float(sel)}, self._ckpt_dir() / "best.pt")
+                rec = {"epoch": self.epoch, "train_loss": train_loss, "val_auc": scores["auc"], "val_acc": scores["acc"],
+                       "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(self.elapsed, 3), "best": improved}
+                _append_jsonl(metrics_path, rec)
+                self._save_last()
+                bar.update(job, completed=self.epoch, info=f"loss {train_loss:.3f} val auc {scores['auc']:.3f}")
+                if stop_after_epoch is not None and self.epoch >= stop_after_epoch:
+                    return None
+        return self._finish()
+
+    # -- final evaluation (test touched once, here)
+    def _finish(self) -> TrainResult:
+        import torch
+
+        from openmia.evaluation.classification import evaluate_classification, write_outputs
+        from openmia.engine.provenance import collect_provenance, finish_provenance
+
+        best = self._ckpt_dir() / "best.pt"
+        if best.exists():
+            self.model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["model"])
+        spec, cfg = self.spec, self.cfg
+        summaries, table = {}, ""
+        prov = collect_provenance(cfg, self.splits, self.model, threads=self.threads)
+        prov = finish_provenance(prov, train_seconds=self.elapsed)
+        fileio.write_json(self.run_dir / "provenance.json", prov)
+        for split in ("val", "test"):
+            s = self.splits[split]
+            probs = predict_proba(self.model, self.task, s.images, spec.normalization, cfg.data.eval_batch_size)
+            write_predictions(self.run_dir / "predictions" / f"{split}.csv", s.case_ids, probs, spec)
+            write_truth(self.run_dir / "truth" / f"{split}.csv", s.case_ids, s.labels, spec)
+            ev_probs = probs[:, 1] if spec.task_type == "binary" else probs
+            res = evaluate_classification(
+                ev_probs, s.labels, s.case_ids, task_type=spec.task_type, label_names=list(spec.label_names),
+                n_resamples=cfg.eval.n_resamples, seed=cfg.eval.seed,
+            )
+            write_outputs(res, self.run_dir / "eval" / split, provenance=prov)
+            summaries[split] = res.summary
+            if split == "test":
+                table = res.table()
+                fileio.write_text(self.run_dir / "eval" / split / "report.txt", table + "\n")
+        result = TrainResult(self.run_dir, self.epoch, self.best_epoch, self.best_val, self.elapsed,
+                             summaries["test"], summaries["val"], table)
+        fileio.write_json(self.run_dir / "result.json", {
+            "status": "complete", "epochs_done": self.epoch, "best_epoch": self.best_epoch,
+            "best_val": self.best_val, "select_metric": cfg.train.select_metric,
+            "train_seconds": round(self.elapsed, 3),
+            "test": _headline(summaries["test"]), "val": _headline(summaries["val"]),
+        })
+        try:
+            from openmia.bench.store import RunStore
+
+            RunStore.default().record(self.run_dir)
+        except Exception as exc:  # the run itself is complete; indexing is best effort but reported
+            log.warning("run finished but could not be added to the run index: %s", exc)
+        return result
+
+
+def _headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """The aggregate ('all' / overall) value of each metric with its CI."""
+    out = {}
+    for m in summary.get("metrics", []):
+        if m.get("label") == "all":
+            out[m["metric"]] = {"value": m.get("value"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high")}
+    return out
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def train(cfg: RunConfig, *, run_dir: str | Path | None = None, progress: bool = True,
+          stop_after_epoch: int | None = None) -> TrainResult | None:
+    """Train according to ``cfg`` in a new run directory; returns the result (None if stopped early)."""
+    rd = Path(run_dir) if run_dir is not None else make_run_dir(cfg)
+    rd.mkdir(parents=True, exist_ok=True)
+    fileio.write_text(rd / "config.yaml", dump_yaml(cfg))
+    return Trainer(cfg, rd, progress=progress).fit(stop_after_epoch=stop_after_epoch)
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """Raise RunDirError unless ``run_dir`` is an openmia run directory."""
+    rd = Path(run_dir)
+    if not rd.is_dir():
+        raise RunDirError(f"{rd} is not a directory; expected a run directory created by `openmia train`")
+    if not (rd / "config.yaml").is_file():
+        raise RunDirError(f"{rd} is not an openmia run directory: config.yaml is missing")
+    return rd
+
+
+def resume(run_dir: str | Path, *, progress: bool = True) -> TrainResult | None:
+    """Continue a run from ``checkpoints/last.pt`` with its saved config."""
+    rd = check_run_dir(run_dir)
+    if (rd / "result.json").exists():
+        raise RunDirError(f"{rd} is already complete (result.json exists); nothing to resume")
+    cfg = load_config(rd / "config.yaml")
+    if not (rd / "checkpoints" / "last.pt").is_file():
+        # killed before the first epoch finished: start over in the same directory
+        log.warning("%s has no checkpoint yet; starting the run from the beginning", rd)
+        return Trainer(cfg, rd, progress=progress).fit()
+    return Trainer(cfg, rd, progress=progress).fit(resume=True)
