@@ -88,8 +88,11 @@ class RunStore:
             return [dict(r) for r in con.execute(q + " ORDER BY recorded, run_dir", args)]
 
     def get(self, key: str) -> dict[str, Any]:
-        """A run by its directory or a unique suffix of it (e.g. its folder name)."""
-        rows = [r for r in self.list() if r["run_dir"] == str(Path(key).resolve()) or r["run_dir"].endswith(key)]
+        """A run by its directory, its folder name, or a unique prefix of its folder name."""
+        full = str(Path(key).resolve())
+        rows = [r for r in self.list() if r["run_dir"] == full or Path(r["run_dir"]).name == key]
+        if not rows:
+            rows = [r for r in self.list() if Path(r["run_dir"]).name.startswith(key)]
         if len(rows) == 1:
             return rows[0]
         if not rows:
