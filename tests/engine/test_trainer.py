@@ -1,0 +1,93 @@
+"""End-to-end trainer tests on the synthetic default (tiny budgets, one thread)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from openmia.config import load_config
+from openmia.engine.trainer import resume, train
+from openmia.errors import RunDirError
+
+FAST = ["data.dataset=synthetic/binary", "model.name=mlp", "train.epochs=2", "data.batch_size=128",
+        "eval.n_resamples=200", "train.threads=1", "train.deterministic=true"]
+
+
+def _cfg(tmp_path, *extra):
+    return load_config(None, [*FAST, f"out_dir={tmp_path / 'runs'}", *extra])
+
+
+def _weights(run_dir, name="last.pt"):
+    return torch.load(run_dir / "checkpoints" / name, map_location="cpu", weights_only=True)["model"]
+
+
+def test_run_directory_has_everything(tmp_path):
+    res = train(_cfg(tmp_path), progress=False)
+    rd = res.run_dir
+    for rel in ("config.yaml", "provenance.json", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt",
+                "predictions/val.csv", "predictions/test.csv", "truth/test.csv", "eval/test/per_case.csv",
+                "eval/test/summary.json", "eval/test/report.txt", "eval/val/summary.json", "result.json"):
+        assert (rd / rel).is_file(), rel
+    lines = [json.loads(x) for x in (rd / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2] and all(0 <= r["val_auc"] <= 1 for r in lines)
+    prov = json.loads((rd / "provenance.json").read_text())
+    for key in ("data", "config_hash", "seeds", "versions", "hardware", "train_seconds", "peak_rss_bytes", "parameters"):
+        assert key in prov
+    assert prov["data"]["splits"]["test"]["split_hash"] and prov["parameters"] > 0
+    with open(rd / "predictions" / "test.csv") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["case_id", "score"] and len(rows) - 1 == res.test_summary["n_cases"]
+    # the run is indexed
+    from openmia.bench.store import RunStore
+
+    assert [r["run_dir"] for r in RunStore.default().list()] == [str(rd.resolve())]
+
+
+def test_deterministic_runs_are_bit_identical(tmp_path):
+    a = train(_cfg(tmp_path, "name=a"), progress=False)
+    b = train(_cfg(tmp_path, "name=b"), progress=False)
+    wa, wb = _weights(a.run_dir), _weights(b.run_dir)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = train(_cfg(tmp_path, "name=c", "train.seed=1"), progress=False)
+    assert not all(torch.equal(wa[k], _weights(c.run_dir)[k]) for k in wa)
+
+
+def test_resume_after_kill_matches_uninterrupted(tmp_path):
+    cfg = _cfg(tmp_path, "train.epochs=3", "data.augment=standard", "schedule.name=cosine")
+    full = train(cfg.with_overrides(["name=full"]), progress=False)
+    killed = cfg.with_overrides(["name=killed"])
+    assert train(killed, progress=False, stop_after_epoch=1) is None
+    rd = next(p for p in (tmp_path / "runs").iterdir() if p.name.endswith("killed"))
+    assert not (rd / "result.json").exists()
+    res = resume(rd, progress=False)
+    assert res.epochs_done == 3
+    wf, wr = _weights(full.run_dir), _weights(rd)
+    assert all(torch.equal(wf[k], wr[k]) for k in wf)
+    epochs = [json.loads(x)["epoch"] for x in (rd / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    with pytest.raises(RunDirError, match="already complete"):
+        resume(rd, progress=False)
+
+
+def test_time_budget_stops_training(tmp_path):
+    res = train(_cfg(tmp_path, "train.epochs=1000", "train.max_minutes=0.002"), progress=False)
+    assert res.epochs_done < 1000 and res.train_seconds < 30
+
+
+def test_multilabel_and_multiclass_heads(tmp_path):
+    for ds in ("synthetic/multilabel", "synthetic/multiclass"):
+        res = train(_cfg(tmp_path, f"data.dataset={ds}", "train.epochs=1", "train.class_weights=balanced"), progress=False)
+        metrics = {m["metric"] for m in res.test_summary["metrics"]}
+        assert {"auc", "acc"} <= metrics
+
+
+def test_corrupt_checkpoint_is_clear_error(tmp_path):
+    cfg = _cfg(tmp_path, "name=torn")
+    train(cfg, progress=False, stop_after_epoch=1)
+    rd = next((tmp_path / "runs").iterdir())
+    (rd / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RunDirError, match="cannot load checkpoint"):
+        resume(rd, progress=False)
