@@ -1,0 +1,107 @@
+"""The data catalogue: specs by name, and loading a split as uint8 arrays."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from openmia.data import medmnist, synthetic
+from openmia.data.spec import DatasetSpec, Normalization
+from openmia.errors import DataError, UnknownNameError
+
+
+@dataclass
+class SplitArrays:
+    """One split of a data set.
+
+    Attributes:
+        images: uint8 ``(N, C, *spatial)``; may be a non-contiguous view of the file's array.
+        labels: int64 ``(N,)`` (binary / multi-class / ordinal) or ``(N, L)`` 0/1 (multi-label).
+        case_ids: ``"<dataset>/<split>/<index>"`` for each case.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    case_ids: list[str]
+    spec: DatasetSpec
+
+
+def _medmnist_spec(name: str, size: int) -> DatasetSpec:
+    f = medmnist.FACTS[name]
+    if size not in f.md5:
+        raise UnknownNameError(f"{name} has no {size}px variant; available sizes: {sorted(f.md5)}")
+    return DatasetSpec(
+        name=name if size == 28 else f"{name}_{size}", task="classification", task_type=f.task_type, dims=f.dims,
+        channels=f.channels, size=size, label_names=f.labels,
+        split_sizes=(("train", f.splits[0]), ("val", f.splits[1]), ("test", f.splits[2])),
+        normalization=Normalization.UINT8_UNIT, licence=f.licence, citation=medmnist.CITATION, source="medmnist",
+        url=medmnist.url_for(name, size), md5=f.md5[size], filename=medmnist.filename_for(name, size),
+        description=medmnist.SOURCES.get(name, ""),
+    )
+
+
+def all_names() -> list[str]:
+    """Every catalogue name, size variants included (``retinamnist_224``)."""
+    names = list(synthetic.SPECS)
+    for n, f in medmnist.FACTS.items():
+        names += [n if s == 28 else f"{n}_{s}" for s in sorted(f.md5)]
+    return names
+
+
+def get_spec(name: str, size: int | None = None) -> DatasetSpec:
+    """The spec of ``name`` (``size`` selects a MedMNIST variant; ``name_64`` works too)."""
+    if name in synthetic.SPECS:
+        if size not in (None, synthetic.SIZE):
+            raise UnknownNameError(f"{name} exists only at {synthetic.SIZE}px, not {size}px")
+        return synthetic.SPECS[name]
+    base, _, suffix = name.rpartition("_")
+    if base in medmnist.FACTS and suffix.isdigit():
+        if size is not None and size != int(suffix):
+            raise UnknownNameError(f"{name!r} names the {suffix}px variant but size={size} was given")
+        return _medmnist_spec(base, int(suffix))
+    if name in medmnist.FACTS:
+        return _medmnist_spec(name, size or 28)
+    close = difflib.get_close_matches(name, all_names(), n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise UnknownNameError(f"unknown dataset {name!r}.{hint} See `openmia data list` for the catalogue.")
+
+
+def list_datasets(task: str | None = None) -> list[DatasetSpec]:
+    """Specs of every catalogue entry at its default size (size variants via ``get_spec``)."""
+    specs = list(synthetic.SPECS.values()) + [_medmnist_spec(n, 28) for n in medmnist.FACTS]
+    return [s for s in specs if task is None or s.task == task]
+
+
+def data_file(spec: DatasetSpec, root: str | Path | None = None) -> Path:
+    """Where the file of a downloadable set lives (``root`` or ``OPENMIA_HOME/medmnist``)."""
+    from openmia.data.paths import medmnist_dir
+
+    if spec.filename is None:
+        raise DataError(f"{spec.name} is generated, it has no file")
+    return (Path(root) if root else medmnist_dir()) / spec.filename
+
+
+def load_split(name: str, split: str, *, size: int | None = None, root: str | Path | None = None, seed: int = 0) -> SplitArrays:
+    """Load one split (``train``, ``val`` or ``test``) of a catalogue data set.
+
+    Synthetic sets are generated from ``seed``; MedMNIST sets are read from ``root`` or
+    ``OPENMIA_HOME/medmnist`` (fetch or import them first).
+    """
+    spec = get_spec(name, size)
+    if split not in ("train", "val", "test"):
+        raise DataError(f"unknown split {split!r} for {spec.name}; expected train, val or test")
+    if spec.source == "synthetic":
+        images, labels = synthetic.generate(spec.name, seed)[split]
+    else:
+        path = data_file(spec, root)
+        if not path.is_file():
+            raise DataError(f"{spec.name}: {path} not found. Download it with `openmia data fetch {spec.name}` "
+                            f"or install a local copy with `openmia data import {spec.name} FILE`")
+        from openmia.data.readers.npz import read_split
+
+        images, labels = read_split(path, spec, split)
+    ids = [f"{spec.name}/{split}/{i:05d}" for i in range(len(labels))]
+    return SplitArrays(images, np.asarray(labels), ids, spec)

@@ -1,0 +1,82 @@
+"""DatasetSpec: the validated, hashable description of a data set (DESIGN §3)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from openmia.errors import ConfigError
+
+TASK_TYPES = ("binary", "multi-class", "ordinal", "multi-label")
+SPLITS = ("train", "val", "test")
+
+
+class Normalization(str, enum.Enum):
+    """How raw intensities become model input; stated by the spec, never guessed from dtype."""
+
+    UINT8_UNIT = "uint8_unit"  # x / 255 mapped to [-1, 1] (MedMNIST's transform: mean 0.5, std 0.5)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Facts about a classification data set.
+
+    Attributes:
+        name: catalogue name (``retinamnist``, ``adrenalmnist3d_64``, ``synthetic/binary``).
+        task_type: binary | multi-class | ordinal | multi-label.
+        dims: 2 or 3 spatial dimensions; ``size`` the edge length in pixels/voxels.
+        channels: image channels (1 grey, 3 RGB).
+        label_names: class names (multi-label: one per label).
+        split_sizes: ``(("train", n), ("val", n), ("test", n))`` — the official split.
+        md5 / url / filename: where the file comes from and its official checksum.
+    """
+
+    name: str
+    task: str
+    task_type: str
+    dims: int
+    channels: int
+    size: int
+    label_names: tuple[str, ...]
+    split_sizes: tuple[tuple[str, int], ...]
+    normalization: Normalization
+    licence: str
+    citation: str
+    source: str
+    url: str | None = None
+    md5: str | None = None
+    filename: str | None = None
+    spacing: tuple[float, ...] | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"dataset spec {self.name!r}"
+        if self.task != "classification":
+            raise ConfigError(f"{where}: task must be 'classification', found {self.task!r}")
+        if self.task_type not in TASK_TYPES:
+            raise ConfigError(f"{where}: task_type must be one of {TASK_TYPES}, found {self.task_type!r}")
+        if self.dims not in (2, 3):
+            raise ConfigError(f"{where}: dims must be 2 or 3, found {self.dims!r}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"{where}: channels must be 1 or 3, found {self.channels!r}")
+        if len(self.label_names) < 2 and self.task_type != "multi-label":
+            raise ConfigError(f"{where}: needs at least 2 classes, found {self.label_names!r}")
+        if self.task_type == "binary" and len(self.label_names) != 2:
+            raise ConfigError(f"{where}: binary needs exactly 2 class names, found {len(self.label_names)}")
+        if tuple(s for s, _ in self.split_sizes) != SPLITS or any(n <= 0 for _, n in self.split_sizes):
+            raise ConfigError(f"{where}: split_sizes must be positive train/val/test counts, found {self.split_sizes!r}")
+        if self.md5 is not None and (len(self.md5) != 32 or any(c not in "0123456789abcdef" for c in self.md5)):
+            raise ConfigError(f"{where}: md5 must be 32 lowercase hex digits, found {self.md5!r}")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of model outputs: classes, or labels for multi-label."""
+        return len(self.label_names)
+
+    def split_size(self, split: str) -> int:
+        return dict(self.split_sizes)[split]
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """``(C, *spatial)`` of one image."""
+        return (self.channels,) + (self.size,) * self.dims
