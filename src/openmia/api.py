@@ -11,7 +11,8 @@ from openmia.config import RunConfig, load_config
 QUICKSTART_OVERRIDES = (
     "data.dataset=synthetic/binary",
     "model.name=cnn_small",
-    "train.epochs=12",
+    "train.epochs=20",
+    "model.kwargs.width=16",
     "optim.lr=0.003",
     "schedule.name=cosine",
     "data.augment=flip",

@@ -97,13 +97,13 @@ def _lesion(dist: np.ndarray, radius: np.ndarray, edge: float = 0.8) -> np.ndarr
 
 def _binary(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     y = (rng.random(n) < 0.35).astype(np.int64)
-    # irregularity overlaps between classes: smooth 0-0.22, irregular 0.12-0.40
-    amp = np.where(y == 1, rng.uniform(0.12, 0.40, n), rng.uniform(0.0, 0.22, n)).astype(np.float32)
+    # irregularity overlaps a little between classes: smooth 0-0.16, irregular 0.12-0.45
+    amp = np.where(y == 1, rng.uniform(0.12, 0.45, n), rng.uniform(0.0, 0.16, n)).astype(np.float32)
     dist, theta = _polar(n, rng, SIZE)
-    r0 = rng.uniform(3.5, 6.5, n).astype(np.float32)[:, None, None]
-    mask = _lesion(dist, r0 * _boundary(theta, amp, rng, n))
-    contrast = rng.uniform(-0.25, 0.30, n).astype(np.float32)  # hypo- or hyper-echoic, same for both classes
-    contrast[np.abs(contrast) < 0.08] = 0.12
+    r0 = rng.uniform(4.5, 7.5, n).astype(np.float32)[:, None, None]
+    mask = _lesion(dist, r0 * _boundary(theta, amp, rng, n), edge=0.6)
+    # hypo- or hyper-echoic with the same contrast distribution in both classes
+    contrast = (rng.choice([-1.0, 1.0], n) * rng.uniform(0.15, 0.35, n)).astype(np.float32)
     img = _background(rng, n, (SIZE, SIZE)) + contrast[:, None, None] * mask
     return _to_uint8(img, rng)[:, None], y
 

@@ -344,7 +344,7 @@ class Trainer:
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
-                    tot_loss += float(loss) * len(idx)
+                    tot_loss += loss.item() * len(idx)
                     n_seen += len(idx)
                     if cfg.train.max_minutes and self.elapsed + time.perf_counter() - t0 >= 60 * cfg.train.max_minutes:
                         break  # the budget is a hard limit, also mid-epoch

@@ -1,0 +1,33 @@
+"""Paired significance tests and multiplicity correction."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import binom
+
+
+def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
+    """Exact McNemar test on paired 0/1 correctness: two-sided binomial test on the discordant pairs.
+
+    Returns b (a right, b wrong), c (a wrong, b right) and the p-value min(1, 2 P(X <= min(b, c))).
+    """
+    a = np.asarray(correct_a).astype(bool)
+    b_ = np.asarray(correct_b).astype(bool)
+    b = int(np.sum(a & ~b_))
+    c = int(np.sum(~a & b_))
+    n = b + c
+    p = 1.0 if n == 0 else float(min(1.0, 2 * binom.cdf(min(b, c), n, 0.5)))
+    return {"b": b, "c": c, "p_value": p}
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control), in the input order."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    order = np.argsort(p)
+    adj = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, (m - rank) * p[i])
+        adj[i] = min(1.0, running)
+    return adj
