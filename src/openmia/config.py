@@ -41,12 +41,12 @@ class DataConfig:
     root: str | None = None  # folder holding the files instead of OPENMIA_HOME
     batch_size: int = 128
     eval_batch_size: int = 256
-    augment: str = "none"  # none | flip | standard | strong (see openmia.transforms.augment)
+    augment: str = "none"  # none | flip | standard | dihedral | strong (see openmia.transforms.augment)
 
     def __post_init__(self) -> None:
         _positive("data.batch_size", self.batch_size)
         _positive("data.eval_batch_size", self.eval_batch_size)
-        _one_of("data.augment", self.augment, ("none", "flip", "standard", "strong"))
+        _one_of("data.augment", self.augment, ("none", "flip", "standard", "dihedral", "strong"))
         if self.size is not None:
             _one_of("data.size", self.size, (28, 64, 128, 224))
 

@@ -46,7 +46,7 @@ def test_uint8_normalisation_maps_to_minus_one_one():
 
 
 @pytest.mark.parametrize("shape", [(4, 1, 8, 8), (3, 2, 6, 6, 6)])
-@pytest.mark.parametrize("preset", ["flip", "standard", "strong"])
+@pytest.mark.parametrize("preset", ["flip", "standard", "dihedral", "strong"])
 def test_augment_is_seeded_and_keeps_shape(shape, preset):
     x = torch.randn(shape)
     a = augment_batch(x, preset, torch.Generator().manual_seed(1))

@@ -4,6 +4,8 @@ Presets (``data.augment``):
   none      no change
   flip      random flip along every spatial axis
   standard  flip + random translation by up to 1/8 of the size (reflect padding)
+  dihedral  flip + random 90-degree rotations (the symmetry group of the square/cube; for
+            orientation-free images such as fundus photographs, microscopy, shape masks)
   strong    standard + random 90-degree rotations in a random plane + brightness/contrast jitter
 All randomness comes from the given ``torch.Generator`` so runs are reproducible.
 """
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-PRESETS = ("none", "flip", "standard", "strong")
+PRESETS = ("none", "flip", "standard", "dihedral", "strong")
 
 
 def augment_batch(x: "torch.Tensor", preset: str, gen: "torch.Generator") -> "torch.Tensor":
@@ -39,7 +41,7 @@ def augment_batch(x: "torch.Tensor", preset: str, gen: "torch.Generator") -> "to
             out[mask] = out[mask].flip(2 + axis)
     if preset in ("standard", "strong"):
         out = _translate(out, gen)
-    if preset == "strong":
+    if preset in ("dihedral", "strong"):
         if all(s == out.shape[2] for s in out.shape[2:]):  # rot90 needs square planes
             planes = [(a, b) for a in range(nd) for b in range(a + 1, nd)]
             k = torch.randint(0, 4, (n,), generator=gen)
@@ -48,6 +50,7 @@ def augment_batch(x: "torch.Tensor", preset: str, gen: "torch.Generator") -> "to
                 if k[i]:
                     a, b = planes[int(p[i])]
                     out[i] = torch.rot90(out[i], int(k[i]), dims=(1 + a, 1 + b))
+    if preset == "strong":
         scale = 1 + 0.2 * (torch.rand((n,) + (1,) * (nd + 1), generator=gen) - 0.5)
         shift = 0.2 * (torch.rand((n,) + (1,) * (nd + 1), generator=gen) - 0.5)
         out = out * scale + shift

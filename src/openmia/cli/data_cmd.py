@@ -1,0 +1,83 @@
+"""openmia data list|info|fetch|import|verify."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("data", help="list, describe, fetch, import and verify data sets")
+    ds = p.add_subparsers(dest="data_command", metavar="{list,info,fetch,import,verify}", required=True)
+    lp = ds.add_parser("list", help="the catalogue, with what is in the cache")
+    lp.add_argument("--task", help="only this task family")
+    ip = ds.add_parser("info", help="all facts about one data set")
+    ip.add_argument("name")
+    ip.add_argument("--size", type=int)
+    fp = ds.add_parser("fetch", help="download into OPENMIA_HOME and verify the MD5")
+    fp.add_argument("name")
+    fp.add_argument("--size", type=int, help="size variant (28, 64, 128, 224)")
+    fp.add_argument("--url", help="download from this URL instead (also: OPENMIA_DATA_MIRROR=<base url>)")
+    mp = ds.add_parser("import", help="verify a local copy and install it into OPENMIA_HOME")
+    mp.add_argument("name")
+    mp.add_argument("file")
+    mp.add_argument("--size", type=int)
+    vp = ds.add_parser("verify", help="check checksum, shapes, labels, NaNs and duplicates")
+    vp.add_argument("name")
+    vp.add_argument("--size", type=int)
+    vp.add_argument("--root", help="folder holding the file (default OPENMIA_HOME/medmnist)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from openmia.cli._common import format_table
+    from openmia.data.catalog import data_file, get_spec, list_datasets
+
+    cmd = args.data_command
+    if cmd == "list":
+        rows = []
+        for s in list_datasets(task=args.task):
+            sizes = "28" if s.source == "synthetic" else "/".join(str(x) for x in sorted(_sizes(s.name)))
+            present = "generated" if s.source == "synthetic" else ("yes" if data_file(s).is_file() else "no")
+            n = "/".join(str(v) for _, v in s.split_sizes)
+            rows.append([s.name, s.task_type, f"{s.dims}D", sizes, n, s.licence, present])
+        print(format_table(["name", "task type", "dims", "sizes", "train/val/test", "licence", "in cache"], rows))
+        return 0
+    if cmd == "info":
+        s = get_spec(args.name, args.size)
+        print(f"name          {s.name}\ntask type     {s.task_type}\ndims          {s.dims}D, {s.channels} channel(s), {s.size} px")
+        print(f"classes       {', '.join(f'{i}={n}' for i, n in enumerate(s.label_names))}")
+        print(f"splits        {', '.join(f'{k} {v}' for k, v in s.split_sizes)}")
+        print(f"normalisation {s.normalization.value}\nlicence       {s.licence}\nsource        {s.description}")
+        if s.md5:
+            path = data_file(s)
+            print(f"url           {s.url}\nmd5           {s.md5}\nfile          {path} ({'present' if path.is_file() else 'not downloaded'})")
+        print(f"citation      {s.citation}")
+        return 0
+    if cmd == "fetch":
+        from openmia.data.fetch import fetch
+
+        path = fetch(args.name, size=args.size, url=args.url, progress=not args.quiet)
+        print(f"{path} (MD5 verified)")
+        return 0
+    if cmd == "import":
+        from openmia.data.fetch import import_file
+
+        path = import_file(args.name, args.file, size=args.size)
+        print(f"{path} (MD5 verified)")
+        return 0
+    from openmia.data.verify import verify
+
+    rep = verify(args.name, size=args.size, root=args.root)
+    for c in rep.checks:
+        print(f"ok       {c}")
+    for w in rep.warnings:
+        print(f"warning  {w}")
+    for p in rep.problems:
+        print(f"PROBLEM  {p}")
+    print(f"{rep.name}: {'OK' if rep.ok else f'{len(rep.problems)} problem(s)'}, {len(rep.warnings)} warning(s)")
+    return 0 if rep.ok else 1
+
+
+def _sizes(name: str) -> list[int]:
+    from openmia.data.medmnist import FACTS
+
+    return sorted(FACTS[name].md5)
