@@ -91,3 +91,10 @@ def test_corrupt_checkpoint_is_clear_error(tmp_path):
     (rd / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(RunDirError, match="cannot load checkpoint"):
         resume(rd, progress=False)
+
+
+def test_selection_on_validation_loss(tmp_path):
+    res = train(_cfg(tmp_path, "train.epochs=3", "train.select_metric=loss"), progress=False)
+    lines = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    best = min(lines, key=lambda r: r["val_loss"])["epoch"]
+    assert res.best_epoch == best and all(r["val_loss"] > 0 for r in lines)

@@ -102,7 +102,7 @@ def predict_proba(model, task, images: np.ndarray, normalization: str, batch_siz
 
 
 def quick_scores(probs: np.ndarray, labels: np.ndarray, task_type: str) -> dict[str, float]:
-    """Validation AUC/ACC for model selection (point estimates; CIs come from the evaluator)."""
+    """Validation AUC, ACC and NLL for model selection (point estimates; CIs come from the evaluator)."""
     from sklearn.metrics import roc_auc_score
 
     try:
@@ -114,11 +114,14 @@ def quick_scores(probs: np.ndarray, labels: np.ndarray, task_type: str) -> dict[
             auc = roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=list(range(probs.shape[1])))
     except ValueError:  # a class absent from this split: AUC undefined
         auc = float("nan")
+    p = np.clip(probs, 1e-15, 1 - 1e-15)
     if task_type == "multi-label":
         acc = float(((probs >= 0.5) == labels.astype(bool)).mean())
+        nll = float(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean())
     else:
         acc = float((probs.argmax(1) == labels).mean())
-    return {"auc": float(auc), "acc": acc}
+        nll = float(-np.log(p[np.arange(len(labels)), labels]).mean())
+    return {"auc": float(auc), "acc": acc, "loss": nll}
 
 
 def write_predictions(path: Path, case_ids: list[str], probs: np.ndarray, spec) -> None:
@@ -353,13 +356,14 @@ class Trainer:
                 self.elapsed += time.perf_counter() - t0
                 self.epoch = ep + 1
                 train_loss = tot_loss / max(n_seen, 1)
-                sel = -train_loss if cfg.train.select_metric == "loss" else scores[cfg.train.select_metric]
+                # model selection on the validation split only ("loss" = validation NLL, lower is better)
+                sel = -scores["loss"] if cfg.train.select_metric == "loss" else scores[cfg.train.select_metric]
                 improved = bool(np.isfinite(sel) and sel > self.best_val)
                 if improved:
                     self.best_val, self.best_epoch = float(sel), self.epoch
                     fileio.torch_save({"model": model.state_dict(), "epoch": self.epoch, "val": float(sel)}, self._ckpt_dir() / "best.pt")
                 rec = {"epoch": self.epoch, "train_loss": train_loss, "val_auc": scores["auc"], "val_acc": scores["acc"],
-                       "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(self.elapsed, 3), "best": improved}
+                       "val_loss": scores["loss"], "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(self.elapsed, 3), "best": improved}
                 _append_jsonl(metrics_path, rec)
                 self._save_last()
                 bar.update(job, completed=self.epoch, info=f"loss {train_loss:.3f} val auc {scores['auc']:.3f}")

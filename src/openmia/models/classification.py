@@ -296,7 +296,8 @@ def se_resnet50(in_channels: int, num_classes: int, dims: int = 2, input_size: i
 
 @register_model("aa_resnet18", task="classification", dims=(2,), family="resnet")
 def aa_resnet18(in_channels: int, num_classes: int, dims: int = 2, input_size: int = 28, width: int = 64) -> nn.Module:
-    """Attention-augmented ResNet-18 (Bello et al., ICCV 2019): AA convolutions in stages 3 and 4,
-    where feature maps are small enough for full self-attention on a CPU."""
+    """Attention-augmented ResNet-18 (Bello et al., ICCV 2019), AA convs in stages 3-4.
+
+    Self-attention only in the late stages, where feature maps are small enough for a CPU."""
     return _resnet("aa_resnet18", BasicBlock, [2, 2, 2, 2], in_channels, num_classes, dims, input_size, width,
                    late_block=AABasicBlock)
