@@ -98,3 +98,11 @@ def test_selection_on_validation_loss(tmp_path):
     lines = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
     best = min(lines, key=lambda r: r["val_loss"])["epoch"]
     assert res.best_epoch == best and all(r["val_loss"] > 0 for r in lines)
+
+
+def test_dbn_is_pretrained_before_fine_tuning(tmp_path):
+    res = train(_cfg(tmp_path, "model.name=dbn", "model.kwargs.hidden=[64, 32]", "train.pretrain_epochs=1",
+                     "train.epochs=1"), progress=False)
+    first = json.loads((res.run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["phase"] == "pretrain" and [h["layer"] for h in first["history"]] == [0, 1]
+    assert res.epochs_done == 1

@@ -4,12 +4,12 @@ the store indexes it. WAL mode + a busy timeout let several processes record con
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+from openmia.data.paths import openmia_home
 from openmia.errors import RunDirError
 
 SCHEMA = """
@@ -29,11 +29,6 @@ CREATE TABLE IF NOT EXISTS runs (
     result_json  TEXT
 );
 """
-
-
-def openmia_home() -> Path:
-    """``OPENMIA_HOME`` or ``~/.cache/openmia``."""
-    return Path(os.environ.get("OPENMIA_HOME") or Path.home() / ".cache" / "openmia")
 
 
 class RunStore:
