@@ -84,7 +84,8 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     return {**job, "reused": False}
 
 
-def _read_probs(run_dir: Path, split: str = "test") -> tuple[list[str], np.ndarray, np.ndarray]:
+def _read_probs(run_dir: Path, split: str = "test") -> tuple[list[str], np.ndarray, np.ndarray, str]:
+    """Predictions and truth written by a run (evaluator CSV formats) and the task type."""
     import csv
 
     with open(run_dir / "predictions" / f"{split}.csv") as f:
@@ -92,12 +93,17 @@ def _read_probs(run_dir: Path, split: str = "test") -> tuple[list[str], np.ndarr
     ids = [r[0] for r in rows[1:]]
     p = np.array([[float(v) for v in r[1:]] for r in rows[1:]])
     with open(run_dir / "truth" / f"{split}.csv") as f:
-        t = list(csv.reader(f))[1:]
-    truth = dict((r[0], int(r[1])) for r in t)
+        t = list(csv.reader(f))
+    truth = {r[0]: [int(v) for v in r[1:]] for r in t[1:]}
     y = np.array([truth[i] for i in ids])
+    if t[0][1:] == ["label"]:
+        y = y[:, 0]
+        task_type = "binary" if p.shape[1] == 1 else "multi-class"
+    else:
+        task_type = "multi-label"
     if p.shape[1] == 1:  # binary score column
         p = np.column_stack([1 - p[:, 0], p[:, 0]])
-    return ids, p, y
+    return ids, p, y, task_type
 
 
 def _metric(summary: dict[str, Any], name: str) -> dict[str, Any]:
@@ -148,11 +154,11 @@ def paired_tests(ref_dirs: list[Path], best_dirs: list[Path]) -> dict[str, Any]:
 
     per_seed = []
     for a, b in zip(ref_dirs, best_dirs):
-        ids_a, pa, y = _read_probs(a)
-        ids_b, pb, yb = _read_probs(b)
+        ids_a, pa, y, task_type = _read_probs(a)
+        ids_b, pb, yb, _ = _read_probs(b)
         if ids_a != ids_b or not np.array_equal(y, yb):
             raise RuntimeError(f"{a} and {b} were not scored on the same test cases")
-        t = delong_paired_test_ovr(y, pb, pa)  # diff = best - reference
+        t = delong_paired_test_ovr(y, pb, pa, task_type)  # diff = best - reference
         per_seed.append({"diff": t["diff"], "ci_low": t["ci_low"], "ci_high": t["ci_high"], "p_value": t["p_value"]})
     p_holm = holm([r["p_value"] for r in per_seed])
     for r, p in zip(per_seed, p_holm):
