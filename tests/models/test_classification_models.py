@@ -83,6 +83,7 @@ def test_augmented_conv_shapes_and_attention_rows_sum_to_one():
     from openmia.models.blocks import AugmentedConv2d
 
     aa = AugmentedConv2d(8, 24, dk=8, dv=8, heads=2, stride=1)
+    aa.keep_attention = True
     out = aa(torch.randn(2, 8, 6, 6))
     assert out.shape == (2, 24, 6, 6)
     att = aa.last_attention
