@@ -101,7 +101,8 @@ class LoopConfig:
     """The training loop."""
 
     epochs: int = 10
-    max_minutes: float | None = None  # wall-clock training budget; stops mid-epoch when reached
+    max_minutes: float | None = None  # training budget (train + validation); stops mid-epoch when reached
+    budget_clock: str = "wall"  # wall | cpu: what max_minutes and train_seconds measure
     seed: int = 0
     deterministic: bool = False
     threads: int | None = None  # torch intra-op threads; None = number of physical cores
@@ -109,16 +110,20 @@ class LoopConfig:
     select_metric: str = "auc"  # validation metric for model selection
     pretrain_epochs: int = 0  # models with .pretrain (DBN): unsupervised epochs first
     label_smoothing: float = 0.0
+    ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.99); 0 = off
 
     def __post_init__(self) -> None:
         _positive("train.epochs", self.epochs)
         _positive("train.max_minutes", self.max_minutes)
         _positive("train.threads", self.threads)
         _positive("train.pretrain_epochs", self.pretrain_epochs, allow_zero=True)
+        _one_of("train.budget_clock", self.budget_clock, ("wall", "cpu"))
         _one_of("train.class_weights", self.class_weights, ("none", "balanced"))
         _one_of("train.select_metric", self.select_metric, ("auc", "acc", "loss"))
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"train.label_smoothing: expected [0, 1), found {self.label_smoothing}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"train.ema: expected a decay in [0, 1) (0 = off), found {self.ema}")
 
 
 @dataclass(frozen=True)

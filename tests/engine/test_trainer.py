@@ -106,3 +106,34 @@ def test_dbn_is_pretrained_before_fine_tuning(tmp_path):
     first = json.loads((res.run_dir / "metrics.jsonl").read_text().splitlines()[0])
     assert first["phase"] == "pretrain" and [h["layer"] for h in first["history"]] == [0, 1]
     assert res.epochs_done == 1
+
+
+def test_ema_weights_are_the_selected_model_and_survive_resume(tmp_path):
+    cfg = _cfg(tmp_path, "train.epochs=3", "train.ema=0.9", "train.select_metric=loss")
+    full = train(cfg.with_overrides(["name=full"]), progress=False)
+    ck = torch.load(full.run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    ema_sd = {k.removeprefix("module."): v for k, v in ck["ema"].items() if k.startswith("module.")}
+    raw = ck["model"]
+    # the EMA is a different model from the raw weights, and the best checkpoint is an EMA snapshot
+    assert any(not torch.equal(raw[k], ema_sd[k]) for k in raw if raw[k].is_floating_point())
+    if full.best_epoch == 3:
+        best = _weights(full.run_dir, "best.pt")
+        assert all(torch.equal(best[k], ema_sd[k]) for k in best)
+    killed = cfg.with_overrides(["name=killed"])
+    train(killed, progress=False, stop_after_epoch=2)
+    rd = next(p for p in (tmp_path / "runs").iterdir() if p.name.endswith("killed"))
+    resume(rd, progress=False)
+    ck2 = torch.load(rd / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert all(torch.equal(ck["ema"][k], ck2["ema"][k]) for k in ck["ema"])
+
+
+def test_ema_decay_is_validated(tmp_path):
+    from openmia.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="train.ema"):
+        _cfg(tmp_path, "train.ema=1.5")
+
+
+def test_cpu_budget_clock_stops_training(tmp_path):
+    res = train(_cfg(tmp_path, "train.epochs=1000", "train.max_minutes=0.002", "train.budget_clock=cpu"), progress=False)
+    assert 1 <= res.epochs_done < 1000 and res.train_seconds >= 0.12

@@ -224,6 +224,15 @@ class Trainer:
             self.optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
         else:
             self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.momentum > 0)
+        # EMA of the weights (Polyak averaging): validated, selected and tested instead of the raw
+        # weights; on small sets it smooths the epoch-to-epoch noise that model selection sees
+        self.ema = None
+        if cfg.train.ema > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True)
+        # the budget clock: wall time, or this process's CPU time (fair budgets when runs share cores)
+        self._clock = time.process_time if cfg.train.budget_clock == "cpu" else time.perf_counter
         self.epoch = 0  # epochs completed
         self.elapsed = 0.0  # training seconds used (train + validation), across resumes
         self.best_val = -float("inf")
@@ -247,6 +256,7 @@ class Trainer:
                 "best_val": self.best_val,
                 "best_epoch": self.best_epoch,
                 "pretrained": self.pretrained,
+                "ema": self.ema.state_dict() if self.ema is not None else None,
                 "torch_rng": torch.get_rng_state(),
             },
             self._ckpt_dir() / "last.pt",
@@ -267,6 +277,10 @@ class Trainer:
         self.epoch, self.elapsed = int(ck["epoch"]), float(ck["elapsed"])
         self.best_val, self.best_epoch = float(ck["best_val"]), int(ck["best_epoch"])
         self.pretrained = bool(ck["pretrained"])
+        if self.ema is not None:
+            if ck.get("ema") is None:
+                raise RunDirError(f"{path}: the run's config asks for train.ema but the checkpoint holds no EMA weights")
+            self.ema.load_state_dict(ck["ema"])
         torch.set_rng_state(ck["torch_rng"])
 
     # -- loop
@@ -311,9 +325,9 @@ class Trainer:
             self._load_last()
             log.info("resuming %s after epoch %d (%.0f s used)", self.run_dir, self.epoch, self.elapsed)
         if hasattr(model, "pretrain") and cfg.train.pretrain_epochs > 0 and not self.pretrained:
-            t0 = time.perf_counter()
+            t0 = self._clock()
             hist = model.pretrain(self._batches_for_pretrain(), epochs=cfg.train.pretrain_epochs, seed=cfg.train.seed)
-            self.elapsed += time.perf_counter() - t0
+            self.elapsed += self._clock() - t0
             self.pretrained = True
             _append_jsonl(metrics_path, {"phase": "pretrain", "history": hist, "elapsed": self.elapsed})
             self._save_last()
@@ -330,13 +344,13 @@ class Trainer:
                 ep = self.epoch
                 gen = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + ep)  # per-epoch: exact resume
                 model.train()
-                t0 = time.perf_counter()
+                t0 = self._clock()
                 tot_loss, n_seen = 0.0, 0
                 for step, idx in enumerate(iterate_batches(n_train, bs, shuffle=True, gen=gen)):
                     if len(idx) < 2 and n_train > 1:
                         continue  # a batch of one breaks batch norm and adds nothing
                     ef = ep + step / steps_per_epoch
-                    prog = max(ef / cfg.train.epochs, (self.elapsed + time.perf_counter() - t0) / (60 * cfg.train.max_minutes) if cfg.train.max_minutes else 0)
+                    prog = max(ef / cfg.train.epochs, (self.elapsed + self._clock() - t0) / (60 * cfg.train.max_minutes) if cfg.train.max_minutes else 0)
                     for g in self.optimizer.param_groups:
                         g["lr"] = base_lr * lr_factor(cfg.schedule, progress=prog, epoch_float=ef)
                     x = augment_batch(to_float_tensor(tr.images[idx], spec.normalization), cfg.data.augment, gen)
@@ -347,13 +361,16 @@ class Trainer:
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
+                    if self.ema is not None:
+                        self.ema.update_parameters(model)
                     tot_loss += loss.item() * len(idx)
                     n_seen += len(idx)
-                    if cfg.train.max_minutes and self.elapsed + time.perf_counter() - t0 >= 60 * cfg.train.max_minutes:
+                    if cfg.train.max_minutes and self.elapsed + self._clock() - t0 >= 60 * cfg.train.max_minutes:
                         break  # the budget is a hard limit, also mid-epoch
-                val_probs = predict_proba(model, task, va.images, spec.normalization, cfg.data.eval_batch_size)
+                eval_model = self.ema.module if self.ema is not None else model
+                val_probs = predict_proba(eval_model, task, va.images, spec.normalization, cfg.data.eval_batch_size)
                 scores = quick_scores(val_probs, va.labels, spec.task_type)
-                self.elapsed += time.perf_counter() - t0
+                self.elapsed += self._clock() - t0
                 self.epoch = ep + 1
                 train_loss = tot_loss / max(n_seen, 1)
                 # model selection on the validation split only ("loss" = validation NLL, lower is better)
@@ -361,7 +378,7 @@ class Trainer:
                 improved = bool(np.isfinite(sel) and sel > self.best_val)
                 if improved:
                     self.best_val, self.best_epoch = float(sel), self.epoch
-                    fileio.torch_save({"model": model.state_dict(), "epoch": self.epoch, "val": float(sel)}, self._ckpt_dir() / "best.pt")
+                    fileio.torch_save({"model": eval_model.state_dict(), "epoch": self.epoch, "val": float(sel)}, self._ckpt_dir() / "best.pt")
                 rec = {"epoch": self.epoch, "train_loss": train_loss, "val_auc": scores["auc"], "val_acc": scores["acc"],
                        "val_loss": scores["loss"], "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(self.elapsed, 3), "best": improved}
                 _append_jsonl(metrics_path, rec)
@@ -381,6 +398,8 @@ class Trainer:
         best = self._ckpt_dir() / "best.pt"
         if best.exists():
             self.model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["model"])
+        elif self.ema is not None:  # no epoch ever improved (e.g. NaN scores): the EMA weights are still the model
+            self.model.load_state_dict(self.ema.module.state_dict())
         spec, cfg = self.spec, self.cfg
         summaries, table = {}, ""
         prov = collect_provenance(cfg, self.splits, self.model, threads=self.threads)
