@@ -37,14 +37,18 @@ def resume(run_dir: str | Path, *, progress: bool = True):
 
 
 def evaluate(task: str, pred: str | Path, truth: str | Path, out: str | Path, **kwargs: Any):
-    """Score prediction files from any tool (DESIGN §4); classification for now."""
+    """Score prediction files from any tool (DESIGN §4) with the evaluator of ``task``."""
     from openmia.errors import ConfigError
 
-    if task != "classification":
-        raise ConfigError(f"--task {task}: only the classification evaluator is available in this version")
-    from openmia.evaluation.classification import evaluate_files
+    if task == "classification":
+        from openmia.evaluation.classification import evaluate_files
 
-    return evaluate_files(pred, truth, out, **kwargs)
+        return evaluate_files(pred, truth, out, **kwargs)
+    if task == "segmentation":
+        from openmia.evaluation.segmentation import evaluate_folders
+
+        return evaluate_folders(pred, truth, out, **kwargs)
+    raise ConfigError(f"--task {task}: no evaluator for this task in this version (have: classification, segmentation)")
 
 
 def quickstart(out_dir: str | Path = "runs", *, progress: bool = True, extra: tuple[str, ...] = ()):

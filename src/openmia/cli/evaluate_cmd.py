@@ -12,8 +12,10 @@ def add_parser(sub) -> None:
                        description="Score predictions with the evaluation standard: per-case table + summary with 95%% CIs. "
                                    "Formats: docs/evaluation.md.")
     p.add_argument("--task", required=True, choices=TASKS)
-    p.add_argument("--pred", required=True, help="prediction CSV: case_id,<class probabilities> (binary: case_id,score)")
-    p.add_argument("--truth", required=True, help="truth CSV: case_id,label[,patient_id] (multi-label: one 0/1 column per label)")
+    p.add_argument("--pred", required=True, help="classification: CSV case_id,<class probabilities> (binary: case_id,score); "
+                   "segmentation: folder of <case_id>.nii.gz|.nii|.png|.npy label maps")
+    p.add_argument("--truth", required=True, help="classification: CSV case_id,label[,patient_id] (multi-label: one 0/1 column "
+                   "per label); segmentation: folder of label maps with the same case ids")
     p.add_argument("--out", required=True, help="output folder for per_case.csv and summary.json")
     p.add_argument("--task-type", choices=["binary", "multi-class", "ordinal", "multi-label"],
                    help="default: inferred (ordinal must be given)")
@@ -22,6 +24,24 @@ def add_parser(sub) -> None:
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--threshold", type=float, help="decision threshold for binary/multi-label (default 0.5)")
+    seg = p.add_argument_group("segmentation")
+    seg.add_argument("--spacing", help="voxel size in mm per axis, e.g. 1.5,0.8,0.8 (default: from the NIfTI header)")
+    seg.add_argument("--nsd-tolerance", default="1.0", help="NSD tolerance in mm: 1.5, or per label 1=1.5,2=2.0 (default 1.0)")
+    seg.add_argument("--labels", help="foreground labels to score, e.g. 1,2,3 (default: every label in the truth)")
+    seg.add_argument("--percentile", type=float, default=95.0, help="percentile of the robust Hausdorff distance (default 95)")
+    seg.add_argument("--lesions", action="store_true", help="also lesion-wise metrics on connected components")
+    seg.add_argument("--workers", type=int, help="threads scoring cases in parallel (default: CPU count)")
+
+
+def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
+    from openmia.errors import PredictionError
+
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise PredictionError(f"{option}: expected comma-separated numbers, found {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,14 +49,29 @@ def run(args: argparse.Namespace) -> int:
 
     from openmia import api
 
-    res = api.evaluate(args.task, args.pred, args.truth, args.out, task_type=args.task_type, patients_csv=args.patients,
-                       allow_missing=args.allow_missing, n_resamples=args.resamples, seed=args.seed, threshold=args.threshold)
-    s = res.summary
-    print(f"{s['n_cases']} cases, task type {s['task_type']}"
-          + (f", {s['n_patients']} patients (bootstrap over patients)" if s.get("n_patients") else ""))
+    common = dict(patients_csv=args.patients, allow_missing=args.allow_missing, n_resamples=args.resamples, seed=args.seed)
+    if args.task == "segmentation":
+        from openmia.evaluation.segmentation import parse_tolerance
+
+        labels = _floats(args.labels, "--labels")
+        res = api.evaluate("segmentation", args.pred, args.truth, args.out, **common,
+                           spacing=_floats(args.spacing, "--spacing"), tolerance=parse_tolerance(args.nsd_tolerance),
+                           labels=None if labels is None else [int(v) for v in labels], percentile=args.percentile,
+                           lesions=args.lesions, workers=args.workers)
+        s = res.summary
+        print(f"{s['n_cases']} cases, labels {', '.join(map(str, s['label_values']))}"
+              + (f", {s['n_patients']} patients (bootstrap over patients)" if s.get("n_patients") else ""))
+        table = res.table(metrics=["dice", "iou", "hd95", "assd", "nsd"] + (["lesion_f1"] if args.lesions else []))
+    else:
+        res = api.evaluate(args.task, args.pred, args.truth, args.out, task_type=args.task_type, threshold=args.threshold,
+                           **common)
+        s = res.summary
+        print(f"{s['n_cases']} cases, task type {s['task_type']}"
+              + (f", {s['n_patients']} patients (bootstrap over patients)" if s.get("n_patients") else ""))
+        table = res.table()
     if s["missing_cases"]:
         print(f"WARNING: {len(s['missing_cases'])} case(s) missing from the predictions were scored as worst case")
-    print(res.table())
+    print(table)
     out = Path(args.out)
     print(f"wrote {out / 'per_case.csv'} and {out / 'summary.json'}")
     return 0

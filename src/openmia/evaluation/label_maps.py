@@ -1,0 +1,109 @@
+"""Reading segmentation label maps from folders (DESIGN §4.1).
+
+A folder holds one file per case named ``<case_id>.nii.gz``, ``.nii``, ``.png`` or ``.npy``.
+Spacing comes from the NIfTI header (voxel sizes, in the array's axis order) or from the caller
+(``--spacing``); PNG and NPY files have no spacing of their own. Every rule violation is a
+PredictionError naming the folder and the case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from openmia.errors import PredictionError
+
+SUFFIXES = (".nii.gz", ".nii", ".png", ".npy")
+
+
+def case_id_of(path: Path) -> str | None:
+    """The case id of a label-map file name, or ``None`` if the suffix is not supported."""
+    name = path.name
+    for suf in SUFFIXES:
+        if name.endswith(suf) and len(name) > len(suf):
+            return name[: -len(suf)]
+    return None
+
+
+def index_folder(folder: str | Path, role: str) -> dict[str, Path]:
+    """``{case_id: path}`` of a prediction or truth folder; duplicate ids are an error."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise PredictionError(f"{role} folder {d} does not exist or is not a folder")
+    out: dict[str, Path] = {}
+    for p in sorted(d.iterdir()):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        cid = case_id_of(p)
+        if cid is None:
+            continue
+        if cid in out:
+            raise PredictionError(f"{role} folder {d}: case {cid!r} appears twice ({out[cid].name} and {p.name}); keep one file per case")
+        out[cid] = p
+    if not out:
+        raise PredictionError(f"{role} folder {d} holds no label maps (expected files named <case_id>{{{','.join(SUFFIXES)}}})")
+    return out
+
+
+@dataclass
+class LabelMap:
+    array: np.ndarray  # integer labels (H, W) or (D, H, W)
+    spacing: tuple[float, ...] | None  # from the file header, if it has one
+
+
+def read_label_map(path: Path, case: str) -> LabelMap:
+    """Read one label map; clear errors for unreadable files and non-integer content."""
+    name = path.name
+    try:
+        if name.endswith((".nii.gz", ".nii")):
+            import nibabel as nib
+
+            img = nib.load(str(path))
+            arr = np.asarray(img.dataobj)
+            spacing = tuple(float(z) for z in img.header.get_zooms()[: arr.ndim])
+        elif name.endswith(".png"):
+            from PIL import Image
+
+            with Image.open(path) as im:
+                arr = np.asarray(im)
+            spacing = None
+        else:
+            arr = np.load(path, allow_pickle=False)
+            spacing = None
+    except Exception as exc:  # truncated gzip, bad header, pickled object, ...
+        raise PredictionError(f"case {case!r}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+    arr = np.squeeze(arr) if arr.ndim > 3 else arr
+    if arr.ndim not in (2, 3):
+        raise PredictionError(f"case {case!r}: {path} has {arr.ndim} dimensions (shape {arr.shape}); expected a 2D or 3D label map")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise PredictionError(f"case {case!r}: {path} contains NaN or infinite values; expected integer labels")
+        if np.any(arr != np.round(arr)):
+            raise PredictionError(f"case {case!r}: {path} contains non-integer values; expected integer labels")
+        arr = arr.astype(np.int64)
+    elif arr.dtype.kind not in "biu":
+        raise PredictionError(f"case {case!r}: {path} has dtype {arr.dtype}; expected integer labels")
+    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
+        raise PredictionError(f"case {case!r}: {path} contains negative labels (min {arr.min()}); expected 0 = background, 1..K")
+    return LabelMap(arr, spacing)
+
+
+def resolve_spacing(case: str, pred: LabelMap, truth: LabelMap, given: tuple[float, ...] | None,
+                    ndim: int) -> tuple[float, ...]:
+    """Spacing for a case: ``--spacing`` if given, else the truth header's (which the prediction's
+    header must match to 1e-3 relative), else 1 mm isotropic is an error for 3D (no silent guess)."""
+    if given is not None:
+        if len(given) == 1:
+            given = tuple(given) * ndim
+        if len(given) != ndim:
+            raise PredictionError(f"case {case!r}: --spacing has {len(given)} values but the label maps are {ndim}D")
+        return tuple(given)
+    if truth.spacing is not None:
+        if pred.spacing is not None and not np.allclose(pred.spacing, truth.spacing, rtol=1e-3):
+            raise PredictionError(f"case {case!r}: prediction spacing {pred.spacing} differs from truth spacing {truth.spacing}")
+        return truth.spacing
+    if ndim == 2:
+        return (1.0, 1.0)  # pixel units for images without a header, stated in the summary
+    raise PredictionError(f"case {case!r}: the files carry no voxel spacing; pass --spacing (e.g. --spacing 1.5,0.8,0.8)")

@@ -1,0 +1,272 @@
+"""The segmentation evaluator: label-map folders (or arrays) -> per-case table + summary with CIs.
+
+Model-agnostic: it scores NIfTI/PNG/NPY label maps written by any tool (nnU-Net, MONAI, openmia).
+Cases are scored in parallel threads (the heavy parts — erosion, KD-tree queries — release the
+GIL), each worker reading its own files so memory stays at a few cases at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from openmia.errors import PredictionError
+from openmia.evaluation.aggregate import summarise_per_case
+from openmia.metrics.segmentation import BOUNDARY_METRICS, LESION_METRICS, OVERLAP_METRICS, segmentation_case_metrics
+
+SCHEMA = "openmia.summary/1"
+# the metrics aggregated into the summary (lesion counts stay per case)
+SUMMARY_METRICS = (*OVERLAP_METRICS, *BOUNDARY_METRICS, "lesion_f1", "lesion_dice")
+
+
+@dataclass
+class SegmentationResult:
+    """``per_case`` long-form rows ``(case_id, label, metric, value)`` and the ``summary.json`` dict."""
+
+    per_case: list[tuple[str, str, str, float]]
+    summary: dict[str, Any]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def table(self, metrics: list[str] | None = None, label: str | None = None) -> str:
+        from openmia.cli._common import summary_table
+
+        labels = [label] if label else self.summary["labels"]
+        return "\n\n".join(f"label {lab}\n" + summary_table(self.summary, metrics=metrics, label=lab) for lab in labels)
+
+    def metric(self, name: str, label: str) -> dict[str, Any]:
+        for m in self.summary["metrics"]:
+            if m["metric"] == name and str(m["label"]) == str(label):
+                return m
+        raise KeyError(f"{name}/{label}")
+
+
+def parse_tolerance(text: str | float | Mapping[int, float] | None) -> float | dict[int, float]:
+    """``1.5`` or ``"1=1.5,2=2.0"`` -> a tolerance in mm, or one per label."""
+    if text is None:
+        return 1.0
+    if isinstance(text, Mapping):
+        return {int(k): float(v) for k, v in text.items()}
+    if isinstance(text, (int, float)):
+        return float(text)
+    s = str(text).strip()
+    try:
+        if "=" not in s:
+            return float(s)
+        out = {}
+        for part in s.split(","):
+            k, v = part.split("=")
+            out[int(k)] = float(v)
+        return out
+    except ValueError:
+        raise PredictionError(f"--nsd-tolerance: expected mm as '1.5' or per label as '1=1.5,2=2.0', found {text!r}") from None
+
+
+def _label_name(lab: int, names: Mapping[int, str] | None) -> str:
+    return names.get(lab, str(lab)) if names else str(lab)
+
+
+def evaluate_segmentation(
+    cases: Sequence[str],
+    load: Callable[[str], tuple[np.ndarray, np.ndarray, Sequence[float]]],
+    *,
+    labels: Iterable[int] | None = None,
+    label_names: Mapping[int, str] | None = None,
+    tolerance: float | Mapping[int, float] = 1.0,
+    percentile: float = 95.0,
+    lesions: bool = False,
+    patient_ids: Sequence[str] | None = None,
+    missing_cases: Sequence[str] = (),
+    n_resamples: int = 2000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SegmentationResult:
+    """Score segmentation cases with the evaluation standard.
+
+    Args:
+        cases: case ids, in output order.
+        load: ``case_id -> (pred, truth, spacing)`` label maps ``(H, W)`` / ``(D, H, W)`` and mm
+            per axis. Called in worker threads.
+        labels: foreground labels to score; default = every non-zero label in any truth map.
+            Predicted labels outside this set are an error naming the case.
+        tolerance: NSD tolerance in mm, one value or ``{label: mm}``.
+        missing_cases: cases whose prediction was missing and are loaded as an empty map (worst
+            case, reported in the summary).
+        workers: threads (default: CPU count).
+    """
+    cases = [str(c) for c in cases]
+    if not cases:
+        raise PredictionError("no cases to evaluate")
+    if len(set(cases)) != len(cases):
+        dup = sorted({c for c in cases if cases.count(c) > 1})
+        raise PredictionError(f"duplicate case id(s): {', '.join(dup[:5])}")
+    fixed = None if labels is None else sorted(int(v) for v in labels)
+    if fixed is not None and (not fixed or min(fixed) < 1):
+        raise PredictionError(f"labels must be foreground labels >= 1, found {fixed}")
+
+    def one(cid: str) -> tuple[dict[int, dict[str, float]], set[int], set[int], tuple[float, ...]]:
+        pred, truth, spacing = load(cid)
+        tvals = {int(v) for v in np.unique(truth)} - {0}
+        pvals = {int(v) for v in np.unique(pred)} - {0}
+        use = fixed if fixed is not None else sorted(tvals | pvals)
+        if fixed is not None:
+            for role, vals in (("prediction", pvals), ("truth", tvals)):
+                bad = sorted(vals - set(fixed))
+                if bad:
+                    raise PredictionError(f"case {cid!r}: {role} contains label(s) {bad} outside the labels {fixed}")
+        m = segmentation_case_metrics(pred, truth, labels=use, spacing=spacing, tolerance=tolerance,
+                                      percentile=percentile, lesions=lesions, case=cid)
+        return m, tvals, pvals, tuple(float(s) for s in spacing)
+
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(cases)))
+    results: list[Any] = [None] * len(cases)
+    with ThreadPoolExecutor(n_workers) as ex:
+        futures = {ex.submit(one, c): i for i, c in enumerate(cases)}
+        done = 0
+        for fut in futures:  # in submission order; an error names its case and stops the run
+            results[futures[fut]] = fut.result()
+            done += 1
+            if progress:
+                progress(done, len(cases))
+
+    truth_labels = sorted(set().union(*(r[1] for r in results)))
+    pred_labels = sorted(set().union(*(r[2] for r in results)))
+    if fixed is None:
+        extra = sorted(set(pred_labels) - set(truth_labels))
+        if extra:
+            where = [c for c, r in zip(cases, results) if set(r[2]) & set(extra)]
+            raise PredictionError(
+                f"prediction label(s) {extra} never occur in the truth (case(s) {', '.join(where[:5])}); "
+                "pass --labels to score them explicitly"
+            )
+    all_labels = fixed if fixed is not None else truth_labels
+    if not all_labels:
+        raise PredictionError("no foreground label in any truth map; pass --labels to score empty cases explicitly")
+
+    metrics = [k for k in SUMMARY_METRICS if lesions or not k.startswith("lesion_")]
+    per_case: list[tuple[str, str, str, float]] = []
+    table: dict[tuple[str, str], np.ndarray] = {}
+    nan = float("nan")
+    for lab in all_labels:  # a label absent from both maps of a case is NaN there (both empty)
+        lname = _label_name(lab, label_names)
+        for k in metrics:
+            table[(k, lname)] = np.array([r[0][lab][k] if lab in r[0] else nan for r in results])
+    for i, c in enumerate(cases):
+        for lab in all_labels:
+            lname = _label_name(lab, label_names)
+            for k in metrics:
+                per_case.append((c, lname, k, float(table[(k, lname)][i])))
+            if lesions and lab in results[i][0]:
+                for k in LESION_METRICS[2:]:
+                    per_case.append((c, lname, k, float(results[i][0][lab][k])))
+    if len(all_labels) > 1:  # mean over labels per case (NaN labels excluded)
+        for k in metrics:
+            stack = np.vstack([table[(k, _label_name(lab, label_names))] for lab in all_labels])
+            with warnings.catch_warnings():  # all-NaN columns are expected (NaN result)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                table[(k, "all")] = np.nanmean(stack, axis=0)
+
+    groups = None if patient_ids is None else np.asarray([str(p) for p in patient_ids])
+    rows = summarise_per_case(table, groups=groups, n_resamples=n_resamples, seed=seed, alpha=alpha)
+    spacings = sorted({r[3] for r in results})
+    summary = {
+        "schema": SCHEMA,
+        "task": "segmentation",
+        "n_cases": len(cases),
+        "n_patients": None if groups is None else int(len(np.unique(groups))),
+        "labels": [_label_name(lab, label_names) for lab in all_labels] + (["all"] if len(all_labels) > 1 else []),
+        "label_values": all_labels,
+        "metrics": rows,
+        "bootstrap": {"method": "bca", "n_resamples": n_resamples, "seed": seed,
+                      "unit": "patient" if groups is not None else "case", "alpha": alpha},
+        "missing_cases": list(missing_cases),
+        "spacings": [list(s) for s in spacings[:20]],
+        "nsd_tolerance_mm": tolerance if not isinstance(tolerance, Mapping) else {str(k): v for k, v in tolerance.items()},
+        "hd_percentile": percentile,
+        "conventions": {
+            "boundary": "mask XOR erosion with the face-connected element, outside = background (as MONAI get_mask_edges)",
+            "hd95": "max of the two directed 95th percentiles (linear interpolation) of boundary distances, mm",
+            "assd": "mean of all boundary distances of both directions pooled (MONAI symmetric ASD)",
+            "masd": "mean of the two directed mean boundary distances (Metrics Reloaded)",
+            "nsd": "boundary voxels within the tolerance, both directions, over all boundary voxels",
+            "empty": "both empty: NaN (counted in n_nan, excluded); one empty: Dice 0, NSD 0, distances = image diagonal",
+            "precision_recall": "precision NaN for an empty prediction, recall NaN for an empty truth",
+            "all": "per case, the mean over labels with a defined value; then the mean over cases",
+            "ci": "BCa bootstrap of the mean over cases (patients when given)",
+        },
+    }
+    return SegmentationResult(per_case, summary)
+
+
+def evaluate_folders(
+    pred_dir: str | Path,
+    truth_dir: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    spacing: Sequence[float] | None = None,
+    patients_csv: str | Path | None = None,
+    allow_missing: bool = False,
+    **kwargs: Any,
+) -> SegmentationResult:
+    """Score a folder of predicted label maps against a folder of truth label maps."""
+    from openmia.evaluation.label_maps import index_folder, read_label_map, resolve_spacing
+
+    preds, truths = index_folder(pred_dir, "prediction"), index_folder(truth_dir, "truth")
+    missing = sorted(set(truths) - set(preds))
+    extra = sorted(set(preds) - set(truths))
+    if extra:
+        raise PredictionError(f"prediction folder {pred_dir}: case(s) {', '.join(extra[:5])}"
+                              f"{' and more' if len(extra) > 5 else ''} have no truth in {truth_dir}")
+    if missing and not allow_missing:
+        raise PredictionError(f"prediction folder {pred_dir}: missing case(s) {', '.join(missing[:5])}"
+                              f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}; "
+                              "pass --allow-missing to score them as empty predictions (worst case)")
+    cases = sorted(truths)
+
+    def load(cid: str):
+        t = read_label_map(truths[cid], cid)
+        if cid in preds:
+            p = read_label_map(preds[cid], cid)
+            if p.array.shape != t.array.shape:
+                raise PredictionError(f"case {cid!r}: prediction shape {p.array.shape} differs from truth shape {t.array.shape}")
+        else:  # --allow-missing: an empty prediction scores as the worst case
+            from openmia.evaluation.label_maps import LabelMap
+
+            p = LabelMap(np.zeros_like(t.array), None)
+        sp = resolve_spacing(cid, p, t, tuple(spacing) if spacing is not None else None, t.array.ndim)
+        return p.array, t.array, sp
+
+    patient_ids = None
+    if patients_csv is not None:
+        from openmia.evaluation.io import read_csv
+
+        tab = read_csv(patients_csv, ("case_id", "patient_id"))
+        ci, pi = tab.header.index("case_id"), tab.header.index("patient_id")
+        mp = {r[ci]: r[pi] for r in tab.rows}
+        lacking = [c for c in cases if c not in mp]
+        if lacking:
+            raise PredictionError(f"{patients_csv}: no patient_id for case(s) {', '.join(lacking[:5])}")
+        patient_ids = [mp[c] for c in cases]
+    res = evaluate_segmentation(cases, load, patient_ids=patient_ids, missing_cases=missing, **kwargs)
+    if out_dir is not None:
+        write_outputs(res, out_dir, provenance={"pred": str(pred_dir), "truth": str(truth_dir)})
+    return res
+
+
+def write_outputs(result: SegmentationResult, out_dir: str | Path, provenance: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``per_case.csv`` and ``summary.json`` atomically into ``out_dir``."""
+    from openmia.evaluation.io import write_per_case, write_summary
+
+    out = Path(out_dir)
+    summary = dict(result.summary)
+    if provenance is not None:
+        summary["provenance"] = provenance
+    return {"per_case": write_per_case(out / "per_case.csv", result.per_case),
+            "summary": write_summary(out / "summary.json", summary)}
