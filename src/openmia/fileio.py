@@ -47,6 +47,15 @@ def torch_save(obj: Any, path: str | Path) -> Path:
     return Path(path)
 
 
+def save_figure(fig: Any, path: str | Path, **kwargs: Any) -> Path:
+    """``fig.savefig`` atomically; the format follows ``path``'s suffix (png, svg, pdf)."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".") or "png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=kwargs.pop("dpi", 120), bbox_inches="tight", **kwargs)
+    return path
+
+
 def _json_default(o: Any) -> Any:
     import numpy as np
 
