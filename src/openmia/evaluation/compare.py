@@ -1,0 +1,268 @@
+"""Comparing models on the same cases (DESIGN §4.4, §4.5): paired tests, Holm, rankings.
+
+Every pair of models is compared on every metric with the test that fits the metric:
+
+| metric | test | CI of the difference |
+|---|---|---|
+| AUC (classification) | paired DeLong | DeLong |
+| ACC (classification) | exact McNemar | paired BCa bootstrap |
+| per-case metrics (Brier, NLL, Dice, HD95, NSD, ...) | Wilcoxon signed-rank | paired BCa bootstrap of the mean difference |
+
+Holm's correction is applied within each family = one metric and label across all model pairs
+(so adding a metric does not change another metric's p-values). For per-case metrics a pair is
+compared on the cases where both models have a defined value; ``estimate_a``/``estimate_b`` are
+the means over those cases and ``diff = estimate_a - estimate_b``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from openmia.errors import PredictionError
+
+COMPARISON_COLUMNS = ("metric", "label", "model_a", "model_b", "estimate_a", "estimate_b", "diff", "ci_low", "ci_high",
+                      "test", "p_value", "p_holm")
+# direction of each metric: True = higher is better
+HIGHER_IS_BETTER = {
+    "auc": True, "ap": True, "acc": True, "balanced_acc": True, "f1": True, "dice": True, "iou": True, "nsd": True,
+    "precision": True, "recall": True, "lesion_f1": True, "lesion_dice": True, "brier": False, "nll": False,
+    "hd": False, "hd95": False, "assd": False, "masd": False, "correct": True,
+}
+DEFAULT_METRICS = {"classification": ("auc", "acc", "brier", "nll"), "segmentation": ("dice", "hd95", "assd", "nsd")}
+
+
+@dataclass
+class ModelPredictions:
+    """One model's scores on the shared cases: per-case values ``{(metric, label): (N,)}`` and,
+    for classification, the probabilities (AUC needs them)."""
+
+    name: str
+    per_case: dict[tuple[str, str], np.ndarray]
+    probs: np.ndarray | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _bootstrap_diff(a: np.ndarray, b: np.ndarray, *, n_resamples: int, seed: int, groups) -> tuple[float, float]:
+    from openmia.evaluation.aggregate import weighted_nanmean
+    from openmia.stats.bootstrap import bootstrap_ci
+
+    d = a - b
+    r = bootstrap_ci(weighted_nanmean(d), len(d), n_resamples=n_resamples, seed=seed, groups=groups)
+    return r.ci_low, r.ci_high
+
+
+def pairwise_comparisons(models: Sequence[ModelPredictions], *, metrics: Sequence[tuple[str, str]], y=None,
+                         task_type: str | None = None, groups=None, n_resamples: int = 2000, seed: int = 0,
+                         alpha: float = 0.05) -> list[dict[str, Any]]:
+    """Rows of ``comparisons.csv`` for every pair of ``models`` and every ``(metric, label)``."""
+    from openmia.stats import delong
+    from openmia.stats.paired import wilcoxon_signed_rank
+    from openmia.stats.tests import holm, mcnemar_exact
+
+    if len(models) < 2:
+        raise PredictionError(f"compare needs at least two models, got {len(models)}")
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise PredictionError(f"model names must be unique, got {names}")
+    rows: list[dict[str, Any]] = []
+    for metric, label in metrics:
+        family = []
+        for ma, mb in itertools.combinations(models, 2):
+            row: dict[str, Any] = {"metric": metric, "label": label, "model_a": ma.name, "model_b": mb.name}
+            if metric == "auc" and label == "all" and ma.probs is not None:
+                t = delong.delong_paired_test_ovr(y, ma.probs, mb.probs, task_type, alpha)
+                row.update(estimate_a=t["auc_a"], estimate_b=t["auc_b"], diff=t["diff"], ci_low=t["ci_low"],
+                           ci_high=t["ci_high"], test="paired_delong", p_value=t["p_value"])
+            else:
+                key = ("correct", label) if metric == "acc" else (metric, label)
+                if key not in ma.per_case or key not in mb.per_case:
+                    raise PredictionError(f"metric {metric!r} (label {label}) has no per-case values to compare; "
+                                          f"available: {sorted({k[0] for k in ma.per_case})}")
+                a, b = ma.per_case[key], mb.per_case[key]
+                both = np.isfinite(a) & np.isfinite(b)
+                a_, b_ = np.where(both, a, np.nan), np.where(both, b, np.nan)
+                lo, hi = _bootstrap_diff(a_, b_, n_resamples=n_resamples, seed=seed, groups=groups)
+                ea, eb = (float(np.mean(a[both])), float(np.mean(b[both]))) if both.any() else (np.nan, np.nan)
+                if metric == "acc" and task_type != "multi-label":
+                    p = mcnemar_exact(a[both], b[both])["p_value"]
+                    test = "exact_mcnemar"
+                else:
+                    w = wilcoxon_signed_rank(a[both], b[both])
+                    p, test = w["p_value"], "wilcoxon_signed_rank"
+                row.update(estimate_a=ea, estimate_b=eb, diff=ea - eb, ci_low=lo, ci_high=hi, test=test, p_value=p)
+            family.append(row)
+        ps = np.array([r["p_value"] for r in family], dtype=float)
+        ok = np.isfinite(ps)
+        adj = np.full(len(ps), np.nan)
+        if ok.any():
+            adj[ok] = holm(ps[ok])
+        for r, p in zip(family, adj):
+            r["p_holm"] = float(p)
+        rows += family
+    return rows
+
+
+def write_comparisons(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """``comparisons.csv`` (columns :data:`COMPARISON_COLUMNS`), atomically."""
+    import csv
+    import io
+
+    from openmia import fileio
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(COMPARISON_COLUMNS)
+    for r in rows:
+        w.writerow([r[c] if isinstance(r[c], str) else repr(float(r[c])) for c in COMPARISON_COLUMNS])
+    return fileio.write_text(Path(path), buf.getvalue())
+
+
+def _classification_models(truth, preds: dict[str, str | Path], *, task_type, patients_csv) -> tuple[list[ModelPredictions], dict]:
+    from openmia.evaluation.io import align_classification
+    from openmia.metrics import classification as M
+
+    models, ref = [], None
+    for name, path in preds.items():
+        d = align_classification(path, truth, task_type=task_type, patients_csv=patients_csv)
+        if ref is None:
+            ref = d
+        pred = M.predict(d.probs, d.task_type)
+        correct = (pred == d.y).mean(axis=1) if d.task_type == "multi-label" else (pred == d.y).astype(float)
+        models.append(ModelPredictions(name, {("correct", "all"): correct,
+                                              ("brier", "all"): M.brier_per_case(d.y, d.probs, d.task_type),
+                                              ("nll", "all"): M.nll_per_case(d.y, d.probs, d.task_type)}, d.probs))
+    ctx = {"case_ids": ref.case_ids, "y": ref.y, "task_type": ref.task_type,
+           "groups": None if ref.patient_ids is None else np.asarray(ref.patient_ids)}
+    return models, ctx
+
+
+def _segmentation_models(truth, preds: dict[str, str | Path], *, patients_csv, **kwargs) -> tuple[list[ModelPredictions], dict]:
+    from openmia.evaluation.segmentation import evaluate_folders
+
+    models, cases, groups = [], None, None
+    for name, path in preds.items():
+        res = evaluate_folders(path, truth, None, patients_csv=patients_csv, n_resamples=100, **kwargs)
+        order = list(dict.fromkeys(r[0] for r in res.per_case))
+        if cases is None:
+            cases = order
+        idx = {c: i for i, c in enumerate(cases)}
+        table: dict[tuple[str, str], np.ndarray] = {}
+        for cid, label, metric, value in res.per_case:
+            table.setdefault((metric, label), np.full(len(cases), np.nan))[idx[cid]] = value
+        # label "all": per case the mean over labels with a defined value (as in the summary)
+        labels = [lab for lab in res.summary["labels"] if lab != "all"]
+        if len(labels) > 1:
+            for metric in {k[0] for k in table}:
+                stack = np.vstack([table[(metric, lab)] for lab in labels if (metric, lab) in table])
+                with np.errstate(invalid="ignore"):
+                    fin = np.isfinite(stack)
+                    table[(metric, "all")] = np.where(fin.any(0), np.where(fin, stack, 0).sum(0) / np.maximum(fin.sum(0), 1), np.nan)
+        elif len(labels) == 1:  # one foreground label: "all" is that label
+            for metric in {k[0] for k in table}:
+                table[(metric, "all")] = table[(metric, labels[0])]
+        models.append(ModelPredictions(name, table, extras={"labels": labels}))
+    if patients_csv is not None:
+        from openmia.evaluation.io import read_csv
+
+        tab = read_csv(patients_csv, ("case_id", "patient_id"))
+        mp = {r[tab.header.index("case_id")]: r[tab.header.index("patient_id")] for r in tab.rows}
+        groups = np.asarray([mp[c] for c in cases])
+    return models, {"case_ids": cases, "y": None, "task_type": None, "groups": groups}
+
+
+def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], out_dir: str | Path | None = None, *,
+                  metrics: Sequence[str] | None = None, labels: Sequence[str] = ("all",), scheme: str = "aggregate-then-rank",
+                  task_type: str | None = None, patients_csv=None, n_resamples: int = 2000, rank_resamples: int = 1000,
+                  seed: int = 0, alpha: float = 0.05, **task_kwargs: Any) -> dict[str, Any]:
+    """Compare several models' prediction files against one truth; write the comparison outputs.
+
+    Returns ``{"comparisons": rows, "ranking": rows, "files": {...}}``. Rankings use ``scheme`` on
+    per-case values; AUC has no per-case values, so it is always ranked aggregate-then-rank (the
+    bootstrap still resamples cases), which the ranking table states.
+    """
+    from openmia.stats.ranking import SCHEMES, plot_rank_stability, rank_stability
+
+    if scheme not in SCHEMES:
+        raise PredictionError(f"unknown ranking scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    if len(preds) < 2:
+        raise PredictionError(f"compare needs at least two --pred NAME=PATH, got {len(preds)}")
+    if task == "classification":
+        models, ctx = _classification_models(truth, preds, task_type=task_type, patients_csv=patients_csv)
+    elif task == "segmentation":
+        models, ctx = _segmentation_models(truth, preds, patients_csv=patients_csv, **task_kwargs)
+    else:
+        raise PredictionError(f"compare --task {task}: available for classification and segmentation")
+    metrics = list(metrics or DEFAULT_METRICS[task])
+    unknown = [m for m in metrics if m not in HIGHER_IS_BETTER]
+    if unknown:
+        raise PredictionError(f"unknown metric(s) {unknown} for compare; choose from {sorted(HIGHER_IS_BETTER)}")
+    pairs = [(m, lab) for m in metrics for lab in labels]
+    rows = pairwise_comparisons(models, metrics=pairs, y=ctx["y"], task_type=ctx["task_type"], groups=ctx["groups"],
+                                n_resamples=n_resamples, seed=seed, alpha=alpha)
+    names = [m.name for m in models]
+    ranking, stabilities = [], {}
+    for metric, label in pairs:
+        hib = HIGHER_IS_BETTER[metric]
+        if metric == "auc":
+            from openmia.metrics import classification as M
+
+            y, tt = ctx["y"], ctx["task_type"]
+            probs = [m.probs for m in models]
+
+            def ranker(w, probs=probs, y=y, tt=tt):
+                from openmia.stats.ranking import _rank
+
+                return _rank(np.array([float(M.auc(y, p, tt, w[None])[0]) for p in probs]), True)
+
+            values = np.zeros((len(ctx["case_ids"]), len(models)))
+            used = "aggregate-then-rank"
+            stab = rank_stability(values, used, higher_is_better=True, n_resamples=rank_resamples, seed=seed,
+                                  groups=ctx["groups"], ranker=ranker)
+            scores = np.array([float(M.auc(y, p, tt)[0]) for p in probs])
+        else:
+            key = ("correct", label) if metric == "acc" else (metric, label)
+            values = np.column_stack([m.per_case[key] for m in models])
+            used = scheme
+            n_boot = rank_resamples if scheme != "test-then-rank" else min(rank_resamples, 200)
+            stab = rank_stability(values, used, higher_is_better=hib, n_resamples=n_boot, seed=seed,
+                                  groups=ctx["groups"], alpha=alpha)
+            from openmia.stats.ranking import rank_models
+
+            scores = rank_models(values, used, higher_is_better=hib, alpha=alpha)["scores"]
+        stabilities[(metric, label)] = stab
+        for j, name in enumerate(names):
+            ranking.append({"metric": metric, "label": label, "scheme": used, "model": name, "score": float(scores[j]),
+                            "rank": float(stab["ranks"][j]), "mean_bootstrap_rank": float(stab["boot_ranks"][:, j].mean()),
+                            "p_rank1": float(stab["rank_frequency"][j, 0]),
+                            "kendall_tau_median": stab["kendall_tau_median"], "n_resamples": stab["n_resamples"]})
+    files: dict[str, Path] = {}
+    if out_dir is not None:
+        import csv
+        import io
+
+        from openmia import fileio
+
+        out = Path(out_dir)
+        files["comparisons"] = write_comparisons(out / "comparisons.csv", rows)
+        buf = io.StringIO()
+        cols = list(ranking[0])
+        w = csv.writer(buf)
+        w.writerow(cols)
+        for r in ranking:
+            w.writerow([r[c] if isinstance(r[c], str) else repr(r[c]) for c in cols])
+        files["ranking"] = fileio.write_text(out / "ranking.csv", buf.getvalue())
+        first = pairs[0]
+        files["rank_stability"] = plot_rank_stability(stabilities[first], names, out / "rank_stability.png",
+                                                      title=f"{first[0]} ({first[1]}): {stabilities[first]['scheme']}, "
+                                                            f"median Kendall tau {stabilities[first]['kendall_tau_median']:.2f}")
+        files["summary"] = fileio.write_json(out / "compare.json", {
+            "schema": "openmia.compare/1", "task": task, "models": {n: str(p) for n, p in preds.items()}, "truth": str(truth),
+            "n_cases": len(ctx["case_ids"]), "metrics": metrics, "labels": list(labels), "scheme": scheme,
+            "holm_family": "one metric and label across all model pairs", "bootstrap": {"n_resamples": n_resamples, "seed": seed},
+            "comparisons": rows, "ranking": ranking})
+    return {"comparisons": rows, "ranking": ranking, "files": files}

@@ -1,0 +1,103 @@
+"""openmia compare: paired tests per pair and metric, Holm per family, rankings, outputs, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from openmia.errors import PredictionError
+from openmia.evaluation.compare import COMPARISON_COLUMNS, compare_files
+from openmia.stats.delong import delong_paired_test
+from openmia.stats.tests import holm
+
+
+def _write_binary(tmp_path, n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("case_id,label\n" + "".join(f"c{i},{y[i]}\n" for i in range(n)))
+    preds, scores = {}, {}
+    for name, noise in (("good", 0.6), ("fair", 1.2), ("poor", 3.0)):
+        s = 1 / (1 + np.exp(-(2 * y - 1 + noise * rng.standard_normal(n))))
+        p = tmp_path / f"{name}.csv"
+        p.write_text("case_id,score\n" + "".join(f"c{i},{float(s[i])!r}\n" for i in range(n)))
+        preds[name], scores[name] = p, s
+    return truth, preds, y, scores
+
+
+def test_classification_comparisons_match_direct_tests(tmp_path):
+    truth, preds, y, scores = _write_binary(tmp_path)
+    res = compare_files("classification", truth, preds, tmp_path / "out", n_resamples=300, rank_resamples=100)
+    rows = {(r["metric"], r["model_a"], r["model_b"]): r for r in res["comparisons"]}
+    assert len(res["comparisons"]) == 4 * 3  # 4 metrics x 3 pairs
+    r = rows[("auc", "good", "poor")]
+    ref = delong_paired_test(y, scores["good"], scores["poor"])
+    assert r["test"] == "paired_delong" and r["diff"] == pytest.approx(ref["diff"]) and r["p_value"] == pytest.approx(ref["p_value"])
+    assert r["ci_low"] < r["diff"] < r["ci_high"]
+    # Holm within the AUC family of 3 pairs
+    fam = [rows[("auc", a, b)] for a, b in (("good", "fair"), ("good", "poor"), ("fair", "poor"))]
+    assert [f["p_holm"] for f in fam] == pytest.approx(list(holm([f["p_value"] for f in fam])))
+    acc = rows[("acc", "good", "poor")]
+    assert acc["test"] == "exact_mcnemar" and acc["estimate_a"] == pytest.approx(np.mean((scores["good"] >= 0.5) == y))
+    brier = rows[("brier", "good", "fair")]
+    d = (scores["good"] - y) ** 2 - (scores["fair"] - y) ** 2
+    assert brier["test"] == "wilcoxon_signed_rank"
+    assert brier["p_value"] == pytest.approx(stats.wilcoxon(d, zero_method="pratt").pvalue)  # source: SciPy
+    assert brier["diff"] == pytest.approx(d.mean())
+    # outputs
+    out = tmp_path / "out"
+    header = next(csv.reader(open(out / "comparisons.csv")))
+    assert tuple(header) == COMPARISON_COLUMNS
+    ranking = list(csv.DictReader(open(out / "ranking.csv")))
+    auc_rank = {r["model"]: float(r["rank"]) for r in ranking if r["metric"] == "auc"}
+    assert auc_rank == {"good": 1.0, "fair": 2.0, "poor": 3.0}
+    assert (out / "rank_stability.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "compare.json").read_text())["schema"] == "openmia.compare/1"
+
+
+def test_compare_needs_two_models_and_known_names(tmp_path):
+    truth, preds, *_ = _write_binary(tmp_path)
+    with pytest.raises(PredictionError, match="at least two"):
+        compare_files("classification", truth, {"good": preds["good"]})
+    with pytest.raises(PredictionError, match="unknown metric"):
+        compare_files("classification", truth, preds, metrics=["sharpness"])
+    # a model whose file lacks a case is named like in evaluate
+    bad = tmp_path / "bad.csv"
+    bad.write_text("case_id,score\nc0,0.5\n")
+    with pytest.raises(PredictionError, match="missing"):
+        compare_files("classification", truth, {"good": preds["good"], "bad": bad})
+
+
+def test_segmentation_compare_and_cli(tmp_path, capsys):
+    from openmia.cli.main import main
+
+    td = tmp_path / "truth"
+    td.mkdir()
+    rng = np.random.default_rng(0)
+    models = {"exact": 0, "shifted": 1, "far": 3}
+    for name in models:
+        (tmp_path / name).mkdir()
+    for i in range(8):
+        t = np.zeros((24, 24), np.uint8)
+        r0, c0 = rng.integers(4, 10, 2)
+        t[r0 : r0 + 8, c0 : c0 + 8] = 1
+        np.save(td / f"k{i}.npy", t)
+        for name, shift in models.items():
+            jitter = rng.integers(0, 2)  # per-case noise so that differences are not all equal
+            np.save(tmp_path / name / f"k{i}.npy", np.roll(t, shift + (jitter if shift else 0), axis=1))
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--task", "segmentation", "--truth", str(td), "--out", str(out), "--pred", f"exact={tmp_path / 'exact'}",
+               "--pred", f"shifted={tmp_path / 'shifted'}", "--pred", f"far={tmp_path / 'far'}", "--scheme", "rank-then-aggregate",
+               "--resamples", "200", "--rank-resamples", "50"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "wilcoxon_signed_rank" in text and "rank-then-aggregate" in text
+    ranking = [r for r in csv.DictReader(open(out / "ranking.csv")) if r["metric"] == "dice"]
+    assert {r["model"]: float(r["rank"]) for r in ranking} == {"exact": 1.0, "shifted": 2.0, "far": 3.0}
+    comp = [r for r in csv.DictReader(open(out / "comparisons.csv")) if r["metric"] == "dice" and r["model_b"] == "far"]
+    assert all(float(r["diff"]) > 0 for r in comp)
+    rc = main(["compare", "--task", "segmentation", "--truth", str(td), "--out", str(out), "--pred", f"x={td}"])
+    assert rc == 2 and "at least two" in capsys.readouterr().err
