@@ -161,5 +161,6 @@ def test_cli_evaluate(binary_files, tmp_path, capsys):
                  "--out", str(tmp_path / "cli"), "--resamples", "200"]) == 0
     out = capsys.readouterr().out
     assert "auc" in out and "delong" in out and (tmp_path / "cli" / "summary.json").is_file()
+    # a CSV given to the segmentation evaluator is a clear error naming it
     assert main(["evaluate", "--task", "segmentation", "--pred", str(pred), "--truth", str(truth), "--out", str(tmp_path)]) == 2
-    assert "only the classification evaluator" in capsys.readouterr().err
+    assert f"prediction folder {pred} does not exist or is not a folder" in capsys.readouterr().err

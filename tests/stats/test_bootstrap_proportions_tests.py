@@ -89,3 +89,28 @@ def test_bca_coverage_simulation():
         ci = bootstrap_ci(lambda w: (w @ x) / w.sum(1), len(x), n_resamples=1000, seed=r)
         hits += ci.ci_low <= 2.0 <= ci.ci_high
     assert 0.93 <= hits / reps <= 0.97
+
+
+def test_lazy_resamples_replay_identically_and_match_full_matrix():
+    from openmia.stats.bootstrap import Resamples
+
+    r = Resamples(50, 1000, seed=3, chunk=128)
+    a = np.concatenate(list(r.chunks()))
+    b = np.concatenate(list(r.chunks()))  # second pass replays the cached counts
+    assert a.shape == (1000, 50) and np.array_equal(a, b) and np.all(a.sum(1) == 50)
+    # chunking does not change the statistic: weighted mean via chunks == via the full matrix
+    x = np.arange(50.0)
+    stat = lambda w: (w @ x) / w.sum(1)  # noqa: E731
+    res_lazy = bootstrap_ci(stat, 50, weights=r)
+    res_full = bootstrap_ci(stat, 50, weights=np.asarray(r))
+    assert (res_lazy.ci_low, res_lazy.ci_high) == (res_full.ci_low, res_full.ci_high)
+
+
+def test_grouped_jackknife_above_limit():
+    jw = jackknife_weights(10, max_rows=4)
+    assert jw.shape == (4, 10) and np.all((1 - jw).sum(0) == 1)  # every case left out exactly once
+    # a large bootstrap still works in bounded memory (no N x N jackknife)
+    n = 30_000
+    x = np.random.default_rng(0).normal(size=n)
+    r = bootstrap_ci(lambda w: (w @ x) / w.sum(1), n, n_resamples=100)
+    assert r.ci_low < x.mean() < r.ci_high

@@ -147,17 +147,19 @@ def binary_ap(y: np.ndarray, score: np.ndarray, w: np.ndarray | None = None) -> 
     """
     w = as_weights(w, len(y))
     order = np.argsort(-score, kind="mergesort")
-    s, yy, ww = score[order], y[order].astype(bool), w[:, order]
+    s, yy = score[order], y[order].astype(bool)
+    ww = w[:, order]
     last = np.r_[s[1:] != s[:-1], True]  # last index of each tied group
-    tp = np.cumsum(ww * yy, axis=1)[:, last]
-    allc = np.cumsum(ww, axis=1)[:, last]
-    p_tot = tp[:, -1:]
-    prec = _safe_div(tp, allc)
-    rec = _safe_div(tp, np.broadcast_to(p_tot, tp.shape))
-    drec = np.diff(np.concatenate([np.zeros((w.shape[0], 1)), rec], axis=1), axis=1)
-    with np.errstate(invalid="ignore"):
-        ap = np.nansum(drec * np.nan_to_num(prec), axis=1)
-    return np.where(p_tot[:, 0] > 0, ap, np.nan)
+    allc = np.cumsum(ww, axis=1)[:, last]  # weight scored >= each threshold
+    ww *= yy  # in place: from here on only positive weight matters
+    tp = np.cumsum(ww, axis=1)[:, last]
+    p_tot = tp[:, -1]
+    # AP = (1/P) sum_t (TP_t - TP_{t-1}) * TP_t / ALL_t; groups without new positives add 0
+    dtp = np.diff(tp, axis=1, prepend=0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = np.where(allc > 0, tp / np.where(allc > 0, allc, 1.0), 0.0)
+        ap = (dtp * prec).sum(axis=1) / p_tot
+    return np.where(p_tot > 0, ap, np.nan)
 
 
 def _ovr_targets(y: np.ndarray, probs: np.ndarray, task_type: str) -> list[tuple[np.ndarray, np.ndarray]]:
