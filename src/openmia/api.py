@@ -48,7 +48,13 @@ def evaluate(task: str, pred: str | Path, truth: str | Path, out: str | Path, **
         from openmia.evaluation.segmentation import evaluate_folders
 
         return evaluate_folders(pred, truth, out, **kwargs)
-    raise ConfigError(f"--task {task}: no evaluator for this task in this version (have: classification, segmentation)")
+    from openmia.evaluation import other_tasks as T
+
+    evaluators = {"detection": T.evaluate_detection_files, "counting": T.evaluate_counting_files,
+                  "clustering": T.evaluate_clustering_files, "inpainting": T.evaluate_inpainting_folders}
+    if task not in evaluators:
+        raise ConfigError(f"--task {task}: unknown task; choose classification, segmentation, {', '.join(evaluators)}")
+    return evaluators[task](pred, truth, out, **kwargs)
 
 
 def quickstart(out_dir: str | Path = "runs", *, progress: bool = True, extra: tuple[str, ...] = ()):

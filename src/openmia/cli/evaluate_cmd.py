@@ -31,6 +31,14 @@ def add_parser(sub) -> None:
     seg.add_argument("--percentile", type=float, default=95.0, help="percentile of the robust Hausdorff distance (default 95)")
     seg.add_argument("--lesions", action="store_true", help="also lesion-wise metrics on connected components")
     seg.add_argument("--workers", type=int, help="threads scoring cases in parallel (default: CPU count)")
+    det = p.add_argument_group("detection")
+    det.add_argument("--iou-threshold", type=float, default=0.5, help="IoU for a match (boxes; default 0.5)")
+    det.add_argument("--distance", type=float, default=5.0, help="match distance for points, in mm with --spacing (default 5)")
+    det.add_argument("--score-threshold", type=float, default=0.5, help="operating threshold for F1/precision/recall (default 0.5)")
+    other = p.add_argument_group("clustering / inpainting")
+    other.add_argument("--embeddings", help="clustering: CSV case_id,<features> for the silhouette")
+    other.add_argument("--data-range", type=float, help="inpainting: intensity range (required, e.g. 1.0 or 255)")
+    other.add_argument("--masks", help="inpainting: folder of masks <case_id>.npy|.png|.nii.gz (metrics inside the mask)")
 
 
 def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
@@ -62,6 +70,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"{s['n_cases']} cases, labels {', '.join(map(str, s['label_values']))}"
               + (f", {s['n_patients']} patients (bootstrap over patients)" if s.get("n_patients") else ""))
         table = res.table(metrics=["dice", "iou", "hd95", "assd", "nsd"] + (["lesion_f1"] if args.lesions else []))
+    elif args.task in ("detection", "counting", "clustering", "inpainting"):
+        if args.patients:
+            from openmia.errors import PredictionError
+
+            raise PredictionError(f"--patients is not supported for --task {args.task} in this version")
+        common.pop("patients_csv")
+        extra = {"detection": dict(iou_threshold=args.iou_threshold, distance=args.distance, score_threshold=args.score_threshold,
+                                   spacing=_floats(args.spacing, "--spacing")),
+                 "counting": {}, "clustering": dict(embeddings_csv=args.embeddings),
+                 "inpainting": dict(data_range=args.data_range, mask_dir=args.masks)}[args.task]
+        res = api.evaluate(args.task, args.pred, args.truth, args.out, **common, **extra)
+        s = res.summary
+        print(f"{s['n_cases']} cases ({args.task})")
+        table = "\n\n".join(f"label {lab}\n" + res.table(label=lab) for lab in s["labels"]) if len(s["labels"]) > 1 else res.table()
     else:
         res = api.evaluate(args.task, args.pred, args.truth, args.out, task_type=args.task_type, threshold=args.threshold,
                            **common)

@@ -1,0 +1,405 @@
+"""Evaluators for detection, counting, clustering and inpainting files (DESIGN §4.1).
+
+Formats:
+  detection   truth ``case_id,label,x1,y1,x2,y2[,z1,z2]`` (boxes) or ``case_id,label,x,y[,z]``
+              (points); a row with only ``case_id`` (other fields empty) lists an image without
+              objects. Predictions add a ``score`` column. Every image must be in the truth.
+  counting    ``case_id,count[,label]`` for both sides.
+  clustering  predictions ``case_id,cluster``, truth ``case_id,label``; optional embeddings
+              ``case_id,<feature columns>`` for the silhouette.
+  inpainting  folders of images ``<case_id>.npy|.png|.nii.gz`` and optional mask folder; the
+              intensity ``data_range`` is required.
+
+CIs: detection — BCa bootstrap over images (vectorised through image weights); counting and
+inpainting — BCa bootstrap of the per-case means; clustering — BCa bootstrap over cases
+(recomputing the partition scores per resample).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from openmia.errors import PredictionError
+from openmia.evaluation.io import read_csv
+
+SCHEMA = "openmia.summary/1"
+
+
+@dataclass
+class TaskResult:
+    """``per_case`` long-form rows and the ``summary.json`` dict of one evaluation."""
+
+    per_case: list[tuple[str, str, str, float]]
+    summary: dict[str, Any]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def table(self, metrics: list[str] | None = None, label: str = "all") -> str:
+        from openmia.cli._common import summary_table
+
+        return summary_table(self.summary, metrics=metrics, label=label)
+
+    def metric(self, name: str, label: str = "all") -> dict[str, Any]:
+        for m in self.summary["metrics"]:
+            if m["metric"] == name and str(m["label"]) == str(label):
+                return m
+        raise KeyError(f"{name}/{label}")
+
+
+def _num(x) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _row(metric: str, label: str, value, lo, hi, method: str, n: int, n_nan: int = 0) -> dict[str, Any]:
+    return {"metric": metric, "label": label, "value": _num(value), "ci_low": _num(lo), "ci_high": _num(hi),
+            "ci_method": method, "n": n, "n_nan": n_nan, "mean": None, "median": None, "q1": None, "q3": None}
+
+
+def _float_cell(t, line: int, col: str, value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise PredictionError(f"{t.path}, line {line}, column {col!r}: {value!r} is not a number") from None
+    if not np.isfinite(v):
+        raise PredictionError(f"{t.path}, line {line}, column {col!r}: {value!r} is not finite")
+    return v
+
+
+def write_task_outputs(result: TaskResult, out_dir: str | Path, provenance: dict[str, Any] | None = None) -> None:
+    from openmia.evaluation.io import write_per_case, write_summary
+
+    out = Path(out_dir)
+    summary = dict(result.summary)
+    if provenance is not None:
+        summary["provenance"] = provenance
+    write_per_case(out / "per_case.csv", result.per_case)
+    write_summary(out / "summary.json", summary)
+
+
+# ----------------------------------------------------------------------------- detection
+
+BOX_COLS = (("x1", "y1", "x2", "y2"), ("x1", "y1", "x2", "y2", "z1", "z2"))
+POINT_COLS = (("x", "y"), ("x", "y", "z"))
+
+
+def _read_detections(path, *, with_score: bool, images: list[str] | None):
+    from openmia.metrics.detection import Detections, check_boxes
+
+    need = ("case_id", "label", "score") if with_score else ("case_id", "label")
+    t = read_csv(path, need)
+    h = t.header
+    coords = next((c for c in (*BOX_COLS[::-1], *POINT_COLS[::-1]) if all(x in h for x in c)), None)
+    if coords is None:
+        raise PredictionError(f"{t.path}: expected coordinate columns x1,y1,x2,y2[,z1,z2] (boxes) or x,y[,z] (points), found {h}")
+    kind = "box" if coords[0] == "x1" else "point"
+    ci, li = h.index("case_id"), h.index("label")
+    cols = [h.index(c) for c in coords]
+    img_ids = list(images) if images is not None else []
+    index = {c: i for i, c in enumerate(img_ids)}
+    rows_img, rows_lab, rows_xy, rows_sc, rows_case = [], [], [], [], []
+    for line, r in enumerate(t.rows, start=2):
+        cid = r[ci]
+        if not cid:
+            raise PredictionError(f"{t.path}, line {line}: empty case_id")
+        if cid not in index:
+            if images is not None:
+                raise PredictionError(f"{t.path}, line {line}: case {cid!r} is not in the truth file (every image must be listed there)")
+            index[cid] = len(img_ids)
+            img_ids.append(cid)
+        if all(not r[c] for c in cols) and not r[li]:
+            continue  # an image without objects
+        rows_case.append(cid)
+        rows_img.append(index[cid])
+        rows_lab.append(r[li])
+        rows_xy.append([_float_cell(t, line, c, r[j]) for c, j in zip(coords, cols)])
+        if with_score:
+            rows_sc.append(_float_cell(t, line, "score", r[h.index("score")]))
+    xy = np.asarray(rows_xy, float).reshape(-1, len(coords))
+    if kind == "box" and len(xy):
+        check_boxes(xy, rows_case, "prediction" if with_score else "truth")
+    det = Detections(np.asarray(rows_img, int), np.asarray(rows_lab, dtype=object).astype(str), xy,
+                     np.asarray(rows_sc, float) if with_score else None)
+    return det, img_ids, kind, coords, t.sha256
+
+
+def evaluate_detection_files(pred_csv, truth_csv, out_dir=None, *, iou_threshold: float = 0.5, distance: float = 5.0,
+                             spacing: Sequence[float] | None = None, score_threshold: float = 0.5, n_resamples: int = 2000,
+                             seed: int = 0, alpha: float = 0.05, **_: Any) -> TaskResult:
+    """Score detection CSVs (boxes or points) with BCa bootstrap CIs over images."""
+    from openmia.metrics import detection as D
+    from openmia.stats.bootstrap import bootstrap_ci
+
+    truth, images, kind, coords, t_sha = _read_detections(truth_csv, with_score=False, images=None)
+    pred, _, pkind, pcoords, p_sha = _read_detections(pred_csv, with_score=True, images=images)
+    if pcoords != coords:
+        raise PredictionError(f"{pred_csv}: coordinate columns {list(pcoords)} differ from the truth's {list(coords)}")
+    n = len(images)
+    if kind == "box":
+        main, many = float(iou_threshold), tuple(float(t) for t in D.IOU_THRESHOLDS)
+        m = D.match_detections(pred, truth, n, kind="box", thresholds=sorted({*many, main}))
+    else:
+        main, many = float(distance), (float(distance),)
+        m = D.match_detections(pred, truth, n, kind="point", thresholds=(main,), spacing=spacing)
+    stats = {
+        ("ap50" if kind == "box" else "ap", "all"): lambda w: D.mean_ap(m, thresholds=(main,), w=w),
+        ("froc", "all"): lambda w: D.froc(m, threshold=main, w=w)["score"],
+        ("f1", "all"): lambda w: D.f1_at(m, threshold=main, score_threshold=score_threshold, w=w)["f1"],
+        ("precision", "all"): lambda w: D.f1_at(m, threshold=main, score_threshold=score_threshold, w=w)["precision"],
+        ("recall", "all"): lambda w: D.f1_at(m, threshold=main, score_threshold=score_threshold, w=w)["recall"],
+    }
+    if kind == "box":
+        stats[("map", "all")] = lambda w: D.mean_ap(m, thresholds=many, w=w)
+    for j, f in enumerate(D.FROC_FPS):
+        stats[(f"sens_at_{f:g}fp", "all")] = lambda w, j=j: D.froc(m, threshold=main, w=w)["sensitivity"][:, j]
+    for lab in m.labels:
+        if np.any(m.truth_label == lab):
+            stats[("ap50" if kind == "box" else "ap", str(lab))] = lambda w, lab=lab: D.average_precision(m, threshold=main, label=lab, w=w)
+    from openmia.stats.bootstrap import resample_weights
+
+    W = resample_weights(n, n_resamples, seed)
+    rows = []
+    for (metric, label), stat in stats.items():
+        r = bootstrap_ci(stat, n, weights=W, seed=seed, alpha=alpha)
+        rows.append(_row(metric, label, r.value, r.ci_low, r.ci_high, "bca_bootstrap_images", n, r.n_dropped))
+    keep = m.score >= score_threshold
+    per_case = []
+    tp = m.tp[main]
+    for i, cid in enumerate(images):
+        nt = int(np.sum(m.truth_image == i))
+        sel = keep & (m.pred_image == i)
+        ntp = int(np.sum(tp[sel]))
+        per_case += [(cid, "all", "n_truth", nt), (cid, "all", "n_pred", int(np.sum(sel))), (cid, "all", "tp", ntp),
+                     (cid, "all", "fp", int(np.sum(sel)) - ntp), (cid, "all", "fn", nt - ntp)]
+    curve = D.froc(m, threshold=main)
+    summary = {
+        "schema": SCHEMA, "task": "detection", "kind": kind, "n_cases": n, "n_truth_objects": int(len(m.truth_image)),
+        "n_predictions": int(len(m.score)), "labels": ["all"] + [str(x) for x in m.labels if np.any(m.truth_label == x)],
+        "metrics": rows, "iou_threshold": main if kind == "box" else None, "distance": main if kind == "point" else None,
+        "score_threshold": score_threshold, "froc_curve": {"fppi": curve["curve_fppi"], "sensitivity": curve["curve_sensitivity"]},
+        "bootstrap": {"method": "bca", "n_resamples": n_resamples, "seed": seed, "unit": "image", "alpha": alpha},
+        "missing_cases": [],
+        "conventions": {"matching": "greedy by score per image and class, highest IoU (nearest point) first",
+                        "ap": "COCO 101-point interpolated; mean over classes with truth objects",
+                        "map": "mean AP over IoU 0.50:0.05:0.95", "froc": "class-agnostic; mean sensitivity at 1/8..8 FP per image",
+                        "f1": f"predictions with score >= {score_threshold}"},
+    }
+    res = TaskResult(per_case, summary, {"match": m})
+    if out_dir is not None:
+        write_task_outputs(res, out_dir, {"pred": str(pred_csv), "truth": str(truth_csv), "pred_sha256": p_sha, "truth_sha256": t_sha})
+    return res
+
+
+# ----------------------------------------------------------------------------- counting
+
+
+def _read_keyed(path, value_col: str, *, role: str, numeric: bool = True) -> tuple[dict[tuple[str, str], Any], str]:
+    t = read_csv(path, ("case_id", value_col))
+    h = t.header
+    ci, vi = h.index("case_id"), h.index(value_col)
+    li = h.index("label") if "label" in h and value_col != "label" else None
+    out: dict[tuple[str, str], Any] = {}
+    for line, r in enumerate(t.rows, start=2):
+        key = (r[ci], r[li] if li is not None else "all")
+        if key in out:
+            raise PredictionError(f"{t.path}, line {line}: duplicate case {key[0]!r}" + (f" label {key[1]!r}" if li is not None else ""))
+        out[key] = _float_cell(t, line, value_col, r[vi]) if numeric else r[vi]
+    return out, t.sha256
+
+
+def _align(pred: dict, truth: dict, pred_path, allow_missing: bool) -> list:
+    missing = [k for k in truth if k not in pred]
+    extra = [k for k in pred if k not in truth]
+    if extra:
+        raise PredictionError(f"{pred_path}: case(s) {', '.join(k[0] for k in extra[:5])} are not in the truth")
+    if missing and not allow_missing:
+        raise PredictionError(f"{pred_path}: missing case(s) {', '.join(k[0] for k in missing[:5])}"
+                              f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}; pass --allow-missing to score them as worst case")
+    return missing
+
+
+def evaluate_counting_files(pred_csv, truth_csv, out_dir=None, *, allow_missing: bool = False, n_resamples: int = 2000,
+                            seed: int = 0, alpha: float = 0.05, **_: Any) -> TaskResult:
+    """MAE, RMSE, mean relative error (per label and overall) with BCa CIs over cases.
+
+    A missing prediction (``--allow-missing``) is scored as a count of 0 (the worst case for a
+    counter that reported nothing).
+    """
+    from openmia.evaluation.aggregate import describe, weighted_nanmean
+    from openmia.metrics.counting import count_errors
+    from openmia.stats.bootstrap import bootstrap_ci, resample_weights
+
+    truth, t_sha = _read_keyed(truth_csv, "count", role="truth")
+    pred, p_sha = _read_keyed(pred_csv, "count", role="prediction")
+    missing = _align(pred, truth, pred_csv, allow_missing)
+    keys = list(truth)
+    p = np.array([pred.get(k, 0.0) for k in keys])
+    t = np.array([truth[k] for k in keys])
+    e = count_errors(p, t, case_ids=[k[0] for k in keys])
+    per_case = [(k[0], k[1], name, float(e[name][i])) for i, k in enumerate(keys)
+                for name in ("count_abs_error", "count_sq_error", "count_rel_error", "count_error")]
+    labels = sorted({k[1] for k in keys})
+    rows = []
+    for lab in (["all"] if labels == ["all"] else ["all", *labels]):
+        sel = np.array([lab == "all" or k[1] == lab for k in keys])
+        cases = np.array([k[0] for k in keys])[sel]
+        # bootstrap over cases (a case with several labels moves as a unit)
+        groups = cases if len(set(cases)) < len(cases) else None
+        nsel = int(sel.sum())
+        W = resample_weights(nsel, n_resamples, seed, groups)
+        ae, se, re_, d = (e[k][sel] for k in ("count_abs_error", "count_sq_error", "count_rel_error", "count_error"))
+        for name, vals, stat in (("mae", ae, weighted_nanmean(ae)),
+                                 ("rmse", se, lambda w, se=se: np.sqrt(weighted_nanmean(se)(w))),
+                                 ("mre", re_, weighted_nanmean(re_)), ("bias", d, weighted_nanmean(d))):
+            r = bootstrap_ci(stat, nsel, weights=W, groups=groups, seed=seed, alpha=alpha)
+            desc = describe(vals)
+            row = _row(name, lab, r.value, r.ci_low, r.ci_high, "bca_bootstrap", nsel, desc["n_nan"])
+            if name != "rmse":
+                row.update({k: desc[k] for k in ("mean", "median", "q1", "q3")})
+            rows.append(row)
+    summary = {"schema": SCHEMA, "task": "counting", "n_cases": len({k[0] for k in keys}), "labels": ["all", *[x for x in labels if x != "all"]],
+               "metrics": rows, "missing_cases": [k[0] for k in missing],
+               "bootstrap": {"method": "bca", "n_resamples": n_resamples, "seed": seed, "unit": "case", "alpha": alpha},
+               "conventions": {"mre": "|p - t| / t over cases with t > 0 (t = 0 counted in n_nan)",
+                               "missing": "a missing prediction counts as 0 (worst case)"}}
+    res = TaskResult(per_case, summary)
+    if out_dir is not None:
+        write_task_outputs(res, out_dir, {"pred": str(pred_csv), "truth": str(truth_csv), "pred_sha256": p_sha, "truth_sha256": t_sha})
+    return res
+
+
+# ----------------------------------------------------------------------------- clustering
+
+
+def evaluate_clustering_files(pred_csv, truth_csv, out_dir=None, *, embeddings_csv=None, n_resamples: int = 500,
+                              seed: int = 0, alpha: float = 0.05, allow_missing: bool = False, **_: Any) -> TaskResult:
+    """ARI, AMI, NMI, homogeneity, completeness, V-measure, purity (+ silhouette) with bootstrap CIs.
+
+    Partition scores are not per-case means, so each resample recomputes them on the resampled
+    cases (a loop over resamples, default 500; duplicated cases stay in their clusters).
+    """
+    from openmia.metrics.clustering import clustering_metrics
+    from openmia.stats.bootstrap import bootstrap_ci, resample_weights
+
+    if allow_missing:
+        raise PredictionError("--allow-missing has no worst case for clustering; every case needs a cluster")
+    truth, t_sha = _read_keyed(truth_csv, "label", role="truth", numeric=False)
+    pred, p_sha = _read_keyed(pred_csv, "cluster", role="prediction", numeric=False)
+    _align(pred, truth, pred_csv, False)
+    keys = list(truth)
+    t = np.array([truth[k] for k in keys])
+    p = np.array([pred[k] for k in keys])
+    emb = None
+    if embeddings_csv is not None:
+        et = read_csv(embeddings_csv, ("case_id",))
+        idx = et.header.index("case_id")
+        feats = {r[idx]: [_float_cell(et, i + 2, "feature", v) for j, v in enumerate(r) if j != idx] for i, r in enumerate(et.rows)}
+        lacking = [k[0] for k in keys if k[0] not in feats]
+        if lacking:
+            raise PredictionError(f"{embeddings_csv}: no embedding for case(s) {', '.join(lacking[:5])}")
+        emb = np.array([feats[k[0]] for k in keys])
+    full = clustering_metrics(t, p, embeddings=emb, case_ids=[k[0] for k in keys])
+    n = len(keys)
+    names = ["ari", "ami", "nmi", "homogeneity", "completeness", "v_measure", "purity"] + (["silhouette"] if emb is not None else [])
+
+    def stat_for(name):
+        def stat(w):
+            out = []
+            for row in np.atleast_2d(w):
+                idx = np.repeat(np.arange(n), row.astype(int))
+                if len(np.unique(idx)) < 2:
+                    out.append(np.nan)
+                    continue
+                out.append(clustering_metrics(t[idx], p[idx], embeddings=None if emb is None else emb[idx])[name])
+            return np.array(out)
+        return stat
+
+    W = resample_weights(n, n_resamples, seed)
+    rows = []
+    for name in names:
+        if name == "silhouette":  # O(n^2) per resample: point estimate only
+            rows.append(_row(name, "all", full[name], None, None, "none (O(n^2) per resample)", n))
+            continue
+        r = bootstrap_ci(stat_for(name), n, weights=W, seed=seed, alpha=alpha, method="percentile" if n > 2000 else "bca")
+        rows.append(_row(name, "all", full[name], r.ci_low, r.ci_high, f"{r.method}_bootstrap", n, r.n_dropped))
+    per_case = [(k[0], "all", "cluster_size", float(np.sum(p == p[i]))) for i, k in enumerate(keys)]
+    summary = {"schema": SCHEMA, "task": "clustering", "n_cases": n, "n_clusters": full["n_clusters"],
+               "n_classes": int(len(np.unique(t))), "labels": ["all"], "metrics": rows, "missing_cases": [],
+               "bootstrap": {"method": "bca", "n_resamples": n_resamples, "seed": seed, "unit": "case", "alpha": alpha}}
+    res = TaskResult(per_case, summary)
+    if out_dir is not None:
+        write_task_outputs(res, out_dir, {"pred": str(pred_csv), "truth": str(truth_csv), "pred_sha256": p_sha, "truth_sha256": t_sha})
+    return res
+
+
+# ----------------------------------------------------------------------------- inpainting
+
+
+def _read_image(path: Path, case: str) -> np.ndarray:
+    """An intensity image (float) from .npy, .png or NIfTI; unreadable files name the case."""
+    if path.name.endswith(".npy"):
+        try:
+            return np.load(path, allow_pickle=False).astype(float)
+        except Exception as exc:
+            raise PredictionError(f"case {case!r}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+    if path.name.endswith(".png"):
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im, dtype=float)
+        except Exception as exc:
+            raise PredictionError(f"case {case!r}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+    import nibabel as nib
+
+    try:
+        return np.asarray(nib.load(str(path)).dataobj, dtype=float)
+    except Exception as exc:
+        raise PredictionError(f"case {case!r}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+
+
+def evaluate_inpainting_folders(pred_dir, truth_dir, out_dir=None, *, data_range: float | None = None, mask_dir=None,
+                                allow_missing: bool = False, n_resamples: int = 2000, seed: int = 0, alpha: float = 0.05,
+                                **_: Any) -> TaskResult:
+    """PSNR, SSIM and MAE per case (whole image, and inside the mask when masks are given)."""
+    from openmia.evaluation.aggregate import summarise_per_case
+    from openmia.evaluation.label_maps import index_folder
+    from openmia.metrics.synthesis import synthesis_metrics
+
+    if data_range is None:
+        raise PredictionError("inpainting needs --data-range (the intensity scale, e.g. 1.0 or 255); it is never guessed from the dtype")
+    if allow_missing:
+        raise PredictionError("--allow-missing has no defined worst case for inpainting; every case needs a prediction")
+    preds, truths = index_folder(pred_dir, "prediction"), index_folder(truth_dir, "truth")
+    masks = index_folder(mask_dir, "mask") if mask_dir is not None else None
+    extra, missing = sorted(set(preds) - set(truths)), sorted(set(truths) - set(preds))
+    if extra:
+        raise PredictionError(f"prediction folder {pred_dir}: case(s) {', '.join(extra[:5])} have no truth")
+    if missing:
+        raise PredictionError(f"prediction folder {pred_dir}: missing case(s) {', '.join(missing[:5])}")
+    cases = sorted(truths)
+    values: dict[str, list[float]] = {}
+    per_case = []
+    for cid in cases:
+        mask = None
+        if masks is not None:
+            if cid not in masks:
+                raise PredictionError(f"mask folder {mask_dir}: no mask for case {cid!r}")
+            mask = _read_image(masks[cid], cid) > 0
+        m = synthesis_metrics(_read_image(preds[cid], cid), _read_image(truths[cid], cid), data_range=data_range, mask=mask, case=cid)
+        for k, v in m.items():
+            values.setdefault(k, []).append(v)
+            per_case.append((cid, "all", k, v))
+    table = {(k, "all"): np.array(v) for k, v in values.items()}
+    rows = summarise_per_case(table, n_resamples=n_resamples, seed=seed, alpha=alpha)
+    summary = {"schema": SCHEMA, "task": "inpainting", "n_cases": len(cases), "labels": ["all"], "metrics": rows,
+               "data_range": data_range, "missing_cases": [],
+               "bootstrap": {"method": "bca", "n_resamples": n_resamples, "seed": seed, "unit": "case", "alpha": alpha},
+               "conventions": {"psnr": "10 log10(data_range^2 / MSE); identical images give inf, counted in n_nan",
+                               "ssim": "scikit-image structural_similarity (7-px window); masked = mean of the SSIM map in the mask"}}
+    res = TaskResult(per_case, summary)
+    if out_dir is not None:
+        write_task_outputs(res, out_dir, {"pred": str(pred_dir), "truth": str(truth_dir), "mask": str(mask_dir) if mask_dir else None})
+    return res
