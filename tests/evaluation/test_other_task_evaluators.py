@@ -118,3 +118,24 @@ def test_cli_detection_and_counting(tmp_path, capsys):
                  "--resamples", "100"]) == 0
     out = capsys.readouterr().out
     assert "ap50" in out and "froc" in out
+
+
+def test_reports_have_figures(tmp_path):
+    import re
+
+    pred, truth = _detection_files(tmp_path)
+    evaluate_detection_files(pred, truth, tmp_path / "det", n_resamples=50)
+    page = (tmp_path / "det" / "report.html").read_text()
+    assert "FROC curve" in page and page.count("data:image/png;base64,") == 1 and "<table>" in page
+    # classification: ROC, PR, reliability, confusion matrix and per-case plots
+    from openmia.evaluation.classification import evaluate_classification, write_outputs
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 90)
+    p = rng.dirichlet(np.ones(3), 90)
+    res = evaluate_classification(p, y, [f"c{i}" for i in range(90)], task_type="multi-class", n_resamples=50)
+    files = write_outputs(res, tmp_path / "cls")
+    page = files["report"].read_text()
+    for caption in ("ROC curve", "PR curve", "reliability diagram", "confusion matrix", "per-case brier"):
+        assert f"<figcaption>{caption}</figcaption>" in page, caption
+    assert len(re.findall("data:image/png;base64,", page)) >= 5

@@ -95,5 +95,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"WARNING: {len(s['missing_cases'])} case(s) missing from the predictions were scored as worst case")
     print(table)
     out = Path(args.out)
-    print(f"wrote {out / 'per_case.csv'} and {out / 'summary.json'}")
+    print(f"wrote {out / 'per_case.csv'}, {out / 'summary.json'} and {out / 'report.html'}")
     return 0

@@ -216,16 +216,22 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
     return ClassificationResult(per_case, summary, {"probs": probs, "y": y, "pred": pred})
 
 
-def write_outputs(result: ClassificationResult, out_dir: str | Path, provenance: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write ``per_case.csv`` and ``summary.json`` atomically into ``out_dir``."""
+def write_outputs(result: ClassificationResult, out_dir: str | Path, provenance: dict[str, Any] | None = None,
+                  report: bool = True) -> dict[str, Path]:
+    """Write ``per_case.csv``, ``summary.json`` and (``report``) ``report.html`` atomically into ``out_dir``."""
     from openmia.evaluation.io import write_per_case, write_summary
 
     out = Path(out_dir)
     summary = dict(result.summary)
     if provenance is not None:
         summary["provenance"] = provenance
-    return {"per_case": write_per_case(out / "per_case.csv", result.per_case),
-            "summary": write_summary(out / "summary.json", summary)}
+    files = {"per_case": write_per_case(out / "per_case.csv", result.per_case),
+             "summary": write_summary(out / "summary.json", summary)}
+    if report:
+        from openmia.evaluation.report import write_report
+
+        files["report"] = write_report(summary, result.per_case, out / "report.html", result.extras)
+    return files
 
 
 def evaluate_files(pred_csv: str | Path, truth_csv: str | Path, out_dir: str | Path | None = None, *,

@@ -77,6 +77,9 @@ def write_task_outputs(result: TaskResult, out_dir: str | Path, provenance: dict
         summary["provenance"] = provenance
     write_per_case(out / "per_case.csv", result.per_case)
     write_summary(out / "summary.json", summary)
+    from openmia.evaluation.report import write_report
+
+    write_report(summary, result.per_case, out / "report.html", result.extras)
 
 
 # ----------------------------------------------------------------------------- detection
