@@ -368,7 +368,7 @@ def resnet18(in_channels: int, num_classes: int, dims: int = 2, input_size: int 
 
 @register_model("resnet34", task="classification", dims=(2, 3), family="resnet")
 def resnet34(in_channels: int, num_classes: int, dims: int = 2, input_size: int = 28, width: int = 64) -> nn.Module:
-    """ResNet-34 (He, Zhang, Ren & Sun, CVPR 2016), 2D or 3D; stems as :func:`resnet18`."""
+    """ResNet-34 (He, Zhang, Ren & Sun, CVPR 2016), 2D or 3D; stems as ResNet-18."""
     return _resnet("resnet34", BasicBlock, [3, 4, 6, 3], in_channels, num_classes, dims, input_size, width)
 
 
