@@ -8,7 +8,6 @@ since DeLong and Wilson assume independent cases.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,35 +18,14 @@ from openmia.metrics._checks import check_classification
 from openmia.stats import delong
 from openmia.stats.bootstrap import bootstrap_ci, resample_weights
 from openmia.stats.proportions import wilson
+from openmia.evaluation.result import EvaluationResult, write_outputs  # noqa: F401 (re-exported)
 
 SCHEMA = "openmia.summary/1"
 METRICS = ("auc", "ap", "acc", "balanced_acc", "f1", "mcc", "kappa", "sensitivity", "specificity", "ece", "brier", "nll")
 
 
-@dataclass
-class ClassificationResult:
-    """Result of :func:`evaluate_classification`.
-
-    Attributes:
-        per_case: long-form rows ``(case_id, label, metric, value)``.
-        summary: the ``summary.json`` dict (schema ``openmia.summary/1``).
-    """
-
-    per_case: list[tuple[str, str, str, float]]
-    summary: dict[str, Any]
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def table(self, metrics: list[str] | None = None, label: str = "all") -> str:
-        """Aligned text table ``metric, value, 95% CI, method`` of the aggregate rows."""
-        from openmia.cli._common import summary_table
-
-        return summary_table(self.summary, metrics=metrics, label=label)
-
-    def metric(self, name: str, label: str = "all") -> dict[str, Any]:
-        for m in self.summary["metrics"]:
-            if m["metric"] == name and str(m["label"]) == label:
-                return m
-        raise KeyError(f"{name}/{label}")
+class ClassificationResult(EvaluationResult):
+    """Result of :func:`evaluate_classification` (``extras``: probs, y, pred)."""
 
 
 def _describe(values: np.ndarray | None) -> dict[str, Any]:
@@ -214,24 +192,6 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
         },
     }
     return ClassificationResult(per_case, summary, {"probs": probs, "y": y, "pred": pred})
-
-
-def write_outputs(result: ClassificationResult, out_dir: str | Path, provenance: dict[str, Any] | None = None,
-                  report: bool = True) -> dict[str, Path]:
-    """Write ``per_case.csv``, ``summary.json`` and (``report``) ``report.html`` atomically into ``out_dir``."""
-    from openmia.evaluation.io import write_per_case, write_summary
-
-    out = Path(out_dir)
-    summary = dict(result.summary)
-    if provenance is not None:
-        summary["provenance"] = provenance
-    files = {"per_case": write_per_case(out / "per_case.csv", result.per_case),
-             "summary": write_summary(out / "summary.json", summary)}
-    if report:
-        from openmia.evaluation.report import write_report
-
-        files["report"] = write_report(summary, result.per_case, out / "report.html", result.extras)
-    return files
 
 
 def evaluate_files(pred_csv: str | Path, truth_csv: str | Path, out_dir: str | Path | None = None, *,

@@ -17,7 +17,6 @@ inpainting — BCa bootstrap of the per-case means; clustering — BCa bootstrap
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,28 +24,13 @@ import numpy as np
 
 from openmia.errors import PredictionError
 from openmia.evaluation.io import read_csv
+from openmia.evaluation.result import EvaluationResult, write_outputs
 
 SCHEMA = "openmia.summary/1"
 
 
-@dataclass
-class TaskResult:
-    """``per_case`` long-form rows and the ``summary.json`` dict of one evaluation."""
-
-    per_case: list[tuple[str, str, str, float]]
-    summary: dict[str, Any]
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    def table(self, metrics: list[str] | None = None, label: str = "all") -> str:
-        from openmia.cli._common import summary_table
-
-        return summary_table(self.summary, metrics=metrics, label=label)
-
-    def metric(self, name: str, label: str = "all") -> dict[str, Any]:
-        for m in self.summary["metrics"]:
-            if m["metric"] == name and str(m["label"]) == str(label):
-                return m
-        raise KeyError(f"{name}/{label}")
+class TaskResult(EvaluationResult):
+    """Result of the detection, counting, clustering and inpainting evaluators."""
 
 
 def _num(x) -> float | None:
@@ -69,17 +53,7 @@ def _float_cell(t, line: int, col: str, value: str) -> float:
 
 
 def write_task_outputs(result: TaskResult, out_dir: str | Path, provenance: dict[str, Any] | None = None) -> None:
-    from openmia.evaluation.io import write_per_case, write_summary
-
-    out = Path(out_dir)
-    summary = dict(result.summary)
-    if provenance is not None:
-        summary["provenance"] = provenance
-    write_per_case(out / "per_case.csv", result.per_case)
-    write_summary(out / "summary.json", summary)
-    from openmia.evaluation.report import write_report
-
-    write_report(summary, result.per_case, out / "report.html", result.extras)
+    write_outputs(result, out_dir, provenance)
 
 
 # ----------------------------------------------------------------------------- detection

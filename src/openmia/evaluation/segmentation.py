@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from openmia.errors import PredictionError
 from openmia.evaluation.aggregate import summarise_per_case
+from openmia.evaluation.result import EvaluationResult, write_outputs
 from openmia.metrics.segmentation import BOUNDARY_METRICS, LESION_METRICS, OVERLAP_METRICS, segmentation_case_metrics
 
 SCHEMA = "openmia.summary/1"
@@ -25,25 +25,14 @@ SCHEMA = "openmia.summary/1"
 SUMMARY_METRICS = (*OVERLAP_METRICS, *BOUNDARY_METRICS, "lesion_f1", "lesion_dice")
 
 
-@dataclass
-class SegmentationResult:
-    """``per_case`` long-form rows ``(case_id, label, metric, value)`` and the ``summary.json`` dict."""
-
-    per_case: list[tuple[str, str, str, float]]
-    summary: dict[str, Any]
-    extras: dict[str, Any] = field(default_factory=dict)
+class SegmentationResult(EvaluationResult):
+    """Result of :func:`evaluate_segmentation`; ``table()`` shows every label by default."""
 
     def table(self, metrics: list[str] | None = None, label: str | None = None) -> str:
         from openmia.cli._common import summary_table
 
         labels = [label] if label else self.summary["labels"]
         return "\n\n".join(f"label {lab}\n" + summary_table(self.summary, metrics=metrics, label=lab) for lab in labels)
-
-    def metric(self, name: str, label: str) -> dict[str, Any]:
-        for m in self.summary["metrics"]:
-            if m["metric"] == name and str(m["label"]) == str(label):
-                return m
-        raise KeyError(f"{name}/{label}")
 
 
 def parse_tolerance(text: str | float | Mapping[int, float] | None) -> float | dict[int, float]:
@@ -258,21 +247,3 @@ def evaluate_folders(
     if out_dir is not None:
         write_outputs(res, out_dir, provenance={"pred": str(pred_dir), "truth": str(truth_dir)})
     return res
-
-
-def write_outputs(result: SegmentationResult, out_dir: str | Path, provenance: dict[str, Any] | None = None,
-                  report: bool = True) -> dict[str, Path]:
-    """Write ``per_case.csv``, ``summary.json`` and (``report``) ``report.html`` atomically into ``out_dir``."""
-    from openmia.evaluation.io import write_per_case, write_summary
-
-    out = Path(out_dir)
-    summary = dict(result.summary)
-    if provenance is not None:
-        summary["provenance"] = provenance
-    files = {"per_case": write_per_case(out / "per_case.csv", result.per_case),
-             "summary": write_summary(out / "summary.json", summary)}
-    if report:
-        from openmia.evaluation.report import write_report
-
-        files["report"] = write_report(summary, result.per_case, out / "report.html", result.extras)
-    return files
