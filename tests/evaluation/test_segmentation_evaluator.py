@@ -146,6 +146,8 @@ def test_cli_segmentation(folders, tmp_path, capsys):
     pd, td = folders
     out = tmp_path / "cli"
     rc = main(["evaluate", "--task", "segmentation", "--pred", str(pd), "--truth", str(td), "--out", str(out),
-               "--nsd-tolerance", "1=1.0,2=2.0", "--resamples", "200"])
+               "--nsd-tolerance", "1=1.0,2=2.0", "--resamples", "200", "--label-names", "1=liver,2=tumour"])
     text = capsys.readouterr().out
     assert rc == 0 and "4 cases, labels 1, 2" in text and "hd95" in text and (out / "summary.json").is_file()
+    assert "label liver" in text and json.loads((out / "summary.json").read_text())["labels"] == ["liver", "tumour", "all"]
+    assert (out / "report.html").is_file()

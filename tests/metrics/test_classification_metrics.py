@@ -127,3 +127,27 @@ def test_auc_invariant_to_monotone_transform_and_case_order(scores, seed):
     perm = rng.permutation(len(s))
     assert M.binary_auc(y[perm], s[perm])[0] == pytest.approx(a)
     assert a == pytest.approx(skm.roc_auc_score(y, s))
+
+
+def test_classwise_ece_hand_computed_and_loop_reference():
+    from openmia.metrics.classification import classwise_ece
+
+    # 2 classes, 4 cases, 2 bins. class 1 probabilities 0.2, 0.4, 0.7, 0.9, truth class 1 for cases 3, 4 and 2
+    # bin (0, .5]: p = .2, .4 -> mean .3, freq 1/2 -> |.5 - .3| * 2/4 = .1
+    # bin (.5, 1]: p = .7, .9 -> mean .8, freq 1   -> |1 - .8| * 2/4 = .1   => class-1 ECE = .2
+    # class 0 probabilities .8, .6, .3, .1 (truth 0 for case 1 only): bin (0,.5]: mean .2, freq 0 -> .1;
+    # bin (.5,1]: mean .7, freq 1/2 -> .1 => .2
+    p1 = np.array([0.2, 0.4, 0.7, 0.9])
+    probs = np.column_stack([1 - p1, p1])
+    y = np.array([0, 1, 1, 1])
+    assert classwise_ece(y, probs, "multi-class", n_bins=2)[0] == pytest.approx([0.2, 0.2])
+    # against a direct per-bin loop on random data (independent implementation written here)
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), 200)
+    y = rng.integers(0, 3, 200)
+    ref = []
+    for k in range(3):
+        s, t = probs[:, k], (y == k).astype(float)
+        b = np.clip(np.ceil(s * 15).astype(int) - 1, 0, 14)
+        ref.append(sum((b == j).mean() * abs(t[b == j].mean() - s[b == j].mean()) for j in range(15) if (b == j).any()))
+    assert classwise_ece(y, probs, "multi-class")[0] == pytest.approx(ref)

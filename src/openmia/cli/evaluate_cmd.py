@@ -28,6 +28,7 @@ def add_parser(sub) -> None:
     seg.add_argument("--spacing", help="voxel size in mm per axis, e.g. 1.5,0.8,0.8 (default: from the NIfTI header)")
     seg.add_argument("--nsd-tolerance", default="1.0", help="NSD tolerance in mm: 1.5, or per label 1=1.5,2=2.0 (default 1.0)")
     seg.add_argument("--labels", help="foreground labels to score, e.g. 1,2,3 (default: every label in the truth)")
+    seg.add_argument("--label-names", help="names used in the outputs, e.g. 1=liver,2=tumour (default: the label values)")
     seg.add_argument("--percentile", type=float, default=95.0, help="percentile of the robust Hausdorff distance (default 95)")
     seg.add_argument("--lesions", action="store_true", help="also lesion-wise metrics on connected components")
     seg.add_argument("--workers", type=int, help="threads scoring cases in parallel (default: CPU count)")
@@ -52,6 +53,20 @@ def _floats(text: str | None, option: str) -> tuple[float, ...] | None:
         raise PredictionError(f"{option}: expected comma-separated numbers, found {text!r}") from None
 
 
+def _label_names(text: str | None) -> dict[int, str] | None:
+    from openmia.errors import PredictionError
+
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        k, sep, v = part.partition("=")
+        if not sep or not k.strip().isdigit() or not v.strip():
+            raise PredictionError(f"--label-names: expected e.g. 1=liver,2=tumour, found {part!r}")
+        out[int(k)] = v.strip()
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -65,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         res = api.evaluate("segmentation", args.pred, args.truth, args.out, **common,
                            spacing=_floats(args.spacing, "--spacing"), tolerance=parse_tolerance(args.nsd_tolerance),
                            labels=None if labels is None else [int(v) for v in labels], percentile=args.percentile,
-                           lesions=args.lesions, workers=args.workers)
+                           lesions=args.lesions, workers=args.workers, label_names=_label_names(args.label_names))
         s = res.summary
         print(f"{s['n_cases']} cases, labels {', '.join(map(str, s['label_values']))}"
               + (f", {s['n_patients']} patients (bootstrap over patients)" if s.get("n_patients") else ""))

@@ -150,6 +150,8 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
 
     # ---- calibration and proper scores
     add("ece", "all", lambda w: M.ece(y, probs, task_type, w))
+    if task_type != "binary":
+        add("classwise_ece", "all", lambda w: M.classwise_ece(y, probs, task_type, w).mean(1))
     add("brier", "all", lambda w: (w @ brier_i) / w.sum(1))
     add("nll", "all", lambda w: (w @ nll_i) / w.sum(1))
 

@@ -244,18 +244,17 @@ def ece(y, probs, task_type: str, w=None, *, n_bins: int = ECE_BINS) -> np.ndarr
     return np.abs(acc_b - conf_b).sum(1) / w.sum(1)
 
 
-def classwise_ece(y, probs, task_type: str, *, n_bins: int = ECE_BINS) -> np.ndarray:
-    """ECE of each class's probability treated as a binary forecast, ``(K,)``."""
+def classwise_ece(y, probs, task_type: str, w=None, *, n_bins: int = ECE_BINS) -> np.ndarray:
+    """Class-wise ECE ``(B, K)``: each class's probability as a binary forecast of that class,
+    sum_b (n_b / n) |freq_b - mean p_b| over ``n_bins`` equal-width bins (Kull et al. 2019)."""
+    w = as_weights(w, len(y))
     out = []
     for t, s in _ovr_targets(y, probs, task_type if task_type == "multi-label" else "multi-class"):
         b = np.clip(np.ceil(s * n_bins).astype(int) - 1, 0, n_bins - 1)
-        e = 0.0
-        for k in range(n_bins):
-            m = b == k
-            if m.any():
-                e += m.mean() * abs(t[m].mean() - s[m].mean())
-        out.append(e)
-    return np.array(out)
+        ind = np.zeros((len(s), n_bins))
+        ind[np.arange(len(s)), b] = 1.0
+        out.append(np.abs(w @ (ind * t[:, None]) - w @ (ind * s[:, None])).sum(1) / w.sum(1))
+    return np.stack(out, axis=1)
 
 
 def reliability_curve(y, probs, task_type: str, *, n_bins: int = ECE_BINS) -> dict[str, list]:
