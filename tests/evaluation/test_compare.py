@@ -101,3 +101,16 @@ def test_segmentation_compare_and_cli(tmp_path, capsys):
     assert all(float(r["diff"]) > 0 for r in comp)
     rc = main(["compare", "--task", "segmentation", "--truth", str(td), "--out", str(out), "--pred", f"x={td}"])
     assert rc == 2 and "at least two" in capsys.readouterr().err
+
+
+def test_counting_compare(tmp_path):
+    truth = tmp_path / "t.csv"
+    truth.write_text("case_id,count\n" + "".join(f"c{i},{10 + i}\n" for i in range(12)))
+    (tmp_path / "a.csv").write_text("case_id,count\n" + "".join(f"c{i},{10 + i + (i % 2)}\n" for i in range(12)))
+    (tmp_path / "b.csv").write_text("case_id,count\n" + "".join(f"c{i},{10 + i + 3 + (i % 3)}\n" for i in range(12)))
+    res = compare_files("counting", truth, {"a": tmp_path / "a.csv", "b": tmp_path / "b.csv"}, n_resamples=200, rank_resamples=50)
+    row = next(r for r in res["comparisons"] if r["metric"] == "count_abs_error")
+    assert row["estimate_a"] == pytest.approx(0.5) and row["estimate_b"] == pytest.approx(4.0) and row["p_value"] < 0.01
+    assert [r["rank"] for r in res["ranking"] if r["metric"] == "count_abs_error"] == [1.0, 2.0]
+    with pytest.raises(PredictionError, match="detection AP is not a per-case metric"):
+        compare_files("detection", truth, {"a": tmp_path / "a.csv", "b": tmp_path / "b.csv"})

@@ -12,7 +12,7 @@ def add_parser(sub) -> None:
                                    "metrics) with a CI of the difference, Holm-corrected per metric; rankings with "
                                    "bootstrap rank distributions and Kendall's tau. Writes comparisons.csv, ranking.csv, "
                                    "rank_stability.png and compare.json.")
-    p.add_argument("--task", required=True, choices=["classification", "segmentation"])
+    p.add_argument("--task", required=True, choices=["classification", "segmentation", "counting", "inpainting"])
     p.add_argument("--truth", required=True, help="truth CSV (classification) or folder of label maps (segmentation)")
     p.add_argument("--pred", required=True, action="append", metavar="NAME=PATH",
                    help="a model's predictions; repeat for every model (at least two)")
@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for CIs of differences (default 2000)")
     p.add_argument("--rank-resamples", type=int, default=1000, help="bootstrap resamples for rank stability (default 1000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-range", type=float, help="inpainting: intensity range (required)")
+    p.add_argument("--masks", help="inpainting: mask folder")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         from openmia.evaluation.segmentation import parse_tolerance
 
         kwargs = {"spacing": _floats(args.spacing, "--spacing"), "tolerance": parse_tolerance(args.nsd_tolerance)}
+    elif args.task == "inpainting":
+        kwargs = {"data_range": args.data_range, "mask_dir": args.masks}
     res = compare_files(args.task, args.truth, preds, args.out,
                         metrics=None if args.metrics is None else [m.strip() for m in args.metrics.split(",")],
                         labels=[s.strip() for s in args.labels.split(",")], scheme=args.scheme, task_type=args.task_type,

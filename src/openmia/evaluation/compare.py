@@ -32,8 +32,11 @@ HIGHER_IS_BETTER = {
     "auc": True, "ap": True, "acc": True, "balanced_acc": True, "f1": True, "dice": True, "iou": True, "nsd": True,
     "precision": True, "recall": True, "lesion_f1": True, "lesion_dice": True, "brier": False, "nll": False,
     "hd": False, "hd95": False, "assd": False, "masd": False, "correct": True,
+    "count_abs_error": False, "count_sq_error": False, "count_rel_error": False,
+    "psnr": True, "ssim": True, "mae": False, "psnr_mask": True, "ssim_mask": True, "mae_mask": False,
 }
-DEFAULT_METRICS = {"classification": ("auc", "acc", "brier", "nll"), "segmentation": ("dice", "hd95", "assd", "nsd")}
+DEFAULT_METRICS = {"classification": ("auc", "acc", "brier", "nll"), "segmentation": ("dice", "hd95", "assd", "nsd"),
+                   "counting": ("count_abs_error", "count_sq_error"), "inpainting": ("psnr", "ssim", "mae")}
 
 
 @dataclass
@@ -141,12 +144,20 @@ def _classification_models(truth, preds: dict[str, str | Path], *, task_type, pa
     return models, ctx
 
 
-def _segmentation_models(truth, preds: dict[str, str | Path], *, patients_csv, **kwargs) -> tuple[list[ModelPredictions], dict]:
+def _per_case_models(task: str, truth, preds: dict[str, str | Path], *, patients_csv, **kwargs) -> tuple[list[ModelPredictions], dict]:
+    """Models scored by a per-case evaluator (segmentation, counting, inpainting)."""
+    from openmia.evaluation import other_tasks
     from openmia.evaluation.segmentation import evaluate_folders
 
+    evaluate = {"segmentation": evaluate_folders, "counting": other_tasks.evaluate_counting_files,
+                "inpainting": other_tasks.evaluate_inpainting_folders}[task]
+    if task == "segmentation":
+        kwargs["patients_csv"] = patients_csv
+    elif patients_csv is not None:
+        raise PredictionError(f"--patients is not supported for compare --task {task} in this version")
     models, cases, groups = [], None, None
     for name, path in preds.items():
-        res = evaluate_folders(path, truth, None, patients_csv=patients_csv, n_resamples=100, **kwargs)
+        res = evaluate(path, truth, None, n_resamples=100, **kwargs)
         order = list(dict.fromkeys(r[0] for r in res.per_case))
         if cases is None:
             cases = order
@@ -155,7 +166,7 @@ def _segmentation_models(truth, preds: dict[str, str | Path], *, patients_csv, *
         for cid, label, metric, value in res.per_case:
             table.setdefault((metric, label), np.full(len(cases), np.nan))[idx[cid]] = value
         # label "all": per case the mean over labels with a defined value (as in the summary)
-        labels = [lab for lab in res.summary["labels"] if lab != "all"]
+        labels = [lab for lab in res.summary["labels"] if lab != "all"] if task == "segmentation" else []
         if len(labels) > 1:
             for metric in {k[0] for k in table}:
                 stack = np.vstack([table[(metric, lab)] for lab in labels if (metric, lab) in table])
@@ -193,10 +204,11 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
         raise PredictionError(f"compare needs at least two --pred NAME=PATH, got {len(preds)}")
     if task == "classification":
         models, ctx = _classification_models(truth, preds, task_type=task_type, patients_csv=patients_csv)
-    elif task == "segmentation":
-        models, ctx = _segmentation_models(truth, preds, patients_csv=patients_csv, **task_kwargs)
+    elif task in ("segmentation", "counting", "inpainting"):
+        models, ctx = _per_case_models(task, truth, preds, patients_csv=patients_csv, **task_kwargs)
     else:
-        raise PredictionError(f"compare --task {task}: available for classification and segmentation")
+        raise PredictionError(f"compare --task {task}: available for classification, segmentation, counting and inpainting "
+                              "(detection AP is not a per-case metric; compare detectors with `evaluate` CIs for now)")
     metrics = list(metrics or DEFAULT_METRICS[task])
     unknown = [m for m in metrics if m not in HIGHER_IS_BETTER]
     if unknown:
