@@ -31,3 +31,9 @@ def holm(p_values) -> np.ndarray:
         running = max(running, (m - rank) * p[i])
         adj[i] = min(1.0, running)
     return adj
+
+
+# The other paired and multi-model tests live in their own modules; re-exported here so that
+# ``openmia.stats.tests`` is the one place to find every test (DESIGN §1).
+from openmia.stats.multiple import friedman_nemenyi  # noqa: E402,F401
+from openmia.stats.paired import paired_permutation_test, wilcoxon_signed_rank  # noqa: E402,F401
