@@ -137,3 +137,10 @@ def test_ema_decay_is_validated(tmp_path):
 def test_cpu_budget_clock_stops_training(tmp_path):
     res = train(_cfg(tmp_path, "train.epochs=1000", "train.max_minutes=0.002", "train.budget_clock=cpu"), progress=False)
     assert 1 <= res.epochs_done < 1000 and res.train_seconds >= 0.12
+
+
+def test_model_of_another_task_is_rejected(tmp_path):
+    from openmia.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is a segmentation model"):
+        train(_cfg(tmp_path, "model.name=unet_small"), progress=False)

@@ -27,7 +27,7 @@ import numpy as np
 
 from openmia import fileio
 from openmia.config import RunConfig, dump_yaml, load_config
-from openmia.errors import RunDirError
+from openmia.errors import ConfigError, RunDirError
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,12 @@ class Trainer:
         if cfg.train.class_weights == "balanced":
             weights = balanced_class_weights(self.splits["train"].labels, spec.task_type, spec.num_classes)
         self.task = ClassificationTask(spec.task_type, spec.num_classes, weights, cfg.train.label_smoothing)
+        from openmia.models import load_all
+
+        entry = load_all().get(cfg.model.name)
+        if entry.meta.get("task") != cfg.task:
+            raise ConfigError(f"model.name={cfg.model.name!r} is a {entry.meta.get('task')} model but the run's task is "
+                              f"{cfg.task!r}; pick one of `openmia list models --task {cfg.task}`")
         torch.manual_seed(cfg.train.seed)  # model initialisation
         self.model = build_model(
             cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes, dims=spec.dims,

@@ -1,1 +1,1 @@
-"""openmia.losses."""
+"""Loss functions, one module per task family."""

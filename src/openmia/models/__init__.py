@@ -6,7 +6,7 @@ Factory convention (every registered model)::
     def resnet18(in_channels: int, num_classes: int, dims: int = 2, input_size: int = 28, **kw) -> nn.Module
 
 Output contract (DESIGN §2): classification models return ``(N, K)`` logits for input
-``(N, C, *spatial)``. Importing this package does not import torch; :func:`load_all` does.
+``(N, C, *spatial)``; segmentation models ``(N, K, *spatial)`` logits of the input's size. Importing this package does not import torch; :func:`load_all` does.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ MODELS: Registry = Registry("model")
 register_model = MODELS.register
 
 # modules that register models; imported on demand so `openmia --help` stays fast
-_MODEL_MODULES = ("openmia.models.classification", "openmia.models.dbn")
+_MODEL_MODULES = ("openmia.models.classification", "openmia.models.dbn", "openmia.models.segmentation")
 
 
 def load_all() -> Registry:
