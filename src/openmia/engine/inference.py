@@ -1,0 +1,99 @@
+"""Sliding-window inference for 2D/3D segmentation (patch-trained models on whole images).
+
+Windows of ``window`` size are placed on a regular grid (step = window x (1 - overlap), the last
+window flush with the border — the same grid as MONAI's ``sliding_window_inference``); each
+window's output is weighted by an importance map (``constant``, or ``gaussian``: centred, sigma =
+``sigma_scale`` x window, as nnU-Net/MONAI, because predictions near a window's edge see less
+context) and the weighted outputs are averaged. Images smaller than the window are padded and the
+output cropped back. Optional test-time augmentation averages the outputs over flips.
+
+Memory: the input, one accumulator of ``(N, K, *spatial)`` float32 and one weight map — the windows
+are run ``batch_size`` at a time, never all at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from openmia.errors import ConfigError
+
+
+def window_starts(size: int, window: int, overlap: float) -> list[int]:
+    """Start offsets along one axis (MONAI's grid: step = int(window (1 - overlap)), last clipped)."""
+    if size <= window:
+        return [0]
+    step = max(1, int(window * (1 - overlap)))
+    n = math.ceil((size - window) / step) + 1
+    return sorted({min(i * step, size - window) for i in range(n)})
+
+
+def importance_map(window: Sequence[int], mode: str = "gaussian", sigma_scale: float = 0.125) -> torch.Tensor:
+    """Weights ``window``-shaped: 1 everywhere (``constant``) or a separable Gaussian with max 1."""
+    if mode == "constant":
+        return torch.ones(tuple(window))
+    if mode != "gaussian":
+        raise ConfigError(f"sliding-window mode must be 'gaussian' or 'constant', found {mode!r}")
+    w = torch.ones(())
+    for n in window:
+        x = torch.arange(n, dtype=torch.float32) - (n - 1) / 2
+        g = torch.exp(-0.5 * (x / max(sigma_scale * n, 1e-6)) ** 2)
+        w = w.unsqueeze(-1) * g
+    w = w / w.max()
+    return w.clamp_min(1e-3)  # no zero weights at the window corners: every voxel gets a prediction
+
+
+def sliding_window_inference(image: torch.Tensor, predictor: Callable[[torch.Tensor], torch.Tensor],
+                             window: Sequence[int], *, overlap: float = 0.5, batch_size: int = 4,
+                             mode: str = "gaussian", sigma_scale: float = 0.125, flip_tta: bool = False) -> torch.Tensor:
+    """Predict a whole image ``(N, C, *spatial)`` -> ``(N, K, *spatial)`` window by window.
+
+    Args:
+        predictor: maps ``(B, C, *window)`` to ``(B, K, *window)`` (e.g. a model in eval mode).
+        window: window size per spatial axis.
+        overlap: fraction of a window shared with its neighbour, in [0, 1).
+        flip_tta: also predict every axis-flip combination (2^d passes) and average.
+    """
+    d = image.dim() - 2
+    window = tuple(int(w) for w in window)
+    if d not in (2, 3) or len(window) != d:
+        raise ConfigError(f"sliding window: image (N, C, *spatial) with 2 or 3 spatial axes and one window size per axis, "
+                          f"found image {tuple(image.shape)} and window {window}")
+    if not 0 <= overlap < 1:
+        raise ConfigError(f"sliding window: overlap must be in [0, 1), found {overlap}")
+    size = image.shape[2:]
+    pad = [max(0, w - s) for s, w in zip(size, window)]
+    if any(pad):
+        image = F.pad(image, [p for q in reversed(pad) for p in (0, q)])
+    full = image.shape[2:]
+    weight = importance_map(window, mode, sigma_scale).to(image.device)
+    starts = [window_starts(s, w, overlap) for s, w in zip(full, window)]
+    slices = [tuple(slice(a, a + w) for a, w in zip(pos, window)) for pos in itertools.product(*starts)]
+    flips = [()] if not flip_tta else [c for r in range(d + 1) for c in itertools.combinations(range(2, d + 2), r)]
+    out = None
+    norm = torch.zeros((1, 1, *full), device=image.device)
+    for n in range(image.shape[0]):
+        for i in range(0, len(slices), batch_size):
+            chunk = slices[i : i + batch_size]
+            x = torch.cat([image[n : n + 1, :, *sl] for sl in chunk])
+            y = None
+            for f in flips:
+                yf = predictor(torch.flip(x, f) if f else x)
+                yf = torch.flip(yf, f) if f else yf
+                y = yf if y is None else y + yf
+            y = y / len(flips)
+            if y.shape[2:] != x.shape[2:] or y.shape[0] != x.shape[0]:
+                raise ConfigError(f"sliding window: the predictor returned {tuple(y.shape)} for windows {tuple(x.shape)}; "
+                                  "expected (B, K, *window)")
+            if out is None:
+                out = torch.zeros((image.shape[0], y.shape[1], *full), dtype=torch.float32, device=image.device)
+            for j, sl in enumerate(chunk):
+                out[n : n + 1, :, *sl] += y[j : j + 1] * weight
+                if n == 0:
+                    norm[0, 0, *sl] += weight
+    out /= norm
+    return out[(slice(None), slice(None), *(slice(0, s) for s in size))]
