@@ -107,9 +107,10 @@ class LoopConfig:
     deterministic: bool = False
     threads: int | None = None  # torch intra-op threads; None = number of physical cores
     class_weights: str = "none"  # none | balanced
-    select_metric: str = "auc"  # validation metric for model selection
+    select_metric: str = "auto"  # validation metric for model selection: auto = auc (classification), dice (segmentation)
     pretrain_epochs: int = 0  # models with .pretrain (DBN): unsupervised epochs first
     label_smoothing: float = 0.0
+    loss: str = "auto"  # segmentation: dice | ce | dice_ce | focal | tversky (auto = dice_ce); classification: auto
     ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.99); 0 = off
 
     def __post_init__(self) -> None:
@@ -119,7 +120,8 @@ class LoopConfig:
         _positive("train.pretrain_epochs", self.pretrain_epochs, allow_zero=True)
         _one_of("train.budget_clock", self.budget_clock, ("wall", "cpu"))
         _one_of("train.class_weights", self.class_weights, ("none", "balanced"))
-        _one_of("train.select_metric", self.select_metric, ("auc", "acc", "loss"))
+        _one_of("train.select_metric", self.select_metric, ("auto", "auc", "acc", "loss", "dice"))
+        _one_of("train.loss", self.loss, ("auto", "dice", "ce", "dice_ce", "focal", "tversky"))
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"train.label_smoothing: expected [0, 1), found {self.label_smoothing}")
         if not 0 <= self.ema < 1:
@@ -139,7 +141,7 @@ class EvalConfig:
 class RunConfig:
     """Everything that defines a training run; saved resolved in every run directory."""
 
-    task: str = "classification"
+    task: str = "classification"  # classification | segmentation (must match the data set)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -150,7 +152,7 @@ class RunConfig:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        _one_of("task", self.task, ("classification",))
+        _one_of("task", self.task, ("classification", "segmentation"))
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

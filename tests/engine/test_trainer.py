@@ -144,3 +144,38 @@ def test_model_of_another_task_is_rejected(tmp_path):
 
     with pytest.raises(ConfigError, match="is a segmentation model"):
         train(_cfg(tmp_path, "model.name=unet_small"), progress=False)
+
+
+def test_segmentation_training_end_to_end(tmp_path):
+    cfg = load_config(None, ["task=segmentation", "data.dataset=synthetic/seg2d", "model.name=unet_small",
+                             "model.kwargs.width=4", "train.epochs=2", "data.batch_size=32", "data.augment=flip",
+                             "eval.n_resamples=100", "train.threads=1", f"out_dir={tmp_path / 'runs'}"])
+    res = train(cfg, progress=False)
+    rd = res.run_dir
+    assert (rd / "predictions" / "test").is_dir() and len(list((rd / "predictions" / "test").glob("*.npy"))) == 120
+    assert (rd / "eval" / "test" / "report.html").is_file()
+    dice = next(m for m in res.test_summary["metrics"] if m["metric"] == "dice" and m["label"] == "all")
+    assert 0 <= dice["value"] <= 1 and dice["ci_low"] <= dice["value"] <= dice["ci_high"]
+    assert {"organ", "lesion", "all"} <= set(res.test_summary["labels"])
+    lines = [json.loads(x) for x in (rd / "metrics.jsonl").read_text().splitlines()]
+    assert all("val_dice" in r for r in lines) and json.loads((rd / "result.json").read_text())["select_metric"] == "dice"
+    # a classification data set with task=segmentation is a clear error
+    from openmia.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is a classification data set"):
+        train(cfg.with_overrides(["data.dataset=synthetic/binary"]), progress=False)
+    with pytest.raises(ConfigError, match="select_metric='auc' does not apply to segmentation"):
+        train(cfg.with_overrides(["train.select_metric=auc"]), progress=False)
+
+
+def test_augment_pair_moves_labels_with_images():
+    from openmia.transforms.augment import augment_pair
+
+    x = torch.arange(2 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8)
+    y = (x[:, 0] % 3).long()
+    for preset in ("flip", "standard", "dihedral", "strong"):
+        gen = torch.Generator().manual_seed(1)
+        x2, y2 = augment_pair(x, y, preset, gen)
+        assert y2.dtype == y.dtype and set(y2.unique().tolist()) <= {0, 1, 2}
+        if preset != "strong":  # geometry only: the label still equals the image value mod 3
+            assert torch.equal((x2[:, 0] % 3).long(), y2)

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if cmd == "list":
         rows = []
         for s in list_datasets(task=args.task):
-            sizes = "28" if s.source == "synthetic" else "/".join(str(x) for x in sorted(_sizes(s.name)))
+            sizes = str(s.size) if s.source == "synthetic" else "/".join(str(x) for x in sorted(_sizes(s.name)))
             present = "generated" if s.source == "synthetic" else ("yes" if data_file(s).is_file() else "no")
             n = "/".join(str(v) for _, v in s.split_sizes)
             rows.append([s.name, s.task_type, f"{s.dims}D", sizes, n, s.licence, present])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openmia.data import medmnist, synthetic
+from openmia.data import medmnist, synthetic, synthetic_segmentation
 from openmia.data.spec import DatasetSpec, Normalization
 from openmia.errors import DataError, UnknownNameError
 
@@ -19,7 +19,8 @@ class SplitArrays:
 
     Attributes:
         images: uint8 ``(N, C, *spatial)``; may be a non-contiguous view of the file's array.
-        labels: int64 ``(N,)`` (binary / multi-class / ordinal) or ``(N, L)`` 0/1 (multi-label).
+        labels: int64 ``(N,)`` (binary / multi-class / ordinal), ``(N, L)`` 0/1 (multi-label), or
+            uint8 label maps ``(N, *spatial)`` (segmentation).
         case_ids: ``"<dataset>/<split>/<index>"`` for each case.
     """
 
@@ -45,7 +46,7 @@ def _medmnist_spec(name: str, size: int) -> DatasetSpec:
 
 def all_names() -> list[str]:
     """Every catalogue name, size variants included (``retinamnist_224``)."""
-    names = list(synthetic.SPECS)
+    names = list(synthetic.SPECS) + list(synthetic_segmentation.SPECS)
     for n, f in medmnist.FACTS.items():
         names += [n if s == 28 else f"{n}_{s}" for s in sorted(f.md5)]
     return names
@@ -53,6 +54,11 @@ def all_names() -> list[str]:
 
 def get_spec(name: str, size: int | None = None) -> DatasetSpec:
     """The spec of ``name`` (``size`` selects a MedMNIST variant; ``name_64`` works too)."""
+    if name in synthetic_segmentation.SPECS:
+        spec = synthetic_segmentation.SPECS[name]
+        if size not in (None, spec.size):
+            raise UnknownNameError(f"{name} exists only at {spec.size}px, not {size}px")
+        return spec
     if name in synthetic.SPECS:
         if size not in (None, synthetic.SIZE):
             raise UnknownNameError(f"{name} exists only at {synthetic.SIZE}px, not {size}px")
@@ -71,7 +77,8 @@ def get_spec(name: str, size: int | None = None) -> DatasetSpec:
 
 def list_datasets(task: str | None = None) -> list[DatasetSpec]:
     """Specs of every catalogue entry at its default size (size variants via ``get_spec``)."""
-    specs = list(synthetic.SPECS.values()) + [_medmnist_spec(n, 28) for n in medmnist.FACTS]
+    specs = (list(synthetic.SPECS.values()) + list(synthetic_segmentation.SPECS.values())
+             + [_medmnist_spec(n, 28) for n in medmnist.FACTS])
     return [s for s in specs if task is None or s.task == task]
 
 
@@ -94,7 +101,8 @@ def load_split(name: str, split: str, *, size: int | None = None, root: str | Pa
     if split not in ("train", "val", "test"):
         raise DataError(f"unknown split {split!r} for {spec.name}; expected train, val or test")
     if spec.source == "synthetic":
-        images, labels = synthetic.generate(spec.name, seed)[split]
+        gen = synthetic_segmentation.generate if spec.task == "segmentation" else synthetic.generate
+        images, labels = gen(spec.name, seed)[split]
     else:
         path = data_file(spec, root)
         if not path.is_file():

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from openmia.errors import ConfigError
 
-TASK_TYPES = ("binary", "multi-class", "ordinal", "multi-label")
+TASK_TYPES = ("binary", "multi-class", "ordinal", "multi-label", "segmentation")
+TASKS = ("classification", "segmentation")
 SPLITS = ("train", "val", "test")
 
 
@@ -19,14 +20,16 @@ class Normalization(str, enum.Enum):
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Facts about a classification data set.
+    """Facts about a classification or segmentation data set.
 
     Attributes:
         name: catalogue name (``retinamnist``, ``adrenalmnist3d_64``, ``synthetic/binary``).
-        task_type: binary | multi-class | ordinal | multi-label.
+        task: classification | segmentation.
+        task_type: binary | multi-class | ordinal | multi-label (classification); segmentation.
         dims: 2 or 3 spatial dimensions; ``size`` the edge length in pixels/voxels.
         channels: image channels (1 grey, 3 RGB).
-        label_names: class names (multi-label: one per label).
+        label_names: class names (multi-label: one per label; segmentation: label values 0..K-1,
+            0 = background).
         split_sizes: ``(("train", n), ("val", n), ("test", n))`` — the official split.
         md5 / url / filename: where the file comes from and its official checksum.
     """
@@ -51,8 +54,10 @@ class DatasetSpec:
 
     def __post_init__(self) -> None:
         where = f"dataset spec {self.name!r}"
-        if self.task != "classification":
-            raise ConfigError(f"{where}: task must be 'classification', found {self.task!r}")
+        if self.task not in TASKS:
+            raise ConfigError(f"{where}: task must be one of {TASKS}, found {self.task!r}")
+        if (self.task == "segmentation") != (self.task_type == "segmentation"):
+            raise ConfigError(f"{where}: task {self.task!r} does not go with task_type {self.task_type!r}")
         if self.task_type not in TASK_TYPES:
             raise ConfigError(f"{where}: task_type must be one of {TASK_TYPES}, found {self.task_type!r}")
         if self.dims not in (2, 3):

@@ -11,10 +11,30 @@ Images are float32 in roughly [0, 1] with ``(N, 1, *spatial)``; masks uint8 ``(N
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import ndimage
 
+from openmia.data.spec import DatasetSpec, Normalization
+
 LABELS = ("background", "organ", "lesion")
+_CITATION = "openmia synthetic data (generated; no patient data)"
+
+SPECS: dict[str, DatasetSpec] = {
+    "synthetic/seg2d": DatasetSpec(
+        name="synthetic/seg2d", task="segmentation", task_type="segmentation", dims=2, channels=1, size=64,
+        label_names=LABELS, split_sizes=(("train", 240), ("val", 60), ("test", 120)),
+        normalization=Normalization.UINT8_UNIT, licence="CC0 (generated)", citation=_CITATION, source="synthetic",
+        spacing=(1.0, 1.0), description="64x64 phantoms: a textured organ (1) with 0-3 lesions (2), bias field and noise",
+    ),
+    "synthetic/seg3d": DatasetSpec(
+        name="synthetic/seg3d", task="segmentation", task_type="segmentation", dims=3, channels=1, size=32,
+        label_names=LABELS, split_sizes=(("train", 80), ("val", 20), ("test", 40)),
+        normalization=Normalization.UINT8_UNIT, licence="CC0 (generated)", citation=_CITATION, source="synthetic",
+        spacing=(1.0, 1.0, 1.0), description="32^3 phantoms: a textured organ (1) with 0-3 lesions (2), bias field and noise",
+    ),
+}
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
@@ -62,3 +82,18 @@ def phantoms(n: int, *, dims: int = 2, size: int = 64, seed: int = 0) -> tuple[n
     shape = (size,) * dims
     imgs, masks = zip(*(_phantom(rng, shape) for _ in range(n)))
     return np.stack(imgs)[:, None], np.stack(masks)
+
+
+@lru_cache(maxsize=4)
+def generate(name: str, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """All splits of a phantom set: ``{split: (images uint8 (N, 1, *spatial), masks uint8 (N, *spatial))}``;
+    each split has its own random stream."""
+    spec = SPECS[name]
+    out = {}
+    for k, (split, n) in enumerate(spec.split_sizes):
+        img, mask = phantoms(n, dims=spec.dims, size=spec.size, seed=int(np.random.SeedSequence([seed, k, spec.dims]).generate_state(1)[0]))
+        img = np.round(img * 255).astype(np.uint8)
+        img.setflags(write=False)
+        mask.setflags(write=False)
+        out[split] = (img, mask)
+    return out

@@ -62,8 +62,9 @@ def verify(name: str, *, size: int | None = None, root: str | Path | None = None
         if spec.task_type != "multi-label":
             absent = [spec.label_names[i] for i in np.flatnonzero(counts == 0)]
             if absent:
-                rep.warnings.append(f"{split}: no case of class(es) {absent}")
-            rep.checks.append(f"{split}: {n} cases, class counts {counts.tolist()}")
+                rep.warnings.append(f"{split}: no {'voxel' if spec.task == 'segmentation' else 'case'} of class(es) {absent}")
+            what = "voxels per label" if spec.task == "segmentation" else "class counts"
+            rep.checks.append(f"{split}: {n} cases, {what} {counts.tolist()}")
         else:
             rep.checks.append(f"{split}: {n} cases, positives per label {s.labels.sum(0).tolist()}")
         h: dict[bytes, list[int]] = {}

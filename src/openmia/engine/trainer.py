@@ -102,7 +102,19 @@ def predict_proba(model, task, images: np.ndarray, normalization: str, batch_siz
 
 
 def quick_scores(probs: np.ndarray, labels: np.ndarray, task_type: str) -> dict[str, float]:
-    """Validation AUC, ACC and NLL for model selection (point estimates; CIs come from the evaluator)."""
+    """Validation scores for model selection (point estimates; CIs come from the evaluator).
+
+    Classification: AUC, ACC and NLL. Segmentation: mean foreground Dice, voxel accuracy and the
+    mean voxel NLL (``probs`` ``(N, K, *spatial)``, ``labels`` ``(N, *spatial)``).
+    """
+    if task_type == "segmentation":
+        from openmia.tasks.segmentation import mean_foreground_dice
+
+        pred = probs.argmax(1)
+        p_true = np.take_along_axis(probs, labels[:, None].astype(np.int64), axis=1)
+        nll = float(-np.log(np.clip(p_true, 1e-15, 1.0)).mean())
+        return {"dice": mean_foreground_dice(pred, labels, probs.shape[1]), "acc": float((pred == labels).mean()),
+                "loss": nll, "auc": float("nan")}
     from sklearn.metrics import roc_auc_score
 
     try:
@@ -207,10 +219,29 @@ class Trainer:
         self.splits = {s: load_split(d.dataset, s, size=d.size, root=d.root) for s in ("train", "val", "test")}
         self.spec = self.splits["train"].spec
         spec = self.spec
-        weights = None
-        if cfg.train.class_weights == "balanced":
-            weights = balanced_class_weights(self.splits["train"].labels, spec.task_type, spec.num_classes)
-        self.task = ClassificationTask(spec.task_type, spec.num_classes, weights, cfg.train.label_smoothing)
+        if cfg.task != spec.task:
+            raise ConfigError(f"data.dataset={d.dataset!r} is a {spec.task} data set but the run's task is {cfg.task!r}; "
+                              f"set task: {spec.task}")
+        if spec.task == "segmentation":
+            from openmia.tasks.segmentation import SegmentationTask
+
+            if cfg.train.class_weights != "none" or cfg.train.label_smoothing:
+                raise ConfigError("train.class_weights and train.label_smoothing apply to classification only; "
+                                  "for segmentation choose the loss with train.loss (dice, ce, dice_ce, focal, tversky)")
+            self.task = SegmentationTask(spec.num_classes, "dice_ce" if cfg.train.loss == "auto" else cfg.train.loss)
+        else:
+            if cfg.train.loss != "auto":
+                raise ConfigError(f"train.loss={cfg.train.loss!r} applies to segmentation; classification uses the "
+                                  "task type's loss (cross-entropy or binary cross-entropy)")
+            weights = None
+            if cfg.train.class_weights == "balanced":
+                weights = balanced_class_weights(self.splits["train"].labels, spec.task_type, spec.num_classes)
+            self.task = ClassificationTask(spec.task_type, spec.num_classes, weights, cfg.train.label_smoothing)
+        sel = cfg.train.select_metric
+        allowed = ("dice", "loss") if spec.task == "segmentation" else ("auc", "acc", "loss")
+        if sel != "auto" and sel not in allowed:
+            raise ConfigError(f"train.select_metric={sel!r} does not apply to {spec.task}; use one of {allowed} or auto")
+        self.select_metric = sel if sel != "auto" else allowed[0]
         from openmia.models import load_all
 
         entry = load_all().get(cfg.model.name)
@@ -320,7 +351,8 @@ class Trainer:
         import torch
 
         from openmia.engine.schedule import lr_factor
-        from openmia.transforms.augment import augment_batch
+        from openmia.losses.segmentation import DeepSupervision
+        from openmia.transforms.augment import augment_batch, augment_pair
         from openmia.transforms.intensity import to_float_tensor
 
         self._setup()
@@ -341,7 +373,9 @@ class Trainer:
         tr, va = self.splits["train"], self.splits["val"]
         n_train, bs = len(tr.images), cfg.data.batch_size
         steps_per_epoch = max(1, -(-n_train // bs))
-        labels_t = torch.as_tensor(tr.labels)
+        labels_t = torch.as_tensor(np.asarray(tr.labels, dtype=np.int64))
+        segmentation = spec.task == "segmentation"
+        deep = DeepSupervision(task.loss) if segmentation else None
         base_lr = cfg.optim.lr
         with _progress(self.progress) as bar:
             job = bar.add_task("train", total=cfg.train.epochs, info="")
@@ -359,9 +393,16 @@ class Trainer:
                     prog = max(ef / cfg.train.epochs, (self.elapsed + self._clock() - t0) / (60 * cfg.train.max_minutes) if cfg.train.max_minutes else 0)
                     for g in self.optimizer.param_groups:
                         g["lr"] = base_lr * lr_factor(cfg.schedule, progress=prog, epoch_float=ef)
-                    x = augment_batch(to_float_tensor(tr.images[idx], spec.normalization), cfg.data.augment, gen)
+                    x = to_float_tensor(tr.images[idx], spec.normalization)
                     y = labels_t[idx]
-                    loss = task.loss(model(x), y)
+                    if segmentation:
+                        x, y = augment_pair(x, y, cfg.data.augment, gen)
+                        out = model(x)
+                        aux = getattr(model, "aux_outputs", None)
+                        loss = deep(out, aux, y) if aux else task.loss(out, y)
+                    else:
+                        x = augment_batch(x, cfg.data.augment, gen)
+                        loss = task.loss(model(x), y)
                     if not torch.isfinite(loss):
                         raise RunDirError(f"training diverged at epoch {ep + 1} step {step}: loss is {loss.item()}; lower optim.lr")
                     self.optimizer.zero_grad(set_to_none=True)
@@ -380,19 +421,52 @@ class Trainer:
                 self.epoch = ep + 1
                 train_loss = tot_loss / max(n_seen, 1)
                 # model selection on the validation split only ("loss" = validation NLL, lower is better)
-                sel = -scores["loss"] if cfg.train.select_metric == "loss" else scores[cfg.train.select_metric]
+                sel = -scores["loss"] if self.select_metric == "loss" else scores[self.select_metric]
                 improved = bool(np.isfinite(sel) and sel > self.best_val)
                 if improved:
                     self.best_val, self.best_epoch = float(sel), self.epoch
                     fileio.torch_save({"model": eval_model.state_dict(), "epoch": self.epoch, "val": float(sel)}, self._ckpt_dir() / "best.pt")
                 rec = {"epoch": self.epoch, "train_loss": train_loss, "val_auc": scores["auc"], "val_acc": scores["acc"],
+                       **({"val_dice": scores["dice"]} if "dice" in scores else {}),
                        "val_loss": scores["loss"], "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(self.elapsed, 3), "best": improved}
                 _append_jsonl(metrics_path, rec)
                 self._save_last()
-                bar.update(job, completed=self.epoch, info=f"loss {train_loss:.3f} val auc {scores['auc']:.3f}")
+                bar.update(job, completed=self.epoch, info=f"loss {train_loss:.3f} val {self.select_metric} "
+                                                          f"{scores.get(self.select_metric, -scores['loss']):.3f}")
                 if stop_after_epoch is not None and self.epoch >= stop_after_epoch:
                     return None
         return self._finish()
+
+    def _evaluate_segmentation(self, split: str, prov: dict[str, Any]):
+        """Predict ``split`` slice by batch, write label maps (``predictions/<split>/<case>.npy``,
+        truth likewise) and score them with the segmentation evaluator."""
+        from openmia.evaluation.segmentation import evaluate_segmentation, write_outputs
+
+        s, spec, cfg = self.splits[split], self.spec, self.cfg
+        pred_dir, truth_dir = self.run_dir / "predictions" / split, self.run_dir / "truth" / split
+        pred_dir.mkdir(parents=True, exist_ok=True)
+        truth_dir.mkdir(parents=True, exist_ok=True)
+        names = [_safe_name(c) for c in s.case_ids]
+        bs = cfg.data.eval_batch_size
+        for i in range(0, len(names), bs):  # batch by batch: a split's probabilities never sit in memory at once
+            probs = predict_proba(self.model, self.task, s.images[i : i + bs], spec.normalization, bs)
+            for j, lab in enumerate(probs.argmax(1).astype(np.uint8)):
+                with fileio.atomic_path(pred_dir / f"{names[i + j]}.npy") as tmp:
+                    np.save(tmp.open("wb"), lab)
+                with fileio.atomic_path(truth_dir / f"{names[i + j]}.npy") as tmp:
+                    np.save(tmp.open("wb"), np.asarray(s.labels[i + j], dtype=np.uint8))
+        spacing = spec.spacing or (1.0,) * spec.dims
+        index = {n: k for k, n in enumerate(names)}
+
+        def load(name: str):
+            k = index[name]
+            return np.load(pred_dir / f"{name}.npy"), np.asarray(s.labels[k]), spacing
+
+        res = evaluate_segmentation(names, load, labels=range(1, spec.num_classes),
+                                    label_names={k: spec.label_names[k] for k in range(1, spec.num_classes)},
+                                    n_resamples=cfg.eval.n_resamples, seed=cfg.eval.seed)
+        write_outputs(res, self.run_dir / "eval" / split, provenance=prov)
+        return res
 
     # -- final evaluation (test touched once, here)
     def _finish(self) -> TrainResult:
@@ -413,6 +487,13 @@ class Trainer:
         fileio.write_json(self.run_dir / "provenance.json", prov)
         for split in ("val", "test"):
             s = self.splits[split]
+            if spec.task == "segmentation":
+                res = self._evaluate_segmentation(split, prov)
+                summaries[split] = res.summary
+                if split == "test":
+                    table = res.table(metrics=["dice", "iou", "hd95", "assd", "nsd"], label="all")
+                    fileio.write_text(self.run_dir / "eval" / split / "report.txt", table + "\n")
+                continue
             probs = predict_proba(self.model, self.task, s.images, spec.normalization, cfg.data.eval_batch_size)
             write_predictions(self.run_dir / "predictions" / f"{split}.csv", s.case_ids, probs, spec)
             write_truth(self.run_dir / "truth" / f"{split}.csv", s.case_ids, s.labels, spec)
@@ -430,7 +511,7 @@ class Trainer:
                              summaries["test"], summaries["val"], table)
         fileio.write_json(self.run_dir / "result.json", {
             "status": "complete", "epochs_done": self.epoch, "best_epoch": self.best_epoch,
-            "best_val": self.best_val, "select_metric": cfg.train.select_metric,
+            "best_val": self.best_val, "select_metric": self.select_metric,
             "train_seconds": round(self.elapsed, 3),
             "test": _headline(summaries["test"]), "val": _headline(summaries["val"]),
         })
@@ -441,6 +522,11 @@ class Trainer:
         except Exception as exc:  # the run itself is complete; indexing is best effort but reported
             log.warning("run finished but could not be added to the run index: %s", exc)
         return result
+
+
+def _safe_name(case_id: str) -> str:
+    """A file name for a case id (``synthetic/seg2d/test/00001`` -> ``synthetic_seg2d_test_00001``)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in case_id)
 
 
 def _headline(summary: dict[str, Any]) -> dict[str, Any]:

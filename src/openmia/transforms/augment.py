@@ -77,3 +77,32 @@ def _translate(x: "torch.Tensor", gen: "torch.Generator") -> "torch.Tensor":
         sl = tuple(slice(int(o[i]), int(o[i]) + s) for o, s in zip(offs, sizes))
         out[i] = padded[(i, slice(None)) + sl]
     return out
+
+
+def augment_pair(x: "torch.Tensor", y: "torch.Tensor", preset: str, gen: "torch.Generator") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Augment images ``(N, C, *spatial)`` and label maps ``(N, *spatial)`` with the same geometry.
+
+    The label map rides along as an extra channel through the geometric presets (flip, standard,
+    dihedral; translation pads by reflection/replication, which keeps labels integer); ``strong``
+    adds an intensity change that must not touch labels, so it is applied to the image only.
+    """
+    if preset == "none":
+        return x, y
+    geometric = "dihedral" if preset == "strong" else preset
+    both = augment_batch(_with_labels(x, y), geometric, gen)
+    x2, y2 = both[:, :-1], both[:, -1].round().to(y.dtype)
+    if preset == "strong":
+        import torch
+
+        n, nd = x2.shape[0], x2.dim() - 2
+        scale = 1 + 0.2 * (torch.rand((n,) + (1,) * (nd + 1), generator=gen) - 0.5)
+        shift = 0.2 * (torch.rand((n,) + (1,) * (nd + 1), generator=gen) - 0.5)
+        x2 = x2 * scale + shift
+    return x2, y2
+
+
+def _with_labels(x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":
+    """``y`` appended to ``x`` as a last float channel."""
+    import torch
+
+    return torch.cat([x, y.unsqueeze(1).to(x.dtype)], dim=1)
