@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("openmia.cli.list_cmd", "list registered models or datasets"),
     "data": ("openmia.cli.data_cmd", "list, describe, fetch, import and verify data sets"),
     "train": ("openmia.cli.train_cmd", "train a model; writes a run directory"),
+    "predict": ("openmia.cli.predict_cmd", "apply a trained run to a folder of images"),
     "evaluate": ("openmia.cli.evaluate_cmd", "score prediction files from any tool against truth"),
     "compare": ("openmia.cli.compare_cmd", "compare models on the same cases: paired tests, Holm, rankings"),
     "runs": ("openmia.cli.runs_cmd", "list and show recorded runs"),

@@ -1,0 +1,26 @@
+"""openmia predict: apply a trained run to a folder of images."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("predict", help="apply a trained run to a folder of images",
+                       description="Segmentation runs write a label map per image (NIfTI keeps the input's geometry; "
+                                   "large images use sliding-window inference); classification runs write predictions.csv "
+                                   "in the evaluator's format.")
+    p.add_argument("--model", required=True, help="run directory of a finished training run")
+    p.add_argument("--input", required=True, help="folder of images <case_id>.nii.gz|.nii|.png|.npy")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tta", action="store_true", help="segmentation: average over all axis flips")
+    p.add_argument("--overlap", type=float, default=0.5, help="segmentation: sliding-window overlap (default 0.5)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from openmia.engine.predict import predict_folder
+
+    res = predict_folder(args.model, args.input, args.out, tta=args.tta, overlap=args.overlap)
+    what = "label maps" if res["task"] == "segmentation" else "predictions.csv"
+    print(f"predicted {res['cases']} case(s); wrote {what} to {res['out']}")
+    return 0

@@ -1,0 +1,170 @@
+"""Predicting with a trained run on new images: ``openmia predict --model RUN_DIR --input DIR --out DIR``.
+
+Segmentation runs write one label map per input, in the input's format; NIfTI outputs keep the
+input's affine and header geometry exactly (only the data type changes to uint8). Images larger
+than the training size go through sliding-window inference (Gaussian weighting, overlap 0.5,
+optional flip TTA). Classification runs write ``predictions.csv`` in the evaluator's format.
+
+Intensities must already be on the scale the model was trained on: the run's data spec states the
+normalisation (e.g. ``uint8_unit`` needs uint8 images); another dtype is an error, never a silent
+rescale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openmia import fileio
+from openmia.errors import DataError, RunDirError
+
+
+@dataclass
+class LoadedRun:
+    model: Any
+    task: Any
+    spec: Any
+    cfg: Any
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Model (best checkpoint, eval mode), task and data spec of a finished run."""
+    import torch
+
+    from openmia.config import load_config
+    from openmia.data.catalog import get_spec
+    from openmia.engine.trainer import check_run_dir
+    from openmia.models import build_model
+
+    rd = check_run_dir(run_dir)
+    ck = rd / "checkpoints" / "best.pt"
+    if not ck.is_file():
+        raise RunDirError(f"{rd}: no checkpoints/best.pt; the run has not finished an epoch (resume it with `openmia train --resume {rd}`)")
+    cfg = load_config(rd / "config.yaml")
+    spec = get_spec(cfg.data.dataset, cfg.data.size)
+    model = build_model(cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes, dims=spec.dims,
+                        input_size=spec.size, **cfg.model.kwargs)
+    try:
+        model.load_state_dict(torch.load(ck, map_location="cpu", weights_only=True)["model"])
+    except Exception as exc:
+        raise RunDirError(f"{ck}: cannot load the checkpoint into {cfg.model.name} ({type(exc).__name__}: {exc})") from None
+    model.eval()
+    if spec.task == "segmentation":
+        from openmia.tasks.segmentation import SegmentationTask
+
+        task = SegmentationTask(spec.num_classes)
+    else:
+        from openmia.tasks.classification import ClassificationTask
+
+        task = ClassificationTask(spec.task_type, spec.num_classes)
+    return LoadedRun(model, task, spec, cfg)
+
+
+def _read(path: Path, case: str) -> tuple[np.ndarray, Any]:
+    """Image array and (for NIfTI) the image object whose geometry the output copies."""
+    name = path.name
+    try:
+        if name.endswith((".nii.gz", ".nii")):
+            import nibabel as nib
+
+            img = nib.load(str(path))
+            return np.asarray(img.dataobj), img
+        if name.endswith(".png"):
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return np.asarray(im), None
+        return np.load(path, allow_pickle=False), None
+    except Exception as exc:
+        raise DataError(f"case {case!r}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+
+
+def _to_batch(arr: np.ndarray, spec, case: str, path: Path) -> np.ndarray:
+    """``(1, C, *spatial)`` from a file's array, checked against the run's spec."""
+    if arr.ndim == spec.dims and spec.channels == 1:
+        arr = arr[None]
+    elif arr.ndim == spec.dims + 1 and spec.dims == 2 and arr.shape[-1] == spec.channels and arr.shape[0] != spec.channels:
+        arr = np.moveaxis(arr, -1, 0)  # PNG (H, W, C)
+    if arr.ndim != spec.dims + 1 or arr.shape[0] != spec.channels:
+        raise DataError(f"case {case!r}: {path.name} has shape {arr.shape}; the model expects {spec.channels} channel(s) "
+                        f"and {spec.dims} spatial axes")
+    norm = getattr(spec.normalization, "value", spec.normalization)
+    if norm == "uint8_unit" and arr.dtype != np.uint8:
+        raise DataError(f"case {case!r}: {path.name} has dtype {arr.dtype}, but the model was trained on uint8 images "
+                        "(normalization uint8_unit); convert the images to 0-255 uint8 the same way as the training data")
+    return arr[None]
+
+
+def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Path, *, tta: bool = False,
+                   overlap: float = 0.5, batch_size: int = 4) -> dict[str, Any]:
+    """Predict every image in ``input_dir``; returns ``{"cases": n, "out": path, "task": ...}``."""
+    import torch
+
+    from openmia.engine.inference import sliding_window_inference
+    from openmia.evaluation.label_maps import index_folder
+    from openmia.transforms.intensity import to_float_tensor
+
+    run = load_run(run_dir)
+    spec, model = run.spec, run.model
+    files = index_folder(input_dir, "input")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with torch.no_grad():
+        for cid, path in files.items():
+            arr, nifti = _read(path, cid)
+            x = to_float_tensor(_to_batch(arr, spec, cid, path), spec.normalization)
+            if spec.task == "segmentation":
+                window = (spec.size,) * spec.dims
+                logits = sliding_window_inference(x, model, window, overlap=overlap, batch_size=batch_size, flip_tta=tta)
+                labels = logits.argmax(1)[0].numpy().astype(np.uint8)
+                _write_label_map(labels, path, out, cid, nifti)
+            else:
+                if tuple(x.shape[2:]) != (spec.size,) * spec.dims:
+                    raise DataError(f"case {cid!r}: image size {tuple(x.shape[2:])}, the classifier was trained on "
+                                    f"{(spec.size,) * spec.dims}")
+                rows.append((cid, run.task.probabilities(model(x))[0]))
+    if rows:
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        binary = spec.task_type == "binary"
+        w.writerow(["case_id", "score"] if binary else ["case_id", *spec.label_names])
+        for cid, p in rows:
+            w.writerow([cid, repr(float(p[1]))] if binary else [cid, *(repr(float(v)) for v in p)])
+        fileio.write_text(out / "predictions.csv", buf.getvalue())
+    return {"cases": len(files), "out": str(out), "task": spec.task}
+
+
+def _write_label_map(labels: np.ndarray, src: Path, out: Path, cid: str, nifti) -> Path:
+    if nifti is not None:
+        import nibabel as nib
+
+        header = nifti.header.copy()
+        header.set_data_dtype(np.uint8)
+        data = nib.Nifti1Image(labels, nifti.affine, header).to_bytes()
+        if src.name.endswith(".gz"):
+            import gzip
+
+            data = gzip.compress(data, compresslevel=6)
+        dst = out / src.name
+        with fileio.atomic_path(dst) as tmp:
+            tmp.write_bytes(data)
+        return dst
+    if src.name.endswith(".png"):
+        from PIL import Image
+
+        dst = out / src.name
+        with fileio.atomic_path(dst) as tmp:
+            Image.fromarray(labels).save(tmp, format="PNG")
+        return dst
+    dst = out / f"{cid}.npy"
+    with fileio.atomic_path(dst) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, labels)
+    return dst
