@@ -79,3 +79,18 @@ def test_real_busi_and_kvasir(shared_data):
     kcases, split = read_kvasir(kv)
     assert len(kcases) == 1000 and len(split["train"]) == 880 and len(split["val"]) == 120
     assert not set(split["train"]) & set(split["val"])
+
+
+def test_catalog_busi_split_is_fixed_and_resized(shared_data):
+    from openmia.data.catalog import get_spec, load_split
+
+    busi = shared_data / "busi"
+    spec = get_spec("busi")
+    assert spec.task == "segmentation" and dict(spec.split_sizes) == {"train": 203, "val": 29, "test": 58}
+    if not busi.is_dir():
+        pytest.skip("real BUSI folder is absent")
+    s = load_split("busi", "val", root=busi)
+    assert s.images.shape == (29, 1, 256, 256) and s.labels.shape == (29, 256, 256) and s.images.dtype == np.uint8
+    assert set(np.unique(s.labels)) <= {0, 1} and any(c.startswith("normal_") for c in s.case_ids)
+    with pytest.raises(DataError, match="pass data.root"):
+        load_split("busi", "val", root=busi / "nope")

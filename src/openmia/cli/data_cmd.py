@@ -35,8 +35,15 @@ def run(args: argparse.Namespace) -> int:
     if cmd == "list":
         rows = []
         for s in list_datasets(task=args.task):
-            sizes = str(s.size) if s.source == "synthetic" else "/".join(str(x) for x in sorted(_sizes(s.name)))
-            present = "generated" if s.source == "synthetic" else ("yes" if data_file(s).is_file() else "no")
+            if s.source == "medmnist":
+                sizes = "/".join(str(x) for x in sorted(_sizes(s.name)))
+                present = "yes" if data_file(s).is_file() else "no"
+            elif s.source == "synthetic":
+                sizes, present = str(s.size), "generated"
+            else:  # a local folder (data.root)
+                from openmia.data.paths import openmia_home
+
+                sizes, present = f"{s.size} (resized)", ("yes" if (openmia_home() / s.source).is_dir() else "local folder")
             n = "/".join(str(v) for _, v in s.split_sizes)
             rows.append([s.name, s.task_type, f"{s.dims}D", sizes, n, s.licence, present])
         print(format_table(["name", "task type", "dims", "sizes", "train/val/test", "licence", "in cache"], rows))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openmia.data import medmnist, synthetic, synthetic_segmentation
+from openmia.data import medmnist, segmentation_sets, synthetic, synthetic_segmentation
 from openmia.data.spec import DatasetSpec, Normalization
 from openmia.errors import DataError, UnknownNameError
 
@@ -46,7 +46,7 @@ def _medmnist_spec(name: str, size: int) -> DatasetSpec:
 
 def all_names() -> list[str]:
     """Every catalogue name, size variants included (``retinamnist_224``)."""
-    names = list(synthetic.SPECS) + list(synthetic_segmentation.SPECS)
+    names = list(synthetic.SPECS) + list(synthetic_segmentation.SPECS) + list(segmentation_sets.DEFAULT_SIZE)
     for n, f in medmnist.FACTS.items():
         names += [n if s == 28 else f"{n}_{s}" for s in sorted(f.md5)]
     return names
@@ -54,6 +54,8 @@ def all_names() -> list[str]:
 
 def get_spec(name: str, size: int | None = None) -> DatasetSpec:
     """The spec of ``name`` (``size`` selects a MedMNIST variant; ``name_64`` works too)."""
+    if name in segmentation_sets.DEFAULT_SIZE:
+        return segmentation_sets.spec_for(name, size)
     if name in synthetic_segmentation.SPECS:
         spec = synthetic_segmentation.SPECS[name]
         if size not in (None, spec.size):
@@ -78,6 +80,7 @@ def get_spec(name: str, size: int | None = None) -> DatasetSpec:
 def list_datasets(task: str | None = None) -> list[DatasetSpec]:
     """Specs of every catalogue entry at its default size (size variants via ``get_spec``)."""
     specs = (list(synthetic.SPECS.values()) + list(synthetic_segmentation.SPECS.values())
+             + [segmentation_sets.spec_for(n) for n in segmentation_sets.DEFAULT_SIZE]
              + [_medmnist_spec(n, 28) for n in medmnist.FACTS])
     return [s for s in specs if task is None or s.task == task]
 
@@ -100,6 +103,9 @@ def load_split(name: str, split: str, *, size: int | None = None, root: str | Pa
     spec = get_spec(name, size)
     if split not in ("train", "val", "test"):
         raise DataError(f"unknown split {split!r} for {spec.name}; expected train, val or test")
+    if spec.source in segmentation_sets.DEFAULT_SIZE:
+        images, labels, ids = segmentation_sets.load(spec.source, split, root=root, size=spec.size)
+        return SplitArrays(images, labels, ids, spec)
     if spec.source == "synthetic":
         gen = synthetic_segmentation.generate if spec.task == "segmentation" else synthetic.generate
         images, labels = gen(spec.name, seed)[split]
