@@ -155,12 +155,11 @@ def evaluate_segmentation(
             if lesions and lab in results[i][0]:
                 for k in LESION_METRICS[2:]:
                     per_case.append((c, lname, k, float(results[i][0][lab][k])))
-    if len(all_labels) > 1:  # mean over labels per case (NaN labels excluded)
-        for k in metrics:
-            stack = np.vstack([table[(k, _label_name(lab, label_names))] for lab in all_labels])
-            with warnings.catch_warnings():  # all-NaN columns are expected (NaN result)
-                warnings.simplefilter("ignore", RuntimeWarning)
-                table[(k, "all")] = np.nanmean(stack, axis=0)
+    for k in metrics:  # label "all": per case the mean over labels with a defined value (one label: that label)
+        stack = np.vstack([table[(k, _label_name(lab, label_names))] for lab in all_labels])
+        with warnings.catch_warnings():  # all-NaN columns are expected (NaN result)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table[(k, "all")] = np.nanmean(stack, axis=0)
 
     groups = None if patient_ids is None else np.asarray([str(p) for p in patient_ids])
     rows = summarise_per_case(table, groups=groups, n_resamples=n_resamples, seed=seed, alpha=alpha)
@@ -170,7 +169,7 @@ def evaluate_segmentation(
         "task": "segmentation",
         "n_cases": len(cases),
         "n_patients": None if groups is None else int(len(np.unique(groups))),
-        "labels": [_label_name(lab, label_names) for lab in all_labels] + (["all"] if len(all_labels) > 1 else []),
+        "labels": [_label_name(lab, label_names) for lab in all_labels] + ["all"],
         "label_values": all_labels,
         "metrics": rows,
         "bootstrap": {"method": "bca", "n_resamples": n_resamples, "seed": seed,
