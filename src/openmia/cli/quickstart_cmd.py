@@ -31,6 +31,6 @@ def run(args: argparse.Namespace) -> int:
     print(summary_table(res.test_summary, metrics=QUICK_METRICS))
     print()
     print(f"run directory: {res.run_dir}")
-    print(f"  report: {res.run_dir / 'eval' / 'test' / 'summary.json'}  (per case: per_case.csv)")
+    print(f"  report: {res.run_dir / 'eval' / 'test' / 'report.html'}  (summary.json, per_case.csv beside it)")
     print(f"done in {time.perf_counter() - t0:.0f} s (training {res.train_seconds:.0f} s)")
     return 0
