@@ -17,7 +17,8 @@ MODELS: Registry = Registry("model")
 register_model = MODELS.register
 
 # modules that register models; imported on demand so `openmia --help` stays fast
-_MODEL_MODULES = ("openmia.models.classification", "openmia.models.dbn", "openmia.models.segmentation")
+_MODEL_MODULES = ("openmia.models.classification", "openmia.models.dbn", "openmia.models.segmentation",
+                  "openmia.models.detection")
 
 
 def load_all() -> Registry:

@@ -1,0 +1,137 @@
+"""Detection models: an anchor-free CenterNet-style detector (Zhou et al., "Objects as Points", 2019).
+
+The network predicts, on a grid of stride ``stride``, a per-class centre heatmap (sigmoid), a box
+size (w, h) and a sub-cell offset. Training targets are Gaussian splats at object centres
+(:func:`centernet_targets`) with the focal loss of CornerNet/CenterNet; decoding keeps heatmap
+peaks (3x3 max-pooling instead of NMS) above a score threshold.
+
+Output contract (DESIGN §2): in eval mode ``forward`` returns the raw head maps; :meth:`detect`
+returns ``list[dict(boxes (n, 4) x1 y1 x2 y2 | points (n, 2) x y, scores (n,), labels (n,))]``, one
+dict per image, coordinates in input pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from openmia.errors import ConfigError
+from openmia.models import register_model
+from openmia.models.blocks import check_args
+from openmia.models.segmentation import UNet
+
+
+class CenterNet(nn.Module):
+    """U-Net backbone at full resolution, pooled to ``stride``, with heatmap / size / offset heads."""
+
+    def __init__(self, in_channels: int, num_classes: int, *, width: int = 16, depth: int = 3, stride: int = 4,
+                 points: bool = False) -> None:
+        super().__init__()
+        if stride not in (1, 2, 4, 8):
+            raise ConfigError(f"centernet stride must be 1, 2, 4 or 8, found {stride}")
+        self.num_classes, self.stride, self.points = num_classes, stride, points
+        feat = 2 * width
+        self.backbone = UNet(2, in_channels, feat, depth=depth, width=width, norm="batch")
+        self.heat = nn.Sequential(nn.Conv2d(feat, feat, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(feat, num_classes, 1))
+        self.size = nn.Sequential(nn.Conv2d(feat, feat, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(feat, 2, 1))
+        self.offset = nn.Sequential(nn.Conv2d(feat, feat, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(feat, 2, 1))
+        # focal-loss prior: initial heatmap probability 0.1 (CenterNet's -2.19 bias)
+        nn.init.constant_(self.heat[-1].bias, -math.log((1 - 0.1) / 0.1))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``(N, C, H, W)`` -> ``{"heatmap": (N, K, H/s, W/s) logits, "size": (N, 2, ...), "offset": (N, 2, ...)}``."""
+        f = F.relu(self.backbone(x))
+        if self.stride > 1:
+            f = F.avg_pool2d(f, self.stride, ceil_mode=True)
+        return {"heatmap": self.heat(f), "size": self.size(f), "offset": self.offset(f)}
+
+    @torch.no_grad()
+    def detect(self, x: torch.Tensor, *, score_threshold: float = 0.1, max_detections: int = 300) -> list[dict[str, torch.Tensor]]:
+        """Decoded detections per image (see the module docstring)."""
+        out = self(x)
+        heat = torch.sigmoid(out["heatmap"])
+        peaks = heat * (F.max_pool2d(heat, 3, 1, 1) == heat)  # local maxima only (replaces NMS)
+        n, k, h, w = heat.shape
+        results = []
+        for i in range(n):
+            scores, idx = peaks[i].reshape(-1).topk(min(max_detections, k * h * w))
+            keep = scores >= score_threshold
+            scores, idx = scores[keep], idx[keep]
+            labels = idx // (h * w)
+            cy, cx = (idx % (h * w)) // w, idx % w
+            off = out["offset"][i][:, cy, cx]
+            px = (cx.float() + off[0]) * self.stride
+            py = (cy.float() + off[1]) * self.stride
+            res = {"scores": scores, "labels": labels}
+            if self.points:
+                res["points"] = torch.stack([px, py], 1)
+            else:
+                sz = out["size"][i][:, cy, cx].clamp_min(0) * self.stride
+                res["boxes"] = torch.stack([px - sz[0] / 2, py - sz[1] / 2, px + sz[0] / 2, py + sz[1] / 2], 1)
+            results.append(res)
+        return results
+
+
+def centernet_targets(boxes: list[torch.Tensor], labels: list[torch.Tensor], num_classes: int, out_hw: tuple[int, int],
+                      stride: int, *, points: bool = False, radius: float | None = None) -> dict[str, torch.Tensor]:
+    """Heatmap (Gaussian splats, max-combined), size/offset targets and their mask at the centres.
+
+    ``boxes[i]``: ``(n, 4)`` x1 y1 x2 y2 (or ``(n, 2)`` points with ``points=True``) in input pixels.
+    The Gaussian's sigma follows the object size (box: a third of the smaller output-grid side,
+    at least 1; points: ``radius`` or 2 cells).
+    """
+    h, w = out_hw
+    n = len(boxes)
+    heat = torch.zeros(n, num_classes, h, w)
+    size = torch.zeros(n, 2, h, w)
+    offset = torch.zeros(n, 2, h, w)
+    mask = torch.zeros(n, 1, h, w)
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    for i, (b, lab) in enumerate(zip(boxes, labels)):
+        for j in range(len(b)):
+            if points:
+                cx, cy = float(b[j, 0]) / stride, float(b[j, 1]) / stride
+                sigma = radius if radius is not None else 2.0
+                bw = bh = 0.0
+            else:
+                x1, y1, x2, y2 = (float(v) for v in b[j])
+                cx, cy = (x1 + x2) / 2 / stride, (y1 + y2) / 2 / stride
+                bw, bh = (x2 - x1) / stride, (y2 - y1) / stride
+                sigma = max(1.0, min(bw, bh) / 3)
+            ix, iy = min(max(int(cx), 0), w - 1), min(max(int(cy), 0), h - 1)
+            g = torch.exp(-((xx - ix) ** 2 + (yy - iy) ** 2) / (2 * sigma**2))
+            c = int(lab[j])
+            heat[i, c] = torch.maximum(heat[i, c], g)
+            heat[i, c, iy, ix] = 1.0
+            size[i, :, iy, ix] = torch.tensor([bw, bh])
+            offset[i, :, iy, ix] = torch.tensor([cx - ix, cy - iy])
+            mask[i, 0, iy, ix] = 1.0
+    return {"heatmap": heat, "size": size, "offset": offset, "mask": mask}
+
+
+def centernet_loss(out: dict[str, torch.Tensor], target: dict[str, torch.Tensor], *, size_weight: float = 0.1,
+                   alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
+    """CenterNet loss: penalty-reduced focal loss on the heatmap (normalised by the number of
+    objects) + L1 on size (x ``size_weight``) and offset at object centres."""
+    p = torch.sigmoid(out["heatmap"]).clamp(1e-4, 1 - 1e-4)
+    gt = target["heatmap"]
+    pos = gt.eq(1).float()
+    neg_w = (1 - gt) ** beta
+    pos_loss = (torch.log(p) * (1 - p) ** alpha * pos).sum()
+    neg_loss = (torch.log(1 - p) * p**alpha * neg_w * (1 - pos)).sum()
+    n_obj = pos.sum().clamp_min(1.0)
+    focal = -(pos_loss + neg_loss) / n_obj
+    m = target["mask"]
+    l1 = lambda a, b: (F.l1_loss(a * m, b * m, reduction="sum") / (m.sum() * 2).clamp_min(1.0))  # noqa: E731
+    return focal + size_weight * l1(out["size"], target["size"]) + l1(out["offset"], target["offset"])
+
+
+@register_model("centernet", task="detection", dims=(2,), family="centernet")
+def centernet(in_channels: int, num_classes: int, dims: int = 2, input_size: int = 256, width: int = 16, depth: int = 3,
+              stride: int = 4, points: bool = False) -> nn.Module:
+    """CenterNet-style anchor-free detector (Zhou et al. 2019): centre heatmap + size + offset, boxes or points."""
+    check_args("centernet", in_channels=in_channels, num_classes=num_classes, dims=dims, input_size=input_size, supported=(2,))
+    return CenterNet(in_channels, num_classes, width=width, depth=depth, stride=stride, points=points)
