@@ -128,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-medpy", action="store_true", help="skip MedPy (slow at 256^3)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args(argv)
+    import importlib.util
+
+    if importlib.util.find_spec("monai") is None:
+        raise SystemExit("this benchmark races MONAI: install the extras with `pip install -e '.[bench]'`")
+    if not args.no_medpy and importlib.util.find_spec("medpy") is None:
+        print("MedPy is not installed (`pip install -e '.[bench]'`): timing openmia and MONAI only", flush=True)
+        args.no_medpy = True
     records = []
     for size in args.sizes:
         cases = [make_case(size, s, "smooth" if s % 2 == 0 else "noisy") for s in range(args.cases)]
