@@ -47,6 +47,15 @@ def torch_save(obj: Any, path: str | Path) -> Path:
     return Path(path)
 
 
+def save_npy(path: str | Path, array: Any) -> Path:
+    """``numpy.save`` through a temp file + rename (the file handle is closed before the rename)."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+    return Path(path)
+
+
 def save_figure(fig: Any, path: str | Path, **kwargs: Any) -> Path:
     """``fig.savefig`` atomically; the format follows ``path``'s suffix (png, svg, pdf)."""
     path = Path(path)

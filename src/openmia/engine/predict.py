@@ -63,25 +63,6 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     return LoadedRun(model, task, spec, cfg)
 
 
-def _read(path: Path, case: str) -> tuple[np.ndarray, Any]:
-    """Image array and (for NIfTI) the image object whose geometry the output copies."""
-    name = path.name
-    try:
-        if name.endswith((".nii.gz", ".nii")):
-            import nibabel as nib
-
-            img = nib.load(str(path))
-            return np.asarray(img.dataobj), img
-        if name.endswith(".png"):
-            from PIL import Image
-
-            with Image.open(path) as im:
-                return np.asarray(im), None
-        return np.load(path, allow_pickle=False), None
-    except Exception as exc:
-        raise DataError(f"case {case!r}: cannot read {path} ({type(exc).__name__}: {exc})") from None
-
-
 def _to_batch(arr: np.ndarray, spec, case: str, path: Path) -> np.ndarray:
     """``(1, C, *spatial)`` from a file's array, checked against the run's spec."""
     if arr.ndim == spec.dims and spec.channels == 1:
@@ -104,7 +85,7 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
     import torch
 
     from openmia.engine.inference import sliding_window_inference
-    from openmia.evaluation.label_maps import index_folder
+    from openmia.evaluation.label_maps import index_folder, read_array
     from openmia.transforms.intensity import to_float_tensor
 
     run = load_run(run_dir)
@@ -115,7 +96,7 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
     rows = []
     with torch.no_grad():
         for cid, path in files.items():
-            arr, nifti = _read(path, cid)
+            arr, nifti = read_array(path, cid, DataError)
             x = to_float_tensor(_to_batch(arr, spec, cid, path), spec.normalization)
             if spec.task == "segmentation":
                 window = (spec.size,) * spec.dims
@@ -163,8 +144,4 @@ def _write_label_map(labels: np.ndarray, src: Path, out: Path, cid: str, nifti) 
         with fileio.atomic_path(dst) as tmp:
             Image.fromarray(labels).save(tmp, format="PNG")
         return dst
-    dst = out / f"{cid}.npy"
-    with fileio.atomic_path(dst) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, labels)
-    return dst
+    return fileio.save_npy(out / f"{cid}.npy", labels)

@@ -451,10 +451,8 @@ class Trainer:
         for i in range(0, len(names), bs):  # batch by batch: a split's probabilities never sit in memory at once
             probs = predict_proba(self.model, self.task, s.images[i : i + bs], spec.normalization, bs)
             for j, lab in enumerate(probs.argmax(1).astype(np.uint8)):
-                with fileio.atomic_path(pred_dir / f"{names[i + j]}.npy") as tmp:
-                    np.save(tmp.open("wb"), lab)
-                with fileio.atomic_path(truth_dir / f"{names[i + j]}.npy") as tmp:
-                    np.save(tmp.open("wb"), np.asarray(s.labels[i + j], dtype=np.uint8))
+                fileio.save_npy(pred_dir / f"{names[i + j]}.npy", lab)
+                fileio.save_npy(truth_dir / f"{names[i + j]}.npy", np.asarray(s.labels[i + j], dtype=np.uint8))
         spacing = spec.spacing or (1.0,) * spec.dims
         index = {n: k for k, n in enumerate(names)}
 

@@ -158,31 +158,21 @@ def _per_case_models(task: str, truth, preds: dict[str, str | Path], *, patients
     models, cases, groups = [], None, None
     for name, path in preds.items():
         res = evaluate(path, truth, None, n_resamples=100, **kwargs)
-        order = list(dict.fromkeys(r[0] for r in res.per_case))
+        if "table" in res.extras:  # the segmentation evaluator keeps its aligned table (labels and "all")
+            order, table = res.extras["cases"], res.extras["table"]
+            if res.extras.get("patient_ids") is not None:
+                groups = np.asarray(res.extras["patient_ids"])
+        else:  # counting / inpainting: rebuild it from the long-form rows
+            order = list(dict.fromkeys(r[0] for r in res.per_case))
+            idx = {c: i for i, c in enumerate(order)}
+            table = {}
+            for cid, label, metric, value in res.per_case:
+                table.setdefault((metric, label), np.full(len(order), np.nan))[idx[cid]] = value
         if cases is None:
             cases = order
-        idx = {c: i for i, c in enumerate(cases)}
-        table: dict[tuple[str, str], np.ndarray] = {}
-        for cid, label, metric, value in res.per_case:
-            table.setdefault((metric, label), np.full(len(cases), np.nan))[idx[cid]] = value
-        # label "all": per case the mean over labels with a defined value (as in the summary)
-        labels = [lab for lab in res.summary["labels"] if lab != "all"] if task == "segmentation" else []
-        if len(labels) > 1:
-            for metric in {k[0] for k in table}:
-                stack = np.vstack([table[(metric, lab)] for lab in labels if (metric, lab) in table])
-                with np.errstate(invalid="ignore"):
-                    fin = np.isfinite(stack)
-                    table[(metric, "all")] = np.where(fin.any(0), np.where(fin, stack, 0).sum(0) / np.maximum(fin.sum(0), 1), np.nan)
-        elif len(labels) == 1:  # one foreground label: "all" is that label
-            for metric in {k[0] for k in table}:
-                table[(metric, "all")] = table[(metric, labels[0])]
-        models.append(ModelPredictions(name, table, extras={"labels": labels}))
-    if patients_csv is not None:
-        from openmia.evaluation.io import read_csv
-
-        tab = read_csv(patients_csv, ("case_id", "patient_id"))
-        mp = {r[tab.header.index("case_id")]: r[tab.header.index("patient_id")] for r in tab.rows}
-        groups = np.asarray([mp[c] for c in cases])
+        elif order != cases:
+            raise PredictionError(f"{path}: scored cases differ from the first model's; every model must cover the truth's cases")
+        models.append(ModelPredictions(name, table))
     return models, {"case_ids": cases, "y": None, "task_type": None, "groups": groups}
 
 

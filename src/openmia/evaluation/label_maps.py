@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,27 +54,30 @@ class LabelMap:
     spacing: tuple[float, ...] | None  # from the file header, if it has one
 
 
-def read_label_map(path: Path, case: str) -> LabelMap:
-    """Read one label map; clear errors for unreadable files and non-integer content."""
+def read_array(path: Path, case: str, error: type[Exception] = PredictionError) -> tuple[np.ndarray, Any]:
+    """The array in a ``.nii.gz``/``.nii``/``.png``/``.npy`` file and, for NIfTI, the nibabel image
+    (its header and affine); an unreadable file raises ``error`` naming the case."""
     name = path.name
     try:
         if name.endswith((".nii.gz", ".nii")):
             import nibabel as nib
 
             img = nib.load(str(path))
-            arr = np.asarray(img.dataobj)
-            spacing = tuple(float(z) for z in img.header.get_zooms()[: arr.ndim])
-        elif name.endswith(".png"):
+            return np.asarray(img.dataobj), img
+        if name.endswith(".png"):
             from PIL import Image
 
             with Image.open(path) as im:
-                arr = np.asarray(im)
-            spacing = None
-        else:
-            arr = np.load(path, allow_pickle=False)
-            spacing = None
+                return np.asarray(im), None
+        return np.load(path, allow_pickle=False), None
     except Exception as exc:  # truncated gzip, bad header, pickled object, ...
-        raise PredictionError(f"case {case!r}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+        raise error(f"case {case!r}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+
+
+def read_label_map(path: Path, case: str) -> LabelMap:
+    """Read one label map; clear errors for unreadable files and non-integer content."""
+    arr, img = read_array(path, case)
+    spacing = None if img is None else tuple(float(z) for z in img.header.get_zooms()[: arr.ndim])
     arr = np.squeeze(arr) if arr.ndim > 3 else arr
     if arr.ndim not in (2, 3):
         raise PredictionError(f"case {case!r}: {path} has {arr.ndim} dimensions (shape {arr.shape}); expected a 2D or 3D label map")

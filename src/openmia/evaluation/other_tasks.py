@@ -52,10 +52,6 @@ def _float_cell(t, line: int, col: str, value: str) -> float:
     return v
 
 
-def write_task_outputs(result: TaskResult, out_dir: str | Path, provenance: dict[str, Any] | None = None) -> None:
-    write_outputs(result, out_dir, provenance)
-
-
 # ----------------------------------------------------------------------------- detection
 
 BOX_COLS = (("x1", "y1", "x2", "y2"), ("x1", "y1", "x2", "y2", "z1", "z2"))
@@ -165,7 +161,7 @@ def evaluate_detection_files(pred_csv, truth_csv, out_dir=None, *, iou_threshold
     }
     res = TaskResult(per_case, summary, {"match": m})
     if out_dir is not None:
-        write_task_outputs(res, out_dir, {"pred": str(pred_csv), "truth": str(truth_csv), "pred_sha256": p_sha, "truth_sha256": t_sha})
+        write_outputs(res, out_dir, {"pred": str(pred_csv), "truth": str(truth_csv), "pred_sha256": p_sha, "truth_sha256": t_sha})
     return res
 
 
@@ -243,7 +239,7 @@ def evaluate_counting_files(pred_csv, truth_csv, out_dir=None, *, allow_missing:
                                "missing": "a missing prediction counts as 0 (worst case)"}}
     res = TaskResult(per_case, summary)
     if out_dir is not None:
-        write_task_outputs(res, out_dir, {"pred": str(pred_csv), "truth": str(truth_csv), "pred_sha256": p_sha, "truth_sha256": t_sha})
+        write_outputs(res, out_dir, {"pred": str(pred_csv), "truth": str(truth_csv), "pred_sha256": p_sha, "truth_sha256": t_sha})
     return res
 
 
@@ -307,7 +303,7 @@ def evaluate_clustering_files(pred_csv, truth_csv, out_dir=None, *, embeddings_c
                "bootstrap": {"method": "bca", "n_resamples": n_resamples, "seed": seed, "unit": "case", "alpha": alpha}}
     res = TaskResult(per_case, summary)
     if out_dir is not None:
-        write_task_outputs(res, out_dir, {"pred": str(pred_csv), "truth": str(truth_csv), "pred_sha256": p_sha, "truth_sha256": t_sha})
+        write_outputs(res, out_dir, {"pred": str(pred_csv), "truth": str(truth_csv), "pred_sha256": p_sha, "truth_sha256": t_sha})
     return res
 
 
@@ -316,25 +312,9 @@ def evaluate_clustering_files(pred_csv, truth_csv, out_dir=None, *, embeddings_c
 
 def _read_image(path: Path, case: str) -> np.ndarray:
     """An intensity image (float) from .npy, .png or NIfTI; unreadable files name the case."""
-    if path.name.endswith(".npy"):
-        try:
-            return np.load(path, allow_pickle=False).astype(float)
-        except Exception as exc:
-            raise PredictionError(f"case {case!r}: cannot read {path} ({type(exc).__name__}: {exc})") from None
-    if path.name.endswith(".png"):
-        from PIL import Image
+    from openmia.evaluation.label_maps import read_array
 
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im, dtype=float)
-        except Exception as exc:
-            raise PredictionError(f"case {case!r}: cannot read {path} ({type(exc).__name__}: {exc})") from None
-    import nibabel as nib
-
-    try:
-        return np.asarray(nib.load(str(path)).dataobj, dtype=float)
-    except Exception as exc:
-        raise PredictionError(f"case {case!r}: cannot read {path} ({type(exc).__name__}: {exc})") from None
+    return read_array(path, case)[0].astype(float)
 
 
 def evaluate_inpainting_folders(pred_dir, truth_dir, out_dir=None, *, data_range: float | None = None, mask_dir=None,
@@ -378,5 +358,5 @@ def evaluate_inpainting_folders(pred_dir, truth_dir, out_dir=None, *, data_range
                                "ssim": "scikit-image structural_similarity (7-px window); masked = mean of the SSIM map in the mask"}}
     res = TaskResult(per_case, summary)
     if out_dir is not None:
-        write_task_outputs(res, out_dir, {"pred": str(pred_dir), "truth": str(truth_dir), "mask": str(mask_dir) if mask_dir else None})
+        write_outputs(res, out_dir, {"pred": str(pred_dir), "truth": str(truth_dir), "mask": str(mask_dir) if mask_dir else None})
     return res

@@ -190,7 +190,8 @@ def evaluate_segmentation(
             "ci": "BCa bootstrap of the mean over cases (patients when given)",
         },
     }
-    return SegmentationResult(per_case, summary)
+    # the aligned per-case table (labels and "all") and patients, for paired comparisons
+    return SegmentationResult(per_case, summary, {"cases": cases, "table": table, "patient_ids": patient_ids})
 
 
 def evaluate_folders(
