@@ -60,3 +60,44 @@ def test_flip_only_permutes_values():
     out = augment_batch(x, "flip", torch.Generator().manual_seed(0))
     assert sorted(out.flatten().tolist()) == sorted(x.flatten().tolist())
     assert augment_batch(x, "none", torch.Generator()) is x
+
+
+@pytest.mark.parametrize("preset", ["affine", "elastic"])
+@pytest.mark.parametrize("shape", [(4, 1, 24, 32), (2, 1, 12, 16, 10)])
+def test_resampling_presets_move_labels_with_the_image(preset, shape):
+    from openmia.transforms.augment import augment_pair
+
+    # the image is its own label map (a block of 1s on 0): after the joint resampling the
+    # labels must still sit where the image is bright (nearest vs bilinear differ only at edges)
+    y = torch.zeros((shape[0], *shape[2:]), dtype=torch.long)
+    y[(slice(None), *(slice(s // 4, 3 * s // 4) for s in shape[2:]))] = 2
+    x = (y > 0).float().unsqueeze(1)
+    xa, ya = augment_pair(x, y, preset, torch.Generator().manual_seed(3))
+    xb, yb = augment_pair(x, y, preset, torch.Generator().manual_seed(3))
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)  # seeded
+    assert xa.shape == x.shape and ya.shape == y.shape and ya.dtype == y.dtype
+    assert set(ya.unique().tolist()) <= {0, 2}  # nearest-neighbour: no invented label values
+    inside = ya == 2
+    # intensity jitter is at most x1.1 + 0.1 around the resampled 0/1 image
+    assert xa[:, 0][inside].mean() > 0.7 and xa[:, 0][~inside].mean() < 0.3
+    assert not torch.equal(ya, y)  # something moved
+
+
+def test_resampling_identity_is_exact_and_rotation_keeps_lengths():
+    from openmia.transforms.augment import _resample_pair, _rotation
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(2, 1, 8, 12), torch.randint(0, 3, (2, 8, 12))
+    x2, y2 = _resample_pair(x, y, g, elastic=False, p=0.0)  # p = 0: the identity grid
+    torch.testing.assert_close(x2, x, atol=1e-5, rtol=0)
+    assert torch.equal(y2, y)
+    r = _rotation(torch.tensor([[0.3, -0.2, 0.5]]), 3)[0]
+    torch.testing.assert_close(r @ r.T, torch.eye(3), atol=1e-6, rtol=0)  # orthonormal
+    assert abs(float(torch.det(r)) - 1.0) < 1e-6
+
+
+def test_segmentation_presets_are_refused_for_classification():
+    from openmia.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="segmentation preset"):
+        augment_batch(torch.randn(2, 1, 8, 8), "affine", torch.Generator())

@@ -86,3 +86,89 @@ def test_real_hippocampus(shared_data):
     assert sum(len(f) for f in folds) == 260 and len(folds[0]) == 52
     v = load_case(idx, idx.cases[0])
     assert v.image.ndim == 4 and set(np.unique(v.label)) <= {0, 1, 2} and all(s > 0 for s in v.spacing)
+
+
+def test_msd_catalogue_entry_pads_normalises_and_keeps_regions(tmp_path, monkeypatch):
+    from openmia.data import msd_sets
+    from openmia.data.catalog import get_spec, load_split
+    from openmia.errors import ConfigError
+
+    # a toy task with hippocampus's facts but 10 small cases: folds, val rule and padding
+    monkeypatch.setitem(msd_sets.FACTS, "hippocampus", msd_sets._Facts(
+        shape=(8, 8, 8), label_names=("background", "A", "B"), modality="MRI", n_cases=10, licence="x", citation="x",
+        description="toy"))
+    msd_sets._load_all.cache_clear()
+    rng = np.random.default_rng(0)
+    cases = []
+    for i in range(10):
+        shape = (5 + i % 3, 6, 7)
+        img = rng.uniform(10, 100, shape).astype(np.float32)
+        lab = np.zeros(shape, np.uint8)
+        lab[1:3, 1:3, 1:3] = 1 + i % 2
+        cases.append((f"c{i:02d}", img, lab, np.eye(4), None))
+    root = _msd(tmp_path, cases)
+    spec = get_spec("hippocampus")
+    assert spec.spatial_shape == (8, 8, 8) and spec.folds == 5 and spec.normalization.value == "float"
+    splits = {s: load_split("hippocampus", s, root=root, fold=1) for s in ("train", "val", "test")}
+    assert splits["test"].case_ids == ["c01", "c06"]  # sorted index % 5 == 1
+    assert sorted(sum((s.case_ids for s in splits.values()), [])) == [f"c{i:02d}" for i in range(10)]
+    te = splits["test"]
+    assert te.images.shape == (2, 1, 8, 8, 8) and te.images.dtype == np.float32
+    region = te.regions[0]
+    own = te.images[0, 0][region]
+    assert own.shape == (6, 6, 7)  # c01 is 6 x 6 x 7, centred in 8^3
+    assert abs(float(own.mean())) < 1e-5 and abs(float(own.std()) - 1) < 1e-4  # MRI z-score over the case
+    assert te.images[0, 0].sum() == pytest.approx(own.sum(), abs=1e-3)  # zeros outside the region
+    assert te.labels[0][region].max() == 2 and te.labels[0].sum() == te.labels[0][region].sum()
+    with pytest.raises(ConfigError, match="folds 0-4"):
+        load_split("hippocampus", "test", root=root, fold=5)
+    with pytest.raises(ConfigError, match="one fixed split"):
+        load_split("synthetic/seg2d", "test", fold=1)
+    msd_sets._load_all.cache_clear()
+
+
+def test_msd_catalogue_rejects_a_case_larger_than_the_padded_shape(tmp_path, monkeypatch):
+    from openmia.data import msd_sets
+    from openmia.data.catalog import load_split
+
+    monkeypatch.setitem(msd_sets.FACTS, "hippocampus", msd_sets._Facts(
+        shape=(8, 8, 8), label_names=("background", "A", "B"), modality="MRI", n_cases=10, licence="x", citation="x",
+        description="toy"))
+    msd_sets._load_all.cache_clear()
+    big = np.ones((9, 4, 4), np.float32)
+    root = _msd(tmp_path, [(f"c{i}", big if i == 2 else big[:4], np.zeros(big.shape if i == 2 else (4, 4, 4), np.uint8),
+                            np.eye(4), None) for i in range(10)])
+    with pytest.raises(DataError, match=r"case 'c2': shape \(9, 4, 4\) does not fit"):
+        load_split("hippocampus", "train", root=root)
+    msd_sets._load_all.cache_clear()
+
+
+def test_training_on_a_padded_3d_set_scores_each_case_on_its_own_grid(tmp_path, monkeypatch):
+    from openmia.config import load_config
+    from openmia.data import msd_sets
+    from openmia.engine.trainer import train
+
+    monkeypatch.setitem(msd_sets.FACTS, "hippocampus", msd_sets._Facts(
+        shape=(8, 8, 8), label_names=("background", "A", "B"), modality="MRI", n_cases=10, licence="x", citation="x",
+        description="toy"))
+    msd_sets._load_all.cache_clear()
+    rng = np.random.default_rng(1)
+    cases = []
+    for i in range(10):
+        shape = (5 + i % 3, 6 + i % 2, 7)
+        lab = np.zeros(shape, np.uint8)
+        lab[1:4, 1:4, 1:4] = 1
+        lab[3:5, 3:5, 4:6] = 2
+        img = (rng.normal(50, 5, shape) + 30 * lab).astype(np.float32)
+        cases.append((f"c{i:02d}", img, lab, np.eye(4), None))
+    root = _msd(tmp_path / "data", cases) if (tmp_path / "data").mkdir() is None else None
+    cfg = load_config(None, ["task=segmentation", "data.dataset=hippocampus", f"data.root={root}", "model.name=resunet",
+                             "model.kwargs={channels: [4, 8]}", "data.batch_size=2", "train.epochs=1",
+                             "eval.n_resamples=50", f"out_dir={tmp_path / 'runs'}"])
+    res = train(cfg, progress=False)
+    for cid, (_, img, _, _, _) in zip(["c00", "c05"], [cases[0], cases[5]]):
+        pred = np.load(res.run_dir / "predictions" / "test" / f"{cid}.npy")
+        truth = np.load(res.run_dir / "truth" / "test" / f"{cid}.npy")
+        assert pred.shape == truth.shape == img.shape  # cropped back from the padded 8^3
+        assert np.array_equal(truth, cases[int(cid[1:])][2])
+    msd_sets._load_all.cache_clear()

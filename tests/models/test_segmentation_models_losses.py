@@ -9,15 +9,15 @@ from openmia.errors import ConfigError
 from openmia.losses.segmentation import DeepSupervision, dice_loss, focal_loss, make_loss, tversky_loss
 from openmia.models import build_model
 
-SEG_MODELS = ("unet", "attention_unet", "se_unet", "unet_small")
+SEG_MODELS = ("unet", "attention_unet", "se_unet", "unet_small", "resunet")
 
 
 @pytest.mark.parametrize("name", SEG_MODELS)
 @pytest.mark.parametrize("dims,shape", [(2, (2, 1, 37, 30)), (3, (1, 2, 12, 17, 9))])
 def test_output_contract_and_backward(name, dims, shape):
     torch.manual_seed(0)
-    kw = {"width": 4} if name != "unet_small" else {"width": 4}
-    if name != "unet_small":
+    kw = {"width": 4} if name != "resunet" else {"channels": [4, 8, 16, 32]}
+    if name not in ("unet_small", "resunet"):
         kw["depth"] = 3
     m = build_model(name, in_channels=shape[1], num_classes=3, dims=dims, input_size=shape[-1], **kw)
     x = torch.randn(*shape)
@@ -41,6 +41,49 @@ def test_attention_gates_and_deep_supervision():
     loss = DeepSupervision(make_loss("dice_ce"))(out, m.aux_outputs, target)
     loss.backward()
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("memory_format", ["channels_last", "contiguous"])
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_memory_format_gives_the_same_function(memory_format, in_channels):
+    # channels-last is a layout, not a different network: same weights -> same logits and gradients
+    torch.manual_seed(0)
+    kw = dict(in_channels=in_channels, num_classes=2, dims=2, norm="batch")
+    a = build_model("resunet", **kw, channels=[4, 8, 16], memory_format=memory_format)
+    b = build_model("resunet", **kw, channels=[4, 8, 16], memory_format="contiguous")
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, in_channels, 20, 24)
+    ya, yb = a(x), b(x)
+    torch.testing.assert_close(ya, yb, rtol=1e-4, atol=1e-5)
+    ya.square().sum().backward()
+    yb.square().sum().backward()
+    torch.testing.assert_close(a.down[0].skip.weight.grad, b.down[0].skip.weight.grad, rtol=1e-3, atol=1e-4)
+
+
+def test_resunet_matches_monais_design():
+    # the same design as MONAI's UNet (strided residual units, transposed-conv decoder): same
+    # parameter count up to the biases MONAI keeps before normalisation, same output contract
+    monai_nets = pytest.importorskip("monai.networks.nets")
+    for dims in (2, 3):
+        ours = build_model("resunet", in_channels=1, num_classes=3, dims=dims, channels=[16, 32, 64, 128, 256], norm="instance")
+        ref = monai_nets.UNet(dims, 1, 3, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2), num_res_units=2)
+        n_ours = sum(p.numel() for p in ours.parameters())
+        n_ref = sum(p.numel() for p in ref.parameters())
+        assert abs(n_ours - n_ref) / n_ref < 0.01, (n_ours, n_ref)
+        x = torch.randn(1, 1, *([32] * dims))
+        assert ours(x).shape == ref(x).shape
+
+
+def test_unet_explicit_channels():
+    m = build_model("unet", in_channels=1, num_classes=2, dims=2, channels=[4, 8, 16])
+    assert m.depth == 2 and m.head.in_channels == 4
+    assert m(torch.randn(1, 1, 10, 12)).shape == (1, 2, 10, 12)
+    with pytest.raises(ConfigError, match="channels must list"):
+        build_model("unet", in_channels=1, num_classes=2, dims=2, channels=[4])
+    with pytest.raises(ConfigError, match="resunet channels"):
+        build_model("resunet", in_channels=1, num_classes=2, dims=2, channels=[0, 4])
+    with pytest.raises(ConfigError, match="memory_format"):
+        build_model("resunet", in_channels=1, num_classes=2, dims=2, memory_format="nhwc")
 
 
 def test_bad_config_is_clear():

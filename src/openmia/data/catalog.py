@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from openmia.data import medmnist, segmentation_sets, synthetic, synthetic_segmentation
+from openmia.data import medmnist, msd_sets, segmentation_sets, synthetic, synthetic_segmentation
 from openmia.data.spec import DatasetSpec, Normalization
-from openmia.errors import DataError, UnknownNameError
+from openmia.errors import ConfigError, DataError, UnknownNameError
 
 
 @dataclass
@@ -22,12 +22,15 @@ class SplitArrays:
         labels: int64 ``(N,)`` (binary / multi-class / ordinal), ``(N, L)`` 0/1 (multi-label), or
             uint8 label maps ``(N, *spatial)`` (segmentation).
         case_ids: ``"<dataset>/<split>/<index>"`` for each case.
+        regions: for sets padded to a common shape, the slice of each padded array that holds the
+            case's own voxels (predictions are cropped back before scoring); None otherwise.
     """
 
     images: np.ndarray
     labels: np.ndarray
     case_ids: list[str]
     spec: DatasetSpec
+    regions: list[tuple[slice, ...]] | None = None
 
 
 def _medmnist_spec(name: str, size: int) -> DatasetSpec:
@@ -46,7 +49,8 @@ def _medmnist_spec(name: str, size: int) -> DatasetSpec:
 
 def all_names() -> list[str]:
     """Every catalogue name, size variants included (``retinamnist_224``)."""
-    names = list(synthetic.SPECS) + list(synthetic_segmentation.SPECS) + list(segmentation_sets.DEFAULT_SIZE)
+    names = (list(synthetic.SPECS) + list(synthetic_segmentation.SPECS) + list(segmentation_sets.DEFAULT_SIZE)
+             + list(msd_sets.FACTS))
     for n, f in medmnist.FACTS.items():
         names += [n if s == 28 else f"{n}_{s}" for s in sorted(f.md5)]
     return names
@@ -56,6 +60,11 @@ def get_spec(name: str, size: int | None = None) -> DatasetSpec:
     """The spec of ``name`` (``size`` selects a MedMNIST variant; ``name_64`` works too)."""
     if name in segmentation_sets.DEFAULT_SIZE:
         return segmentation_sets.spec_for(name, size)
+    if name in msd_sets.FACTS:
+        spec = msd_sets.spec_for(name)
+        if size not in (None, spec.size):
+            raise UnknownNameError(f"{name} is padded to {spec.spatial_shape} voxels; data.size does not apply")
+        return spec
     if name in synthetic_segmentation.SPECS:
         spec = synthetic_segmentation.SPECS[name]
         if size not in (None, spec.size):
@@ -81,6 +90,7 @@ def list_datasets(task: str | None = None) -> list[DatasetSpec]:
     """Specs of every catalogue entry at its default size (size variants via ``get_spec``)."""
     specs = (list(synthetic.SPECS.values()) + list(synthetic_segmentation.SPECS.values())
              + [segmentation_sets.spec_for(n) for n in segmentation_sets.DEFAULT_SIZE]
+             + [msd_sets.spec_for(n) for n in msd_sets.FACTS]
              + [_medmnist_spec(n, 28) for n in medmnist.FACTS])
     return [s for s in specs if task is None or s.task == task]
 
@@ -94,15 +104,22 @@ def data_file(spec: DatasetSpec, root: str | Path | None = None) -> Path:
     return (Path(root) if root else medmnist_dir()) / spec.filename
 
 
-def load_split(name: str, split: str, *, size: int | None = None, root: str | Path | None = None, seed: int = 0) -> SplitArrays:
+def load_split(name: str, split: str, *, size: int | None = None, root: str | Path | None = None, seed: int = 0,
+               fold: int = 0) -> SplitArrays:
     """Load one split (``train``, ``val`` or ``test``) of a catalogue data set.
 
     Synthetic sets are generated from ``seed``; MedMNIST sets are read from ``root`` or
-    ``OPENMIA_HOME/medmnist`` (fetch or import them first).
+    ``OPENMIA_HOME/medmnist`` (fetch or import them first); ``fold`` picks the test fold of
+    cross-validated sets (``spec.folds > 0``).
     """
     spec = get_spec(name, size)
     if split not in ("train", "val", "test"):
         raise DataError(f"unknown split {split!r} for {spec.name}; expected train, val or test")
+    if fold and not spec.folds:
+        raise ConfigError(f"data.fold={fold}: {spec.name} has one fixed split, not folds; leave data.fold at 0")
+    if spec.source == "msd":
+        images, labels, ids, regions = msd_sets.load(spec.name, split, root=root, fold=fold)
+        return SplitArrays(images, labels, ids, spec, regions)
     if spec.source in segmentation_sets.DEFAULT_SIZE:
         images, labels, ids = segmentation_sets.load(spec.source, split, root=root, size=spec.size)
         return SplitArrays(images, labels, ids, spec)

@@ -16,6 +16,7 @@ class Normalization(str, enum.Enum):
     """How raw intensities become model input; stated by the spec, never guessed from dtype."""
 
     UINT8_UNIT = "uint8_unit"  # x / 255 mapped to [-1, 1] (MedMNIST's transform: mean 0.5, std 0.5)
+    FLOAT = "float"  # float32 already normalised by the loader (per-modality rule, e.g. MRI z-score)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class DatasetSpec:
     filename: str | None = None
     spacing: tuple[float, ...] | None = None
     description: str = ""
+    shape: tuple[int, ...] | None = None  # spatial shape when not a square/cube of ``size``
+    folds: int = 0  # > 0: cross-validation folds (``data.fold`` picks the test fold)
 
     def __post_init__(self) -> None:
         where = f"dataset spec {self.name!r}"
@@ -70,6 +73,8 @@ class DatasetSpec:
             raise ConfigError(f"{where}: binary needs exactly 2 class names, found {len(self.label_names)}")
         if tuple(s for s, _ in self.split_sizes) != SPLITS or any(n <= 0 for _, n in self.split_sizes):
             raise ConfigError(f"{where}: split_sizes must be positive train/val/test counts, found {self.split_sizes!r}")
+        if self.shape is not None and (len(self.shape) != self.dims or max(self.shape) != self.size):
+            raise ConfigError(f"{where}: shape must have {self.dims} entries with maximum size={self.size}, found {self.shape!r}")
         if self.md5 is not None and (len(self.md5) != 32 or any(c not in "0123456789abcdef" for c in self.md5)):
             raise ConfigError(f"{where}: md5 must be 32 lowercase hex digits, found {self.md5!r}")
 
@@ -84,4 +89,9 @@ class DatasetSpec:
     @property
     def image_shape(self) -> tuple[int, ...]:
         """``(C, *spatial)`` of one image."""
-        return (self.channels,) + (self.size,) * self.dims
+        return (self.channels,) + self.spatial_shape
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """Spatial shape of one (padded) image: ``shape`` or ``(size,) * dims``."""
+        return tuple(self.shape) if self.shape else (self.size,) * self.dims

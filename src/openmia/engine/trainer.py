@@ -216,7 +216,7 @@ class Trainer:
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True)
         d = cfg.data
-        self.splits = {s: load_split(d.dataset, s, size=d.size, root=d.root) for s in ("train", "val", "test")}
+        self.splits = {s: load_split(d.dataset, s, size=d.size, root=d.root, fold=d.fold) for s in ("train", "val", "test")}
         self.spec = self.splits["train"].spec
         spec = self.spec
         if cfg.task != spec.task:
@@ -447,18 +447,20 @@ class Trainer:
         pred_dir.mkdir(parents=True, exist_ok=True)
         truth_dir.mkdir(parents=True, exist_ok=True)
         names = [_safe_name(c) for c in s.case_ids]
+        # padded sets: score each case on its own voxel grid (the padding is not part of the image)
+        regions = s.regions or [(...,)] * len(names)
         bs = cfg.data.eval_batch_size
         for i in range(0, len(names), bs):  # batch by batch: a split's probabilities never sit in memory at once
             probs = predict_proba(self.model, self.task, s.images[i : i + bs], spec.normalization, bs)
             for j, lab in enumerate(probs.argmax(1).astype(np.uint8)):
-                fileio.save_npy(pred_dir / f"{names[i + j]}.npy", lab)
-                fileio.save_npy(truth_dir / f"{names[i + j]}.npy", np.asarray(s.labels[i + j], dtype=np.uint8))
+                fileio.save_npy(pred_dir / f"{names[i + j]}.npy", lab[regions[i + j]])
+                fileio.save_npy(truth_dir / f"{names[i + j]}.npy", np.asarray(s.labels[i + j][regions[i + j]], dtype=np.uint8))
         spacing = spec.spacing or (1.0,) * spec.dims
         index = {n: k for k, n in enumerate(names)}
 
         def load(name: str):
             k = index[name]
-            return np.load(pred_dir / f"{name}.npy"), np.asarray(s.labels[k]), spacing
+            return np.load(pred_dir / f"{name}.npy"), np.asarray(s.labels[k][regions[k]]), spacing
 
         res = evaluate_segmentation(names, load, labels=range(1, spec.num_classes),
                                     label_names={k: spec.label_names[k] for k in range(1, spec.num_classes)},

@@ -11,6 +11,9 @@ output is cropped back, so odd CT slice counts need no resampling.
 - ``se_unet``: squeeze-and-excitation in every encoder and decoder block (Roy et al., "concurrent
   spatial and channel SE", MICCAI 2018 — the channel half).
 - ``unet_small``: depth 3, width 8 — a fast CPU default for tests and quick runs.
+- ``resunet``: residual U-Net with strided-convolution down-sampling (Kerfoot et al., STACOM 2018;
+  the design behind MONAI's ``UNet``): no convolution pair at full resolution, so 3-4x cheaper
+  per voxel than the classic U-Net — the fast choice for CPU training of 3D models.
 """
 
 from __future__ import annotations
@@ -86,24 +89,40 @@ class UNet(nn.Module):
         in_channels, num_classes: input channels (modalities) and output classes (incl. background).
         depth: number of down-sampling steps (resolution levels = depth + 1).
         width: channels of the first level; level i has ``width * 2**i`` (capped at ``max_width``).
+        channels: explicit channels per level (overrides depth/width), e.g. ``(8, 32, 64, 128, 256)``:
+            a narrow full-resolution level is much cheaper on a CPU, where that level dominates.
         norm: batch | instance | group.
         residual: residual conv blocks.
         attention: attention gates on the skips.
         se: squeeze-and-excitation in every block.
         deep_supervision: in training mode, also compute 1x1-conv outputs at the ``depth - 1``
             coarser decoder levels, kept in ``aux_outputs`` (finest first) for the loss.
+        memory_format: ``channels_last`` (NHWC / NDHWC: oneDNN's fast layout for convolutions,
+            2x faster 3D convs on a CPU), ``contiguous``, or ``auto`` = channels_last with batch
+            norm (instance norm is slower in that layout).
     """
 
     def __init__(self, dims: int, in_channels: int, num_classes: int, *, depth: int = 4, width: int = 32,
                  max_width: int = 320, norm: str = "instance", residual: bool = False, attention: bool = False,
-                 se: bool = False, deep_supervision: bool = False) -> None:
+                 se: bool = False, deep_supervision: bool = False, channels: tuple[int, ...] | list[int] | None = None,
+                 memory_format: str = "auto") -> None:
         super().__init__()
-        if depth < 1 or width < 1:
-            raise ConfigError(f"U-Net depth and width must be >= 1, found depth={depth}, width={width}")
+        if channels is not None:
+            if len(channels) < 2 or any(not isinstance(c, int) or c < 1 for c in channels):
+                raise ConfigError(f"U-Net channels must list >= 2 positive integers (one per level), found {channels!r}")
+            chans = list(channels)
+            depth = len(chans) - 1
+        else:
+            if depth < 1 or width < 1:
+                raise ConfigError(f"U-Net depth and width must be >= 1, found depth={depth}, width={width}")
+            chans = [min(width * 2**i, max_width) for i in range(depth + 1)]
+        if memory_format not in ("auto", "channels_last", "contiguous"):
+            raise ConfigError(f"memory_format must be auto, channels_last or contiguous, found {memory_format!r}")
+        cl = memory_format == "channels_last" or (memory_format == "auto" and norm == "batch")
+        self.memory_format = ({2: torch.channels_last, 3: torch.channels_last_3d}[dims] if cl else torch.contiguous_format)
         self.dims, self.depth, self.deep_supervision = dims, depth, deep_supervision
         Conv = conv_nd(dims)
         ConvT = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[dims]
-        chans = [min(width * 2**i, max_width) for i in range(depth + 1)]
         self.enc = nn.ModuleList()
         cin = in_channels
         for c in chans:
@@ -125,6 +144,7 @@ class UNet(nn.Module):
                 nn.init.kaiming_normal_(m.weight, a=0.01, nonlinearity="leaky_relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+        self.to(memory_format=self.memory_format)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, *spatial)`` -> logits ``(N, K, *spatial)``."""
@@ -132,10 +152,7 @@ class UNet(nn.Module):
             raise ConfigError(f"{self.dims}D U-Net expects input (N, C, {'D, ' if self.dims == 3 else ''}H, W), "
                               f"found shape {tuple(x.shape)}")
         size = x.shape[2:]
-        m = 2**self.depth
-        pad = [(-s) % m for s in size]
-        if any(pad):  # F.pad takes the last axis first
-            x = F.pad(x, [p for s in reversed(pad) for p in (0, s)])
+        x = _pad_to_multiple(x, 2**self.depth).contiguous(memory_format=self.memory_format)
         skips = []
         for i, block in enumerate(self.enc):
             x = block(x)
@@ -155,7 +172,101 @@ class UNet(nn.Module):
         out = self.head(x)
         crop = tuple(slice(0, s) for s in size)
         self.aux_outputs = [a for a in reversed(aux)] if aux else []  # finest first
-        return out[(slice(None), slice(None), *crop)]
+        return out[(slice(None), slice(None), *crop)].contiguous()
+
+
+def _pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
+    """Zero-pad the spatial axes of ``(N, C, *spatial)`` at the end up to a multiple of ``m``."""
+    pad = [(-s) % m for s in x.shape[2:]]
+    return F.pad(x, [p for s in reversed(pad) for p in (0, s)]) if any(pad) else x
+
+
+class ResidualUnit(nn.Module):
+    """``subunits`` x (conv-norm-PReLU); the first conv has ``stride``; the identity path is a
+    strided 3x3 convolution when down-sampling, a 1x1 one when only the width changes. ``last_conv_only`` leaves the last conv
+    bare (output layers)."""
+
+    def __init__(self, dims: int, cin: int, cout: int, *, stride: int = 1, subunits: int = 2, norm: str = "batch",
+                 last_conv_only: bool = False) -> None:
+        super().__init__()
+        Conv = conv_nd(dims)
+        layers: list[nn.Module] = []
+        c = cin
+        for i in range(subunits):
+            bare = last_conv_only and i == subunits - 1
+            layers.append(Conv(c, cout, 3, stride if i == 0 else 1, 1, bias=bare))
+            if not bare:
+                layers += [norm_nd(norm, dims, cout), nn.PReLU()]
+            c = cout
+        self.body = nn.Sequential(*layers)
+        # strided identity path: a 3x3 conv (a strided 1x1 conv in channels-last layout with 2-7 input
+        # channels crashes oneDNN in torch 2.13's backward pass; 3x3 also sees every input pixel)
+        if stride != 1:
+            self.skip: nn.Module = Conv(cin, cout, 3, stride, 1, bias=False)
+        else:
+            self.skip = Conv(cin, cout, 1, bias=False) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + self.skip(x)
+
+
+class ResUNet(nn.Module):
+    """Residual U-Net with strided convolutions (Kerfoot et al. 2018), 2D or 3D.
+
+    ``channels[i]`` is the width after down-sampling step ``i`` (``len(channels) - 1`` steps of
+    stride 2, then a stride-1 bottom unit). Each decoder step concatenates the skip, up-samples
+    with a stride-2 transposed convolution and refines with one residual unit; the last step
+    outputs the class logits at full resolution. Inputs of any size (padded to ``2**steps``).
+    """
+
+    def __init__(self, dims: int, in_channels: int, num_classes: int, *, channels: tuple[int, ...] = (16, 32, 64, 128, 256),
+                 subunits: int = 2, norm: str = "batch", memory_format: str = "auto") -> None:
+        super().__init__()
+        chans = list(channels)
+        if len(chans) < 2 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in chans):
+            raise ConfigError(f"resunet channels must list >= 2 positive integers, found {channels!r}")
+        if not isinstance(subunits, int) or subunits < 1:
+            raise ConfigError(f"resunet subunits must be an integer >= 1, found {subunits!r}")
+        if memory_format not in ("auto", "channels_last", "contiguous"):
+            raise ConfigError(f"memory_format must be auto, channels_last or contiguous, found {memory_format!r}")
+        cl = memory_format == "channels_last" or (memory_format == "auto" and norm == "batch")
+        self.memory_format = {2: torch.channels_last, 3: torch.channels_last_3d}[dims] if cl else torch.contiguous_format
+        self.dims, self.steps = dims, len(chans) - 1
+        ConvT = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[dims]
+        self.down = nn.ModuleList()
+        c = in_channels
+        for ch in chans[:-1]:
+            self.down.append(ResidualUnit(dims, c, ch, stride=2, subunits=subunits, norm=norm))
+            c = ch
+        self.bottom = ResidualUnit(dims, c, chans[-1], stride=1, subunits=subunits, norm=norm)
+        self.up = nn.ModuleList()
+        below = chans[-1]  # channels arriving from the level below
+        for i in range(self.steps - 1, -1, -1):
+            out = chans[i - 1] if i > 0 else num_classes
+            last = i == 0
+            layers: list[nn.Module] = [ConvT(chans[i] + below, out, 3, 2, 1, output_padding=1, bias=last)]
+            if not last:
+                layers += [norm_nd(norm, dims, out), nn.PReLU()]
+            layers.append(ResidualUnit(dims, out, out, stride=1, subunits=1, norm=norm, last_conv_only=last))
+            self.up.append(nn.Sequential(*layers))
+            below = out
+        self.to(memory_format=self.memory_format)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, *spatial)`` -> logits ``(N, K, *spatial)``."""
+        if x.dim() != self.dims + 2:
+            raise ConfigError(f"{self.dims}D resunet expects input (N, C, {'D, ' if self.dims == 3 else ''}H, W), "
+                              f"found shape {tuple(x.shape)}")
+        size = x.shape[2:]
+        x = _pad_to_multiple(x, 2**self.steps).contiguous(memory_format=self.memory_format)
+        skips = []
+        for d in self.down:
+            x = d(x)
+            skips.append(x)
+        x = self.bottom(x)
+        for up, skip in zip(self.up, reversed(skips)):
+            x = up(torch.cat([skip, x], dim=1))
+        return x[(slice(None), slice(None), *(slice(0, s) for s in size))].contiguous()
 
 
 def _unet(name: str, in_channels: int, num_classes: int, dims: int, input_size: int, **kw) -> nn.Module:
@@ -167,26 +278,32 @@ def _unet(name: str, in_channels: int, num_classes: int, dims: int, input_size: 
 
 @register_model("unet", task="segmentation", dims=(2, 3), family="unet")
 def unet(in_channels: int, num_classes: int, dims: int = 2, input_size: int = 64, depth: int = 4, width: int = 32,
-         norm: str = "instance", residual: bool = False, deep_supervision: bool = False) -> nn.Module:
-    """U-Net (Ronneberger et al., MICCAI 2015; 3D Çiçek et al. 2016): depth, width, norm, residual, deep supervision."""
+         norm: str = "instance", residual: bool = False, deep_supervision: bool = False, channels: list[int] | None = None,
+         memory_format: str = "auto") -> nn.Module:
+    """U-Net (Ronneberger et al., MICCAI 2015; 3D Çiçek et al. 2016): depth, width (or channels per level),
+    norm, residual, deep supervision."""
     return _unet("unet", in_channels, num_classes, dims, input_size, depth=depth, width=width, norm=norm, residual=residual,
-                 deep_supervision=deep_supervision)
+                 deep_supervision=deep_supervision, channels=channels, memory_format=memory_format)
 
 
 @register_model("attention_unet", task="segmentation", dims=(2, 3), family="unet")
 def attention_unet(in_channels: int, num_classes: int, dims: int = 2, input_size: int = 64, depth: int = 4, width: int = 32,
-                   norm: str = "instance", residual: bool = False, deep_supervision: bool = False) -> nn.Module:
+                   norm: str = "instance", residual: bool = False, deep_supervision: bool = False,
+                   channels: list[int] | None = None, memory_format: str = "auto") -> nn.Module:
     """Attention U-Net (Oktay et al., MIDL 2018): additive attention gates on every skip connection."""
     return _unet("attention_unet", in_channels, num_classes, dims, input_size, depth=depth, width=width, norm=norm,
-                 residual=residual, attention=True, deep_supervision=deep_supervision)
+                 residual=residual, attention=True, deep_supervision=deep_supervision, channels=channels,
+                 memory_format=memory_format)
 
 
 @register_model("se_unet", task="segmentation", dims=(2, 3), family="unet")
 def se_unet(in_channels: int, num_classes: int, dims: int = 2, input_size: int = 64, depth: int = 4, width: int = 32,
-            norm: str = "instance", residual: bool = True, deep_supervision: bool = False) -> nn.Module:
+            norm: str = "instance", residual: bool = True, deep_supervision: bool = False,
+            channels: list[int] | None = None, memory_format: str = "auto") -> nn.Module:
     """Residual U-Net with squeeze-and-excitation in every block (channel SE, Roy et al. MICCAI 2018)."""
     return _unet("se_unet", in_channels, num_classes, dims, input_size, depth=depth, width=width, norm=norm,
-                 residual=residual, se=True, deep_supervision=deep_supervision)
+                 residual=residual, se=True, deep_supervision=deep_supervision, channels=channels,
+                 memory_format=memory_format)
 
 
 @register_model("unet_small", task="segmentation", dims=(2, 3), family="unet")
@@ -194,3 +311,15 @@ def unet_small(in_channels: int, num_classes: int, dims: int = 2, input_size: in
                norm: str = "batch") -> nn.Module:
     """Small fast U-Net (depth 3, width 8, batch norm): the CPU default for quick runs and tests."""
     return _unet("unet_small", in_channels, num_classes, dims, input_size, depth=3, width=width, norm=norm)
+
+
+@register_model("resunet", task="segmentation", dims=(2, 3), family="unet")
+def resunet(in_channels: int, num_classes: int, dims: int = 2, input_size: int = 64,
+            channels: list[int] | tuple[int, ...] = (16, 32, 64, 128, 256), subunits: int = 2, norm: str = "batch",
+            memory_format: str = "auto") -> nn.Module:
+    """Residual U-Net with strided convolutions (Kerfoot et al., STACOM 2018): fast on a CPU."""
+    check_args("resunet", in_channels=in_channels, num_classes=num_classes, dims=dims, input_size=input_size, supported=(2, 3))
+    if norm not in NORMS:
+        raise ConfigError(f"model 'resunet': norm must be one of {NORMS}, found {norm!r}")
+    return ResUNet(dims, in_channels, num_classes, channels=tuple(channels), subunits=subunits, norm=norm,
+                   memory_format=memory_format)

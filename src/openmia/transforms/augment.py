@@ -7,6 +7,9 @@ Presets (``data.augment``):
   dihedral  flip + random 90-degree rotations (the symmetry group of the square/cube; for
             orientation-free images such as fundus photographs, microscopy, shape masks)
   strong    standard + random 90-degree rotations in a random plane + brightness/contrast jitter
+  affine    (segmentation) flip + random rotation (±15° about each axis) and scaling (0.85-1.15)
+            by resampling, + brightness/contrast jitter; labels resampled nearest-neighbour
+  elastic   affine + a smooth random elastic deformation (displacement up to ~4% of the size)
 All randomness comes from the given ``torch.Generator`` so runs are reproducible.
 """
 
@@ -17,7 +20,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-PRESETS = ("none", "flip", "standard", "dihedral", "strong")
+PRESETS = ("none", "flip", "standard", "dihedral", "strong", "affine", "elastic")
+PAIR_ONLY = ("affine", "elastic")  # need a label map to move with the image
 
 
 def augment_batch(x: "torch.Tensor", preset: str, gen: "torch.Generator") -> "torch.Tensor":
@@ -29,10 +33,12 @@ def augment_batch(x: "torch.Tensor", preset: str, gen: "torch.Generator") -> "to
 
     if preset == "none":
         return x
-    if preset not in PRESETS:
+    if preset not in PRESETS or preset in PAIR_ONLY:
         from openmia.errors import ConfigError
 
-        raise ConfigError(f"data.augment: expected one of {PRESETS}, found {preset!r}")
+        allowed = tuple(p for p in PRESETS if p not in PAIR_ONLY)
+        raise ConfigError(f"data.augment: expected one of {allowed} for classification, found {preset!r}"
+                          + (" (a segmentation preset)" if preset in PAIR_ONLY else ""))
     n, nd = x.shape[0], x.dim() - 2
     out = x.clone()
     for axis in range(nd):  # flips
@@ -88,17 +94,70 @@ def augment_pair(x: "torch.Tensor", y: "torch.Tensor", preset: str, gen: "torch.
     """
     if preset == "none":
         return x, y
+    if preset in PAIR_ONLY:
+        x2, y2 = _resample_pair(*augment_pair(x, y, "flip", gen), gen, elastic=preset == "elastic")
+        return _intensity(x2, gen), y2
     geometric = "dihedral" if preset == "strong" else preset
     both = augment_batch(_with_labels(x, y), geometric, gen)
     x2, y2 = both[:, :-1], both[:, -1].round().to(y.dtype)
-    if preset == "strong":
-        import torch
+    return (_intensity(x2, gen) if preset == "strong" else x2), y2
 
-        n, nd = x2.shape[0], x2.dim() - 2
-        scale = 1 + 0.2 * (torch.rand((n,) + (1,) * (nd + 1), generator=gen) - 0.5)
-        shift = 0.2 * (torch.rand((n,) + (1,) * (nd + 1), generator=gen) - 0.5)
-        x2 = x2 * scale + shift
-    return x2, y2
+
+def _intensity(x: "torch.Tensor", gen: "torch.Generator") -> "torch.Tensor":
+    """Per-sample brightness/contrast jitter: ``x * U(0.9, 1.1) + U(-0.1, 0.1)``."""
+    import torch
+
+    n, nd = x.shape[0], x.dim() - 2
+    scale = 1 + 0.2 * (torch.rand((n,) + (1,) * (nd + 1), generator=gen) - 0.5)
+    shift = 0.2 * (torch.rand((n,) + (1,) * (nd + 1), generator=gen) - 0.5)
+    return x * scale + shift
+
+
+def _rotation(angles: "torch.Tensor", nd: int) -> "torch.Tensor":
+    """Rotation matrices ``(N, nd, nd)`` from angles ``(N, 1)`` (2D) or ``(N, 3)`` (3D, x-y-z)."""
+    import torch
+
+    n = angles.shape[0]
+    if nd == 2:
+        c, s = torch.cos(angles[:, 0]), torch.sin(angles[:, 0])
+        return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+    out = torch.eye(3).repeat(n, 1, 1)
+    for axis in range(3):
+        a, b = [i for i in range(3) if i != axis]
+        r = torch.eye(3).repeat(n, 1, 1)
+        c, s = torch.cos(angles[:, axis]), torch.sin(angles[:, axis])
+        r[:, a, a], r[:, a, b], r[:, b, a], r[:, b, b] = c, -s, s, c
+        out = out @ r
+    return out
+
+
+def _resample_pair(x: "torch.Tensor", y: "torch.Tensor", gen: "torch.Generator", *, elastic: bool,
+                   max_angle: float = 15.0, scale_range: float = 0.15, p: float = 0.8) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Random rotation + isotropic scaling (+ elastic field) applied to images (bilinear, zeros
+    outside) and label maps (nearest, background outside) with one sampling grid per sample;
+    each sample is transformed with probability ``p`` (else the identity)."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    n, nd = x.shape[0], x.dim() - 2
+    on = (torch.rand(n, generator=gen) < p).float()
+    angles = (torch.rand(n, 1 if nd == 2 else 3, generator=gen) * 2 - 1) * math.radians(max_angle) * on[:, None]
+    scale = 1 + (torch.rand(n, generator=gen) * 2 - 1) * scale_range * on
+    # rotate in voxel units, not in [-1, 1] units, so non-square images are not sheared
+    size = torch.tensor([float(v) for v in reversed(x.shape[2:])])  # grid order: x = last axis
+    rot = _rotation(angles, nd) * size[None, None, :] / size[None, :, None]  # S^-1 R S, S = diag(size)
+    theta = torch.cat([rot / scale[:, None, None], torch.zeros(n, nd, 1)], dim=2)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if elastic:
+        # coarse Gaussian noise upsampled smoothly: displacement ~ 4% of the field of view
+        coarse = torch.randn((n, nd) + (4,) * nd, generator=gen) * 0.04 * on.view(-1, *([1] * (nd + 1)))
+        field = F.interpolate(coarse, size=x.shape[2:], mode="bilinear" if nd == 2 else "trilinear", align_corners=True)
+        grid = grid + field.movedim(1, -1)
+    x2 = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    y2 = F.grid_sample(y.unsqueeze(1).to(x.dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return x2, y2[:, 0].round().to(y.dtype)
 
 
 def _with_labels(x: "torch.Tensor", y: "torch.Tensor") -> "torch.Tensor":

@@ -14,15 +14,18 @@ def to_float_tensor(batch: np.ndarray, normalization: str) -> "torch.Tensor":
     """Turn a uint8 batch ``(N, C, *spatial)`` (any strides) into a normalised float32 tensor.
 
     ``uint8_unit``: x / 255 mapped to [-1, 1] with mean 0.5 / std 0.5 (MedMNIST's transform).
+    ``float``: a float32 batch the loader has normalised already (e.g. MRI z-score), passed through.
     Conversion happens per batch so a data set stays uint8 in memory.
     """
     import torch
 
     norm = getattr(normalization, "value", normalization)
+    if norm == "float":  # normalised by the loader already
+        return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
     if norm != "uint8_unit":
         from openmia.errors import ConfigError
 
-        raise ConfigError(f"normalization {norm!r} is not supported for classification batches (expected 'uint8_unit')")
+        raise ConfigError(f"normalization {norm!r} is not supported (expected 'uint8_unit' or 'float')")
     t = torch.from_numpy(np.ascontiguousarray(batch)).to(torch.float32)
     return t.mul_(2.0 / 255.0).sub_(1.0)
 
