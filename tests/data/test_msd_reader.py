@@ -171,4 +171,21 @@ def test_training_on_a_padded_3d_set_scores_each_case_on_its_own_grid(tmp_path, 
         truth = np.load(res.run_dir / "truth" / "test" / f"{cid}.npy")
         assert pred.shape == truth.shape == img.shape  # cropped back from the padded 8^3
         assert np.array_equal(truth, cases[int(cid[1:])][2])
+
+    # predict on raw NIfTI files: same normalisation as training, and an input stored left-right
+    # flipped (x axis pointing left) gets the same labels, flipped back into its own voxel order
+    from openmia.engine.predict import predict_folder
+
+    img = cases[0][1]
+    flip = np.diag([-1.0, 1, 1, 1])
+    flip[0, 3] = img.shape[0] - 1  # the same world positions as the RAS file
+    (tmp_path / "in").mkdir()
+    nib.save(nib.Nifti1Image(img, np.eye(4)), str(tmp_path / "in" / "ras.nii.gz"))
+    nib.save(nib.Nifti1Image(img[::-1].copy(), flip), str(tmp_path / "in" / "flipped.nii.gz"))
+    predict_folder(res.run_dir, tmp_path / "in", tmp_path / "out")
+    ras = nib.load(str(tmp_path / "out" / "ras.nii.gz"))
+    fl = nib.load(str(tmp_path / "out" / "flipped.nii.gz"))
+    assert np.allclose(fl.affine, flip) and fl.get_data_dtype() == np.uint8
+    assert np.array_equal(np.asarray(fl.dataobj), np.asarray(ras.dataobj)[::-1])
+    assert np.array_equal(np.asarray(ras.dataobj), np.load(res.run_dir / "predictions" / "test" / "c00.npy"))
     msd_sets._load_all.cache_clear()

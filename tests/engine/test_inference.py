@@ -41,11 +41,14 @@ def test_matches_monai_constant_mode():
     monai_inferers = pytest.importorskip("monai.inferers")
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv3d(1, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv3d(3, 2, 3, padding=1)).eval()
-    x = torch.randn(1, 1, 30, 26, 19)
-    with torch.no_grad():
-        ours = sliding_window_inference(x, net, (16, 16, 16), overlap=0.5, mode="constant")
-        ref = monai_inferers.sliding_window_inference(x, (16, 16, 16), 4, net, overlap=0.5, mode="constant")
-    assert torch.allclose(ours, ref, atol=1e-5)
+    # larger than the window on two axes, smaller on one (padded, centred, on both sides)
+    for shape in [(1, 1, 30, 26, 19), (1, 1, 30, 11, 19)]:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            ours = sliding_window_inference(x, net, (16, 16, 16), overlap=0.5, mode="constant")
+            ref = monai_inferers.sliding_window_inference(x, (16, 16, 16), 4, net, overlap=0.5, mode="constant")
+        assert ours.shape == ref.shape == (1, 2, *shape[2:])
+        assert torch.allclose(ours, ref, atol=1e-5)
 
 
 def test_bad_arguments():

@@ -63,7 +63,7 @@ def spec_for(name: str) -> DatasetSpec:
         name=name, task="segmentation", task_type="segmentation", dims=3, channels=1, size=max(f.shape),
         shape=f.shape, label_names=f.label_names, split_sizes=(("train", rest - n_val), ("val", n_val), ("test", n_test)),
         normalization=Normalization.FLOAT, licence=f.licence, citation=f.citation, source="msd", spacing=(1.0, 1.0, 1.0),
-        description=f.description, folds=FOLDS,
+        description=f.description, folds=FOLDS, modality=f.modality,
     )
 
 

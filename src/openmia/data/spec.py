@@ -54,6 +54,7 @@ class DatasetSpec:
     description: str = ""
     shape: tuple[int, ...] | None = None  # spatial shape when not a square/cube of ``size``
     folds: int = 0  # > 0: cross-validation folds (``data.fold`` picks the test fold)
+    modality: str | None = None  # float sets: the per-modality normalisation rule (CT, MRI, XR)
 
     def __post_init__(self) -> None:
         where = f"dataset spec {self.name!r}"
@@ -75,6 +76,8 @@ class DatasetSpec:
             raise ConfigError(f"{where}: split_sizes must be positive train/val/test counts, found {self.split_sizes!r}")
         if self.shape is not None and (len(self.shape) != self.dims or max(self.shape) != self.size):
             raise ConfigError(f"{where}: shape must have {self.dims} entries with maximum size={self.size}, found {self.shape!r}")
+        if self.normalization == Normalization.FLOAT and not self.modality:
+            raise ConfigError(f"{where}: normalization 'float' needs the modality whose rule normalised the data")
         if self.md5 is not None and (len(self.md5) != 32 or any(c not in "0123456789abcdef" for c in self.md5)):
             raise ConfigError(f"{where}: md5 must be 32 lowercase hex digits, found {self.md5!r}")
 

@@ -4,8 +4,8 @@ Windows of ``window`` size are placed on a regular grid (step = window x (1 - ov
 window flush with the border — the same grid as MONAI's ``sliding_window_inference``); each
 window's output is weighted by an importance map (``constant``, or ``gaussian``: centred, sigma =
 ``sigma_scale`` x window, as nnU-Net/MONAI, because predictions near a window's edge see less
-context) and the weighted outputs are averaged. Images smaller than the window are padded and the
-output cropped back. Optional test-time augmentation averages the outputs over flips.
+context) and the weighted outputs are averaged. Images smaller than the window are padded (centred) and
+the output cropped back. Optional test-time augmentation averages the outputs over flips.
 
 Memory: the input, one accumulator of ``(N, K, *spatial)`` float32 and one weight map — the windows
 are run ``batch_size`` at a time, never all at once.
@@ -66,9 +66,12 @@ def sliding_window_inference(image: torch.Tensor, predictor: Callable[[torch.Ten
     if not 0 <= overlap < 1:
         raise ConfigError(f"sliding window: overlap must be in [0, 1), found {overlap}")
     size = image.shape[2:]
+    # an image smaller than the window is zero-padded on both sides, centred (as MONAI, and as the
+    # catalogue pads small volumes for training), and cropped back at the end
     pad = [max(0, w - s) for s, w in zip(size, window)]
+    before = [q // 2 for q in pad]
     if any(pad):
-        image = F.pad(image, [p for q in reversed(pad) for p in (0, q)])
+        image = F.pad(image, [p for q, b in zip(reversed(pad), reversed(before)) for p in (b, q - b)])
     full = image.shape[2:]
     weight = importance_map(window, mode, sigma_scale).to(image.device)
     starts = [window_starts(s, w, overlap) for s, w in zip(full, window)]
@@ -96,4 +99,4 @@ def sliding_window_inference(image: torch.Tensor, predictor: Callable[[torch.Ten
                 if n == 0:
                     norm[0, 0, *sl] += weight
     out /= norm
-    return out[(slice(None), slice(None), *(slice(0, s) for s in size))]
+    return out[(slice(None), slice(None), *(slice(b, b + s) for b, s in zip(before, size)))]

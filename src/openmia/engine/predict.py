@@ -5,9 +5,14 @@ input's affine and header geometry exactly (only the data type changes to uint8)
 than the training size go through sliding-window inference (Gaussian weighting, overlap 0.5,
 optional flip TTA). Classification runs write ``predictions.csv`` in the evaluator's format.
 
-Intensities must already be on the scale the model was trained on: the run's data spec states the
-normalisation (e.g. ``uint8_unit`` needs uint8 images); another dtype is an error, never a silent
-rescale.
+Intensities: the run's data spec states the normalisation. ``uint8_unit`` needs uint8 images
+(another dtype is an error, never a silent rescale); ``float`` sets (e.g. MSD MRI) apply the spec's
+modality rule to the raw intensities, as the training loader did. 3D NIfTI inputs are reoriented
+to RAS+ like the training data, predicted, and the label map is oriented back to the input's own
+voxel order before writing.
+
+Memory (a 512 x 512 x 300 CT): the float32 image, one float32 ``(K, *spatial)`` accumulator and one
+weight map; the argmax runs slab by slab so no int64 label volume is ever held.
 """
 
 from __future__ import annotations
@@ -76,7 +81,35 @@ def _to_batch(arr: np.ndarray, spec, case: str, path: Path) -> np.ndarray:
     if norm == "uint8_unit" and arr.dtype != np.uint8:
         raise DataError(f"case {case!r}: {path.name} has dtype {arr.dtype}, but the model was trained on uint8 images "
                         "(normalization uint8_unit); convert the images to 0-255 uint8 the same way as the training data")
+    if norm == "float":
+        from openmia.transforms.intensity import normalize_for_modality
+
+        if not np.all(np.isfinite(arr)):
+            raise DataError(f"case {case!r}: {path.name} contains NaN or infinite voxels")
+        arr = np.stack([normalize_for_modality(c, spec.modality) for c in arr])
     return arr[None]
+
+
+def _argmax_slabs(logits, slab: int = 16) -> np.ndarray:
+    """uint8 argmax over classes of ``(1, K, *spatial)``, ``slab`` planes of the first axis at a time."""
+    out = np.empty(tuple(logits.shape[2:]), np.uint8)
+    for z in range(0, out.shape[0], slab):
+        out[z : z + slab] = logits[0, :, z : z + slab].argmax(0).numpy().astype(np.uint8)
+    return out
+
+
+def _canonical(arr: np.ndarray, nifti, dims: int):
+    """Reorient a 3D NIfTI array (``(X, Y, Z)`` or channels-last 4D) to RAS+; returns it and the
+    orientation to undo it (None when nothing to do)."""
+    if nifti is None or dims != 3:
+        return arr, None
+    import nibabel as nib
+
+    ornt = nib.orientations.io_orientation(nifti.affine)
+    if np.array_equal(ornt, nib.orientations.axcodes2ornt("RAS")):
+        return arr, None
+    full = np.vstack([ornt, [[3, 1]]]) if arr.ndim == 4 else ornt
+    return nib.orientations.apply_orientation(arr, full), ornt
 
 
 def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Path, *, tta: bool = False,
@@ -97,16 +130,25 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
     with torch.no_grad():
         for cid, path in files.items():
             arr, nifti = read_array(path, cid, DataError)
+            arr, ornt = _canonical(arr, nifti, spec.dims)
             x = to_float_tensor(_to_batch(arr, spec, cid, path), spec.normalization)
+            del arr
             if spec.task == "segmentation":
-                window = (spec.size,) * spec.dims
-                logits = sliding_window_inference(x, model, window, overlap=overlap, batch_size=batch_size, flip_tta=tta)
-                labels = logits.argmax(1)[0].numpy().astype(np.uint8)
-                _write_label_map(labels, path, out, cid, nifti)
+                logits = sliding_window_inference(x, model, spec.spatial_shape, overlap=overlap, batch_size=batch_size,
+                                                  flip_tta=tta)
+                del x
+                labels = _argmax_slabs(logits)
+                del logits
+                if ornt is not None:  # back to the file's own voxel order: the input's affine applies unchanged
+                    import nibabel as nib
+
+                    back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt("RAS"), ornt)
+                    labels = nib.orientations.apply_orientation(labels, back)
+                _write_label_map(np.ascontiguousarray(labels), path, out, cid, nifti)
             else:
-                if tuple(x.shape[2:]) != (spec.size,) * spec.dims:
+                if tuple(x.shape[2:]) != spec.spatial_shape:
                     raise DataError(f"case {cid!r}: image size {tuple(x.shape[2:])}, the classifier was trained on "
-                                    f"{(spec.size,) * spec.dims}")
+                                    f"{spec.spatial_shape}")
                 rows.append((cid, run.task.probabilities(model(x))[0]))
     if rows:
         import csv
