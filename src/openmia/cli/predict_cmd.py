@@ -15,12 +15,14 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tta", action="store_true", help="segmentation: average over all axis flips")
     p.add_argument("--overlap", type=float, default=0.5, help="segmentation: sliding-window overlap (default 0.5)")
+    p.add_argument("--batch-size", type=int, default=4, help="segmentation: windows per forward pass (default 4)")
 
 
 def run(args: argparse.Namespace) -> int:
     from openmia.engine.predict import predict_folder
 
-    res = predict_folder(args.model, args.input, args.out, tta=args.tta, overlap=args.overlap)
+    res = predict_folder(args.model, args.input, args.out, tta=args.tta, overlap=args.overlap,
+                        batch_size=args.batch_size)
     what = "label maps" if res["task"] == "segmentation" else "predictions.csv"
     print(f"predicted {res['cases']} case(s); wrote {what} to {res['out']}")
     return 0
