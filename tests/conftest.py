@@ -34,3 +34,29 @@ def pytest_configure(config):
         torch.set_num_threads(1)  # tests are tiny; one thread avoids oversubscription on 2 cores
     except ImportError:  # pragma: no cover
         pass
+
+
+def _write_msd(tmp_path, cases, *, modalities=("MRI",), labels=("background", "A", "B")):
+    """A Medical Segmentation Decathlon folder from ``(case_id, image, label, affine, label_affine)`` tuples."""
+    import json
+
+    import nibabel as nib
+
+    (tmp_path / "imagesTr").mkdir(exist_ok=True)
+    (tmp_path / "labelsTr").mkdir(exist_ok=True)
+    training = []
+    for cid, img, lab, aff, laff in cases:
+        nib.save(nib.Nifti1Image(img, aff), str(tmp_path / "imagesTr" / f"{cid}.nii.gz"))
+        nib.save(nib.Nifti1Image(lab, laff if laff is not None else aff), str(tmp_path / "labelsTr" / f"{cid}.nii.gz"))
+        training.append({"image": f"./imagesTr/{cid}.nii.gz", "label": f"./labelsTr/{cid}.nii.gz"})
+    meta = {"name": "Toy", "modality": {str(i): m for i, m in enumerate(modalities)},
+            "labels": {str(i): n for i, n in enumerate(labels)}, "training": training, "relase": "typo kept"}
+    (tmp_path / "dataset.json").write_text(json.dumps(meta))
+    return tmp_path
+
+
+@pytest.fixture
+def write_msd():
+    """Writes a toy MSD folder (dataset.json, imagesTr/, labelsTr/); see ``_write_msd``."""
+    pytest.importorskip("nibabel")
+    return _write_msd

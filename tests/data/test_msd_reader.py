@@ -13,26 +13,12 @@ from openmia.errors import DataError
 nib = pytest.importorskip("nibabel")
 
 
-def _msd(tmp_path, cases, *, modalities=("MRI",), labels=("background", "A", "B")):
-    (tmp_path / "imagesTr").mkdir(exist_ok=True)
-    (tmp_path / "labelsTr").mkdir(exist_ok=True)
-    training = []
-    for cid, img, lab, aff, laff in cases:
-        nib.save(nib.Nifti1Image(img, aff), str(tmp_path / "imagesTr" / f"{cid}.nii.gz"))
-        nib.save(nib.Nifti1Image(lab, laff if laff is not None else aff), str(tmp_path / "labelsTr" / f"{cid}.nii.gz"))
-        training.append({"image": f"./imagesTr/{cid}.nii.gz", "label": f"./labelsTr/{cid}.nii.gz"})
-    meta = {"name": "Toy", "modality": {str(i): m for i, m in enumerate(modalities)},
-            "labels": {str(i): n for i, n in enumerate(labels)}, "training": training, "relase": "typo kept"}
-    (tmp_path / "dataset.json").write_text(json.dumps(meta))
-    return tmp_path
-
-
-def test_index_load_and_canonical_orientation(tmp_path):
+def test_index_load_and_canonical_orientation(tmp_path, write_msd):
     img = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
     lab = np.zeros((4, 5, 6), np.float32)  # float labels, as two upstream hippocampus cases
     lab[0, 0, 0] = 2
     flip_x = np.diag([-2.0, 1.0, 3.0, 1.0])  # x axis stored right-to-left (LAS)
-    root = _msd(tmp_path, [("c1", img, lab, flip_x, None)])
+    root = write_msd(tmp_path, [("c1", img, lab, flip_x, None)])
     idx = read_msd_index(root)
     assert idx.modalities == ("MRI",) and idx.label_names == ("background", "A", "B") and len(idx.cases) == 1
     v = load_case(idx, idx.cases[0])
@@ -47,12 +33,12 @@ def test_index_load_and_canonical_orientation(tmp_path):
     assert idx.folds(5)[0] == ["c1"]
 
 
-def test_errors_name_the_case(tmp_path):
+def test_errors_name_the_case(tmp_path, write_msd):
     eye = np.eye(4)
     good = np.zeros((4, 4, 4), np.float32)
     bad_label = np.zeros((4, 4, 4), np.uint8)
     bad_label[1, 1, 1] = 7
-    root = _msd(tmp_path, [("ok", good, np.zeros((4, 4, 4), np.uint8), eye, None),
+    root = write_msd(tmp_path, [("ok", good, np.zeros((4, 4, 4), np.uint8), eye, None),
                            ("lab7", good, bad_label, eye, None),
                            ("shape", good, np.zeros((4, 4, 5), np.uint8), eye, None),
                            ("shifted", good, np.zeros((4, 4, 4), np.uint8), eye, np.diag([1.0, 1.0, 2.0, 1.0])),
@@ -88,7 +74,7 @@ def test_real_hippocampus(shared_data):
     assert v.image.ndim == 4 and set(np.unique(v.label)) <= {0, 1, 2} and all(s > 0 for s in v.spacing)
 
 
-def test_msd_catalogue_entry_pads_normalises_and_keeps_regions(tmp_path, monkeypatch):
+def test_msd_catalogue_entry_pads_normalises_and_keeps_regions(tmp_path, monkeypatch, write_msd):
     from openmia.data import msd_sets
     from openmia.data.catalog import get_spec, load_split
     from openmia.errors import ConfigError
@@ -106,7 +92,7 @@ def test_msd_catalogue_entry_pads_normalises_and_keeps_regions(tmp_path, monkeyp
         lab = np.zeros(shape, np.uint8)
         lab[1:3, 1:3, 1:3] = 1 + i % 2
         cases.append((f"c{i:02d}", img, lab, np.eye(4), None))
-    root = _msd(tmp_path, cases)
+    root = write_msd(tmp_path, cases)
     spec = get_spec("hippocampus")
     assert spec.spatial_shape == (8, 8, 8) and spec.folds == 5 and spec.normalization.value == "float"
     splits = {s: load_split("hippocampus", s, root=root, fold=1) for s in ("train", "val", "test")}
@@ -127,7 +113,7 @@ def test_msd_catalogue_entry_pads_normalises_and_keeps_regions(tmp_path, monkeyp
     msd_sets._load_all.cache_clear()
 
 
-def test_msd_catalogue_rejects_a_case_larger_than_the_padded_shape(tmp_path, monkeypatch):
+def test_msd_catalogue_rejects_a_case_larger_than_the_padded_shape(tmp_path, monkeypatch, write_msd):
     from openmia.data import msd_sets
     from openmia.data.catalog import load_split
 
@@ -136,14 +122,14 @@ def test_msd_catalogue_rejects_a_case_larger_than_the_padded_shape(tmp_path, mon
         description="toy"))
     msd_sets._load_all.cache_clear()
     big = np.ones((9, 4, 4), np.float32)
-    root = _msd(tmp_path, [(f"c{i}", big if i == 2 else big[:4], np.zeros(big.shape if i == 2 else (4, 4, 4), np.uint8),
+    root = write_msd(tmp_path, [(f"c{i}", big if i == 2 else big[:4], np.zeros(big.shape if i == 2 else (4, 4, 4), np.uint8),
                             np.eye(4), None) for i in range(10)])
     with pytest.raises(DataError, match=r"case 'c2': shape \(9, 4, 4\) does not fit"):
         load_split("hippocampus", "train", root=root)
     msd_sets._load_all.cache_clear()
 
 
-def test_training_on_a_padded_3d_set_scores_each_case_on_its_own_grid(tmp_path, monkeypatch):
+def test_training_on_a_padded_3d_set_scores_each_case_on_its_own_grid(tmp_path, monkeypatch, write_msd):
     from openmia.config import load_config
     from openmia.data import msd_sets
     from openmia.engine.trainer import train
@@ -161,7 +147,7 @@ def test_training_on_a_padded_3d_set_scores_each_case_on_its_own_grid(tmp_path, 
         lab[3:5, 3:5, 4:6] = 2
         img = (rng.normal(50, 5, shape) + 30 * lab).astype(np.float32)
         cases.append((f"c{i:02d}", img, lab, np.eye(4), None))
-    root = _msd(tmp_path / "data", cases) if (tmp_path / "data").mkdir() is None else None
+    root = write_msd(tmp_path / "data", cases) if (tmp_path / "data").mkdir() is None else None
     cfg = load_config(None, ["task=segmentation", "data.dataset=hippocampus", f"data.root={root}", "model.name=resunet",
                              "model.kwargs={channels: [4, 8]}", "data.batch_size=2", "train.epochs=1",
                              "eval.n_resamples=50", f"out_dir={tmp_path / 'runs'}"])

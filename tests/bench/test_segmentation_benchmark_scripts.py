@@ -1,0 +1,73 @@
+"""The segmentation benchmark scripts run end to end at toy sizes and write the records the issue
+asks for (the real runs use ../shared/data and minutes of CPU time)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+KEYS = {"dataset", "model", "label", "dice_mean", "dice_ci_low", "dice_ci_high", "hd95_mean", "nsd_mean",
+        "train_seconds", "reference_dice"}
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, write_msd):
+    pytest.importorskip("monai")
+    from openmia.data import msd_sets
+
+    bench = _load("segmentation")
+    # a toy "hippocampus": 10 cases of up to 20^3 voxels padded to 32^3, two labels
+    monkeypatch.setitem(msd_sets.FACTS, "hippocampus", msd_sets._Facts(
+        shape=(32, 32, 32), label_names=("background", "anterior", "posterior"), modality="MRI", n_cases=10,
+        licence="x", citation="x", description="toy"))
+    msd_sets._load_all.cache_clear()
+    rng = np.random.default_rng(0)
+    cases = []
+    for i in range(10):
+        shape = (16 + i % 3, 18, 20)
+        lab = np.zeros(shape, np.uint8)
+        lab[4:10, 4:10, 4:10] = 1
+        lab[8:12, 10:14, 10:16] = 2
+        cases.append((f"h{i:02d}", (rng.normal(60, 5, shape) + 40 * lab).astype(np.float32), lab, np.eye(4), None))
+    (tmp_path / "data" / "hippocampus").mkdir(parents=True)
+    write_msd(tmp_path / "data" / "hippocampus", cases)
+    monkeypatch.setitem(bench.OPENMIA, "hippocampus", ["data.dataset=hippocampus", "model.name=resunet",
+                        "model.kwargs={channels: [4, 8]}", "data.batch_size=2"])
+    out = tmp_path / "results"
+    args = ["--data", str(tmp_path / "data"), "--datasets", "hippocampus", "--minutes", "hippocampus=0.02",
+            "--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--resamples", "100"]
+    assert bench.main(args) == 0
+    records = json.loads((out / "segmentation.json").read_text())
+    assert {(r["model"], r["label"]) for r in records} == {(m, lab) for m in ("openmia", "monai_unet")
+                                                          for lab in ("anterior", "posterior", "mean")}
+    for r in records:
+        assert KEYS <= set(r) and r["dataset"] == "hippocampus"
+        assert 0 <= r["dice_ci_low"] <= r["dice_mean"] <= r["dice_ci_high"] <= 1
+    ours = [r for r in records if r["model"] == "openmia" and r["label"] == "mean"][0]
+    assert {t["metric"] for t in ours["vs_monai"]} == {"dice", "hd95", "nsd"}
+    assert all(0 <= t["p_value"] <= t["p_holm"] <= 1 for t in ours["vs_monai"])
+    md = (out / "segmentation.md").read_text()
+    assert "| hippocampus | monai_unet | mean |" in md and "openmia - MONAI" in md
+    # complete runs are reused, not trained again
+    before = sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json"))
+    assert bench.main(args) == 0
+    assert sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json")) == before
+    msd_sets._load_all.cache_clear()
+
+
+def test_segmentation_benchmark_rejects_a_bad_budget(capsys):
+    bench = _load("segmentation")
+    with pytest.raises(SystemExit):
+        bench.main(["--data", ".", "--minutes", "liver=3"])
+    assert "SET=MINUTES" in capsys.readouterr().err
