@@ -47,12 +47,14 @@ def test_errors_name_the_case(tmp_path, write_msd):
     idx = read_msd_index(root)
     by = {c.case_id: c for c in idx.cases}
     load_case(idx, by["ok"])
-    for cid, msg in (("lab7", "label value\\(s\\) \\[7\\]"), ("shape", "label shape"), ("shifted", "affine differs"),
-                     ("nan", "NaN"), ("fourd", "lists 1 modality")):
+    # each message names the case, what is wrong and the fix
+    for cid, msg in (("lab7", "label value\\(s\\) \\[7\\].*fix the label file"), ("shape", "label shape.*resample it"),
+                     ("shifted", "affine differs.*resample it"), ("nan", "NaN.*replace them"),
+                     ("fourd", "lists 1 modality.*one volume per case")):
         with pytest.raises(DataError, match=f"case '{cid}'.*{msg}"):
             load_case(idx, by[cid])
     (root / "imagesTr" / "ok.nii.gz").write_bytes(b"\x1f\x8b\x08 truncated")
-    with pytest.raises(DataError, match="case 'ok': cannot read image"):
+    with pytest.raises(DataError, match="case 'ok': cannot read image.*extract or download it again"):
         load_case(idx, by["ok"])
     (root / "labelsTr" / "lab7.nii.gz").unlink()
     with pytest.raises(DataError, match="case 'lab7': label file"):

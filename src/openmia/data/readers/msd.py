@@ -115,7 +115,8 @@ def load_case(index: MSDIndex, case: MSDCase, *, canonical: bool = True) -> MSDV
             img = nib.load(str(path))
             data = np.asarray(img.dataobj)
         except Exception as exc:  # truncated gzip, bad header
-            raise DataError(f"case {case.case_id!r}: cannot read {what} {path} ({type(exc).__name__}: {exc})") from None
+            raise DataError(f"case {case.case_id!r}: cannot read {what} {path} ({type(exc).__name__}: {exc}); the file is "
+                            "damaged or truncated: extract or download it again") from None
         return img, data
 
     img, data = _load(case.image, "image")
@@ -124,9 +125,11 @@ def load_case(index: MSDIndex, case: MSDCase, *, canonical: bool = True) -> MSDV
         data = data[..., None]
     if data.ndim != 4 or data.shape[-1] != n_mod:
         raise DataError(f"case {case.case_id!r}: image has shape {data.shape}; dataset.json lists {n_mod} modality(ies), "
-                        f"so expected (X, Y, Z){'' if n_mod == 1 else f' x {n_mod}'}")
+                        f"so expected (X, Y, Z){'' if n_mod == 1 else f' x {n_mod}'}; store one volume per case or list every "
+                        "channel as a modality in dataset.json")
     if not np.all(np.isfinite(data)):
-        raise DataError(f"case {case.case_id!r}: image contains NaN or infinite voxels")
+        raise DataError(f"case {case.case_id!r}: image contains NaN or infinite voxels; replace them (e.g. with the "
+                        "background intensity) before training or prediction")
     if canonical:
         # reorient the image (as a 4D array) with the 3D orientation of its affine
         ornt = nib.orientations.io_orientation(img.affine)
@@ -139,17 +142,19 @@ def load_case(index: MSDIndex, case: MSDCase, *, canonical: bool = True) -> MSDV
     if case.label is not None:
         limg, ldata = _load(case.label, "label")
         if ldata.shape != img.shape[:3]:
-            raise DataError(f"case {case.case_id!r}: label shape {ldata.shape} differs from image shape {img.shape[:3]}")
+            raise DataError(f"case {case.case_id!r}: label shape {ldata.shape} differs from image shape {img.shape[:3]}; "
+                            "the label must be on the image's voxel grid (resample it onto the image first)")
         if not np.allclose(limg.affine, img.affine, atol=1e-3):
             raise DataError(f"case {case.case_id!r}: label affine differs from the image affine; the label is not "
                             "aligned with the image (resample it onto the image grid first)")
         if ldata.dtype.kind == "f":
             if not np.all(np.isfinite(ldata)) or np.any(ldata != np.round(ldata)):
-                raise DataError(f"case {case.case_id!r}: label contains non-integer or NaN values")
+                raise DataError(f"case {case.case_id!r}: label contains non-integer or NaN values; labels must be whole "
+                                "numbers (a label resampled with linear interpolation? use nearest neighbour)")
         bad = sorted(set(np.unique(ldata).astype(int).tolist()) - set(range(len(index.label_names))))
         if bad:
             raise DataError(f"case {case.case_id!r}: label value(s) {bad} are not in dataset.json's labels "
-                            f"{dict(enumerate(index.label_names))}")
+                            f"{dict(enumerate(index.label_names))}; fix the label file or add the label to dataset.json")
         ldata = ldata.astype(np.uint8)
         if canonical:
             ldata = nib.orientations.apply_orientation(ldata, ornt)
