@@ -43,14 +43,21 @@ def run(args: argparse.Namespace) -> int:
             else:  # a local folder (data.root)
                 from openmia.data.paths import openmia_home
 
-                sizes, present = f"{s.size} (resized)", ("yes" if (openmia_home() / s.source).is_dir() else "local folder")
+                folder = s.name if s.source == "msd" else s.source
+                sizes = f"{'x'.join(map(str, s.shape))} (padded)" if s.shape else f"{s.size} (resized)"
+                present = "yes" if (openmia_home() / folder).is_dir() else "local folder"
             n = "/".join(str(v) for _, v in s.split_sizes)
             rows.append([s.name, s.task_type, f"{s.dims}D", sizes, n, s.licence, present])
         print(format_table(["name", "task type", "dims", "sizes", "train/val/test", "licence", "in cache"], rows))
         return 0
     if cmd == "info":
         s = get_spec(args.name, args.size)
-        print(f"name          {s.name}\ntask type     {s.task_type}\ndims          {s.dims}D, {s.channels} channel(s), {s.size} px")
+        shape = f"{' x '.join(map(str, s.shape))} voxels (padded)" if s.shape else f"{s.size} px"
+        print(f"name          {s.name}\ntask type     {s.task_type}\ndims          {s.dims}D, {s.channels} channel(s), {shape}")
+        if s.spacing:
+            print(f"spacing       {' x '.join(f'{v:g}' for v in s.spacing)} mm")
+        if s.folds:
+            print(f"folds         {s.folds} (data.fold=k tests the cases whose sorted index % {s.folds} == k)")
         print(f"classes       {', '.join(f'{i}={n}' for i, n in enumerate(s.label_names))}")
         print(f"splits        {', '.join(f'{k} {v}' for k, v in s.split_sizes)}")
         print(f"normalisation {s.normalization.value}\nlicence       {s.licence}\nsource        {s.description}")

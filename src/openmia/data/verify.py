@@ -67,6 +67,10 @@ def verify(name: str, *, size: int | None = None, root: str | Path | None = None
             rep.checks.append(f"{split}: {n} cases, {what} {counts.tolist()}")
         else:
             rep.checks.append(f"{split}: {n} cases, positives per label {s.labels.sum(0).tolist()}")
+        if s.regions is not None:  # padded sets: the cases' own extents inside the common shape
+            ext = np.array([[r.stop - r.start for r in reg] for reg in s.regions])
+            rep.checks.append(f"{split}: case shapes {tuple(ext.min(0).tolist())} to {tuple(ext.max(0).tolist())} "
+                              f"(padded to {spec.spatial_shape}), spacing {spec.spacing} mm")
         h: dict[bytes, list[int]] = {}
         for i in range(n):
             h.setdefault(hashlib.blake2b(np.ascontiguousarray(s.images[i]).tobytes(), digest_size=16).digest(), []).append(i)
