@@ -16,7 +16,6 @@ Prints one line per size ending in the speed ratio, and writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

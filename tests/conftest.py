@@ -60,3 +60,19 @@ def write_msd():
     """Writes a toy MSD folder (dataset.json, imagesTr/, labelsTr/); see ``_write_msd``."""
     pytest.importorskip("nibabel")
     return _write_msd
+
+
+@pytest.fixture
+def toy_msd_facts(monkeypatch):
+    """Replace the ``hippocampus`` catalogue facts with a toy's: ``toy_msd_facts(shape, n_cases)``;
+    the loader's cache is cleared before and after the test."""
+    from openmia.data import msd_sets
+
+    def patch(shape: tuple[int, int, int], n_cases: int = 10, labels=("background", "A", "B")) -> None:
+        monkeypatch.setitem(msd_sets.FACTS, "hippocampus", msd_sets._Facts(
+            shape=tuple(shape), label_names=tuple(labels), modality="MRI", n_cases=n_cases, licence="toy",
+            citation="toy", description="toy"))
+        msd_sets._load_all.cache_clear()
+
+    yield patch
+    msd_sets._load_all.cache_clear()

@@ -22,16 +22,12 @@ def _load(name: str):
     return mod
 
 
-def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, write_msd):
+def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, write_msd, toy_msd_facts):
     pytest.importorskip("monai")
-    from openmia.data import msd_sets
 
     bench = _load("segmentation")
     # a toy "hippocampus": 10 cases of up to 20^3 voxels padded to 32^3, two labels
-    monkeypatch.setitem(msd_sets.FACTS, "hippocampus", msd_sets._Facts(
-        shape=(32, 32, 32), label_names=("background", "anterior", "posterior"), modality="MRI", n_cases=10,
-        licence="x", citation="x", description="toy"))
-    msd_sets._load_all.cache_clear()
+    toy_msd_facts((32, 32, 32), 10, ("background", "anterior", "posterior"))
     rng = np.random.default_rng(0)
     cases = []
     for i in range(10):
@@ -63,7 +59,6 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, writ
     before = sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json"))
     assert bench.main(args) == 0
     assert sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json")) == before
-    msd_sets._load_all.cache_clear()
 
 
 def test_segmentation_benchmark_rejects_a_bad_budget(capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -76,16 +75,12 @@ def test_real_hippocampus(shared_data):
     assert v.image.ndim == 4 and set(np.unique(v.label)) <= {0, 1, 2} and all(s > 0 for s in v.spacing)
 
 
-def test_msd_catalogue_entry_pads_normalises_and_keeps_regions(tmp_path, monkeypatch, write_msd):
-    from openmia.data import msd_sets
+def test_msd_catalogue_entry_pads_normalises_and_keeps_regions(tmp_path, write_msd, toy_msd_facts):
     from openmia.data.catalog import get_spec, load_split
     from openmia.errors import ConfigError
 
     # a toy task with hippocampus's facts but 10 small cases: folds, val rule and padding
-    monkeypatch.setitem(msd_sets.FACTS, "hippocampus", msd_sets._Facts(
-        shape=(8, 8, 8), label_names=("background", "A", "B"), modality="MRI", n_cases=10, licence="x", citation="x",
-        description="toy"))
-    msd_sets._load_all.cache_clear()
+    toy_msd_facts((8, 8, 8), 10)
     rng = np.random.default_rng(0)
     cases = []
     for i in range(10):
@@ -112,34 +107,24 @@ def test_msd_catalogue_entry_pads_normalises_and_keeps_regions(tmp_path, monkeyp
         load_split("hippocampus", "test", root=root, fold=5)
     with pytest.raises(ConfigError, match="one fixed split"):
         load_split("synthetic/seg2d", "test", fold=1)
-    msd_sets._load_all.cache_clear()
 
 
-def test_msd_catalogue_rejects_a_case_larger_than_the_padded_shape(tmp_path, monkeypatch, write_msd):
-    from openmia.data import msd_sets
+def test_msd_catalogue_rejects_a_case_larger_than_the_padded_shape(tmp_path, write_msd, toy_msd_facts):
     from openmia.data.catalog import load_split
 
-    monkeypatch.setitem(msd_sets.FACTS, "hippocampus", msd_sets._Facts(
-        shape=(8, 8, 8), label_names=("background", "A", "B"), modality="MRI", n_cases=10, licence="x", citation="x",
-        description="toy"))
-    msd_sets._load_all.cache_clear()
+    toy_msd_facts((8, 8, 8), 10)
     big = np.ones((9, 4, 4), np.float32)
     root = write_msd(tmp_path, [(f"c{i}", big if i == 2 else big[:4], np.zeros(big.shape if i == 2 else (4, 4, 4), np.uint8),
                             np.eye(4), None) for i in range(10)])
     with pytest.raises(DataError, match=r"case 'c2': shape \(9, 4, 4\) does not fit"):
         load_split("hippocampus", "train", root=root)
-    msd_sets._load_all.cache_clear()
 
 
-def test_training_on_a_padded_3d_set_scores_each_case_on_its_own_grid(tmp_path, monkeypatch, write_msd):
+def test_training_on_a_padded_3d_set_scores_each_case_on_its_own_grid(tmp_path, write_msd, toy_msd_facts):
     from openmia.config import load_config
-    from openmia.data import msd_sets
     from openmia.engine.trainer import train
 
-    monkeypatch.setitem(msd_sets.FACTS, "hippocampus", msd_sets._Facts(
-        shape=(8, 8, 8), label_names=("background", "A", "B"), modality="MRI", n_cases=10, licence="x", citation="x",
-        description="toy"))
-    msd_sets._load_all.cache_clear()
+    toy_msd_facts((8, 8, 8), 10)
     rng = np.random.default_rng(1)
     cases = []
     for i in range(10):
@@ -176,4 +161,3 @@ def test_training_on_a_padded_3d_set_scores_each_case_on_its_own_grid(tmp_path, 
     assert np.allclose(fl.affine, flip) and fl.get_data_dtype() == np.uint8
     assert np.array_equal(np.asarray(fl.dataobj), np.asarray(ras.dataobj)[::-1])
     assert np.array_equal(np.asarray(ras.dataobj), np.load(res.run_dir / "predictions" / "test" / "c00.npy"))
-    msd_sets._load_all.cache_clear()

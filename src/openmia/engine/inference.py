@@ -82,7 +82,7 @@ def sliding_window_inference(image: torch.Tensor, predictor: Callable[[torch.Ten
     for n in range(image.shape[0]):
         for i in range(0, len(slices), batch_size):
             chunk = slices[i : i + batch_size]
-            x = torch.cat([image[n : n + 1, :, *sl] for sl in chunk])
+            x = torch.cat([image[(slice(n, n + 1), slice(None), *sl)] for sl in chunk])
             y = None
             for f in flips:
                 yf = predictor(torch.flip(x, f) if f else x)
@@ -95,8 +95,8 @@ def sliding_window_inference(image: torch.Tensor, predictor: Callable[[torch.Ten
             if out is None:
                 out = torch.zeros((image.shape[0], y.shape[1], *full), dtype=torch.float32, device=image.device)
             for j, sl in enumerate(chunk):
-                out[n : n + 1, :, *sl] += y[j : j + 1] * weight
+                out[(slice(n, n + 1), slice(None), *sl)] += y[j : j + 1] * weight
                 if n == 0:
-                    norm[0, 0, *sl] += weight
+                    norm[(0, 0, *sl)] += weight
     out /= norm
     return out[(slice(None), slice(None), *(slice(b, b + s) for b, s in zip(before, size)))]

@@ -238,7 +238,6 @@ def ece(y, probs, task_type: str, w=None, *, n_bins: int = ECE_BINS) -> np.ndarr
     b = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
     ind = np.zeros((len(y), n_bins))
     ind[np.arange(len(y)), b] = 1.0
-    n_b = w @ ind
     conf_b = w @ (ind * conf[:, None])
     acc_b = w @ (ind * correct[:, None])
     return np.abs(acc_b - conf_b).sum(1) / w.sum(1)

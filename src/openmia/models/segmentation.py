@@ -62,6 +62,25 @@ class ConvBlock(nn.Module):
         return F.leaky_relu(out, 0.01, inplace=True)
 
 
+def _memory_format(choice: str, norm: str, dims: int) -> torch.memory_format:
+    """``auto`` = channels-last with batch norm (oneDNN's fast layout; instance norm is slower in it)."""
+    if choice not in ("auto", "channels_last", "contiguous"):
+        raise ConfigError(f"memory_format must be auto, channels_last or contiguous, found {choice!r}")
+    cl = choice == "channels_last" or (choice == "auto" and norm == "batch")
+    return {2: torch.channels_last, 3: torch.channels_last_3d}[dims] if cl else torch.contiguous_format
+
+
+def _prepare_input(x: torch.Tensor, name: str, dims: int, multiple: int, fmt: torch.memory_format) -> torch.Tensor:
+    """Check ``(N, C, *spatial)``, zero-pad the spatial axes at the end to a multiple of ``multiple``
+    (the caller crops the output back) and switch to the model's memory layout."""
+    if x.dim() != dims + 2:
+        raise ConfigError(f"{dims}D {name} expects input (N, C, {'D, ' if dims == 3 else ''}H, W), found shape {tuple(x.shape)}")
+    pad = [(-s) % multiple for s in x.shape[2:]]
+    if any(pad):  # F.pad takes the last axis first
+        x = F.pad(x, [p for s in reversed(pad) for p in (0, s)])
+    return x.contiguous(memory_format=fmt)
+
+
 class AttentionGate(nn.Module):
     """Additive attention gate (Oktay et al. 2018): skip features ``x`` are scaled by
     ``sigmoid(psi(relu(W_x x + W_g g)))``, with ``g`` the coarser decoder signal upsampled to ``x``."""
@@ -116,10 +135,7 @@ class UNet(nn.Module):
             if depth < 1 or width < 1:
                 raise ConfigError(f"U-Net depth and width must be >= 1, found depth={depth}, width={width}")
             chans = [min(width * 2**i, max_width) for i in range(depth + 1)]
-        if memory_format not in ("auto", "channels_last", "contiguous"):
-            raise ConfigError(f"memory_format must be auto, channels_last or contiguous, found {memory_format!r}")
-        cl = memory_format == "channels_last" or (memory_format == "auto" and norm == "batch")
-        self.memory_format = ({2: torch.channels_last, 3: torch.channels_last_3d}[dims] if cl else torch.contiguous_format)
+        self.memory_format = _memory_format(memory_format, norm, dims)
         self.dims, self.depth, self.deep_supervision = dims, depth, deep_supervision
         Conv = conv_nd(dims)
         ConvT = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[dims]
@@ -148,11 +164,8 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, *spatial)`` -> logits ``(N, K, *spatial)``."""
-        if x.dim() != self.dims + 2:
-            raise ConfigError(f"{self.dims}D U-Net expects input (N, C, {'D, ' if self.dims == 3 else ''}H, W), "
-                              f"found shape {tuple(x.shape)}")
         size = x.shape[2:]
-        x = _pad_to_multiple(x, 2**self.depth).contiguous(memory_format=self.memory_format)
+        x = _prepare_input(x, "U-Net", self.dims, 2**self.depth, self.memory_format)
         skips = []
         for i, block in enumerate(self.enc):
             x = block(x)
@@ -175,10 +188,6 @@ class UNet(nn.Module):
         return out[(slice(None), slice(None), *crop)].contiguous()
 
 
-def _pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
-    """Zero-pad the spatial axes of ``(N, C, *spatial)`` at the end up to a multiple of ``m``."""
-    pad = [(-s) % m for s in x.shape[2:]]
-    return F.pad(x, [p for s in reversed(pad) for p in (0, s)]) if any(pad) else x
 
 
 class ResidualUnit(nn.Module):
@@ -227,10 +236,7 @@ class ResUNet(nn.Module):
             raise ConfigError(f"resunet channels must list >= 2 positive integers, found {channels!r}")
         if not isinstance(subunits, int) or subunits < 1:
             raise ConfigError(f"resunet subunits must be an integer >= 1, found {subunits!r}")
-        if memory_format not in ("auto", "channels_last", "contiguous"):
-            raise ConfigError(f"memory_format must be auto, channels_last or contiguous, found {memory_format!r}")
-        cl = memory_format == "channels_last" or (memory_format == "auto" and norm == "batch")
-        self.memory_format = {2: torch.channels_last, 3: torch.channels_last_3d}[dims] if cl else torch.contiguous_format
+        self.memory_format = _memory_format(memory_format, norm, dims)
         self.dims, self.steps = dims, len(chans) - 1
         ConvT = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[dims]
         self.down = nn.ModuleList()
@@ -254,11 +260,8 @@ class ResUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, *spatial)`` -> logits ``(N, K, *spatial)``."""
-        if x.dim() != self.dims + 2:
-            raise ConfigError(f"{self.dims}D resunet expects input (N, C, {'D, ' if self.dims == 3 else ''}H, W), "
-                              f"found shape {tuple(x.shape)}")
         size = x.shape[2:]
-        x = _pad_to_multiple(x, 2**self.steps).contiguous(memory_format=self.memory_format)
+        x = _prepare_input(x, "resunet", self.dims, 2**self.steps, self.memory_format)
         skips = []
         for d in self.down:
             x = d(x)
