@@ -283,8 +283,7 @@ def _unet(name: str, in_channels: int, num_classes: int, dims: int, input_size: 
 def unet(in_channels: int, num_classes: int, dims: int = 2, input_size: int = 64, depth: int = 4, width: int = 32,
          norm: str = "instance", residual: bool = False, deep_supervision: bool = False, channels: list[int] | None = None,
          memory_format: str = "auto") -> nn.Module:
-    """U-Net (Ronneberger et al., MICCAI 2015; 3D Çiçek et al. 2016): depth, width (or channels per level),
-    norm, residual, deep supervision."""
+    """U-Net (Ronneberger et al., MICCAI 2015; 3D Çiçek et al. 2016): depth/width or channels, norm, residual."""
     return _unet("unet", in_channels, num_classes, dims, input_size, depth=depth, width=width, norm=norm, residual=residual,
                  deep_supervision=deep_supervision, channels=channels, memory_format=memory_format)
 
