@@ -53,6 +53,22 @@ OPENMIA: dict[str, list[str]] = {
 }
 
 
+# further openmia configurations run beside the main one: name -> overrides added to OPENMIA[set]
+VARIANTS: dict[str, dict[str, list[str]]] = {
+    # weight EMA for the model that is validated and kept, and flip test-time augmentation (8 flips)
+    # for the final val/test predictions
+    "hippocampus": {"openmia_ema_tta": ["train.ema=0.99", "eval.tta=true"]},
+}
+
+
+def _overrides(dataset: str, model: str) -> list[str]:
+    if model == "openmia":
+        return OPENMIA[dataset]
+    if model == "monai_unet":
+        return []
+    return OPENMIA[dataset] + VARIANTS[dataset][model]
+
+
 def _run_openmia(job: dict[str, Any]) -> dict[str, Any]:
     """Train one openmia configuration in a worker process; reuse a complete run."""
     from openmia.config import load_config
@@ -222,11 +238,13 @@ def write_results(records: list[dict[str, Any]], tests: list[dict[str, Any]], ou
                      f"| {f(r['dice_mean'])} | {f(r['dice_ci_low'])}–{f(r['dice_ci_high'])} | {f(r['hd95_mean'], 2)} "
                      f"| {f(r['nsd_mean'])} | {f(r.get('train_seconds'), 0)} | {r.get('epochs', '')} | {f(r.get('reference_dice'))} |")
     if tests:
-        lines += ["", "## Paired comparison on the same test cases (openmia - MONAI)", "",
-                  "| dataset | metric | label | openmia | MONAI | diff | 95% CI | Wilcoxon p | Holm p |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["", "## Paired comparisons on the same test cases (A - B; Wilcoxon signed-rank, Holm within metric x label)", "",
+                  "| dataset | metric | label | A | B | A | B | diff | 95% CI | Wilcoxon p | Holm p |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for t in tests:
-            lines.append(f"| {t['dataset']} | {t['metric']} | {t['label']} | {f(t['estimate_a'])} | {f(t['estimate_b'])} "
-                         f"| {t['diff']:+.3f} | {t['ci_low']:+.3f}–{t['ci_high']:+.3f} | {t['p_value']:.3g} | {t['p_holm']:.3g} |")
+            lines.append(f"| {t['dataset']} | {t['metric']} | {t['label']} | {t['model_a']} | {t['model_b']} | {f(t['estimate_a'])} "
+                         f"| {f(t['estimate_b'])} | {t['diff']:+.3f} | {t['ci_low']:+.3f}–{t['ci_high']:+.3f} | {t['p_value']:.3g} "
+                         f"| {t['p_holm']:.3g} |")
     lines += ["", "Configurations:", ""]
     for key, ov in meta["configs"].items():
         lines.append(f"- {key}: `{' '.join(ov)}`")
@@ -261,10 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = Path(args.runs_dir) if args.runs_dir else openmia_home() / "bench" / "segmentation"
     jobs = []
     for ds in args.datasets:
-        models = ["openmia"] + (["monai_unet"] if ds == "hippocampus" and not args.no_monai else [])
+        models = (["openmia", *VARIANTS.get(ds, {})]
+                  + (["monai_unet"] if ds == "hippocampus" and not args.no_monai else []))
         for model in models:
             rd = runs_dir / f"{ds}-{model}-{budgets[ds]:g}cpumin-s{args.seed}"
-            jobs.append({"dataset": ds, "model": model, "overrides": OPENMIA[ds] if model == "openmia" else [],
+            jobs.append({"dataset": ds, "model": model, "overrides": _overrides(ds, model),
                          "run_dir": str(rd), "minutes": budgets[ds], "seed": args.seed, "root": str(Path(args.data) / ds),
                          "resamples": args.resamples})
     t0 = time.time()
@@ -297,17 +316,19 @@ def main(argv: list[str] | None = None) -> int:
     if "hippocampus" in args.datasets and not args.no_monai:
         from openmia.evaluation.compare import compare_files
 
-        a, b = (runs_dir / f"hippocampus-{m}-{budgets['hippocampus']:g}cpumin-s{args.seed}" for m in ("openmia", "monai_unet"))
-        res = compare_files("segmentation", a / "truth" / "test", {"openmia": a / "predictions" / "test",
-                            "monai_unet": b / "predictions" / "test"}, runs_dir / "hippocampus-compare",
+        names = ["openmia", *VARIANTS.get("hippocampus", {}), "monai_unet"]
+        dirs = {m: runs_dir / f"hippocampus-{m}-{budgets['hippocampus']:g}cpumin-s{args.seed}" for m in names}
+        res = compare_files("segmentation", dirs["openmia"] / "truth" / "test",
+                            {m: d / "predictions" / "test" for m, d in dirs.items()}, runs_dir / "hippocampus-compare",
                             metrics=["dice", "hd95", "nsd"], labels=["anterior", "posterior", "all"],
                             n_resamples=args.resamples, label_names={1: "anterior", 2: "posterior"},
                             spacing=(1.0, 1.0, 1.0))
         tests = [{"dataset": "hippocampus", **r} for r in res["comparisons"]]
         for r in records:
-            if r["dataset"] == "hippocampus" and r["model"] == "openmia":
-                r["vs_monai"] = [t for t in tests if t["label"] in (r["label"], "all" if r["label"] == "mean" else r["label"])]
-    configs = {f"{ds} / openmia": OPENMIA[ds] for ds in args.datasets}
+            if r["dataset"] == "hippocampus" and r["model"] != "monai_unet":
+                lab = "all" if r["label"] == "mean" else r["label"]
+                r["vs_monai"] = [t for t in tests if t["label"] == lab and {t["model_a"], t["model_b"]} == {r["model"], "monai_unet"}]
+    configs = {f"{ds} / {m}": _overrides(ds, m) for ds in args.datasets for m in ["openmia", *VARIANTS.get(ds, {})]}
     if "hippocampus" in args.datasets and not args.no_monai:
         configs["hippocampus / monai_unet"] = ["monai.networks.nets.UNet(3, 1, 3, channels=(16, 32, 64, 128, 256), "
                                                "strides=(2, 2, 2, 2), num_res_units=2)", "DiceCELoss", "Adam 1e-3",

@@ -136,6 +136,7 @@ class LoopConfig:
 class EvalConfig:
     n_resamples: int = 2000
     seed: int = 0
+    tta: bool = False  # segmentation: average the final val/test predictions over all axis flips
 
     def __post_init__(self) -> None:
         _positive("eval.n_resamples", self.n_resamples)

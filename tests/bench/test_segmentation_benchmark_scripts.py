@@ -45,16 +45,17 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, writ
             "--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--resamples", "100"]
     assert bench.main(args) == 0
     records = json.loads((out / "segmentation.json").read_text())
-    assert {(r["model"], r["label"]) for r in records} == {(m, lab) for m in ("openmia", "monai_unet")
-                                                          for lab in ("anterior", "posterior", "mean")}
+    models = ("openmia", "openmia_ema_tta", "monai_unet")
+    assert {(r["model"], r["label"]) for r in records} == {(m, lab) for m in models for lab in ("anterior", "posterior", "mean")}
     for r in records:
         assert KEYS <= set(r) and r["dataset"] == "hippocampus"
         assert 0 <= r["dice_ci_low"] <= r["dice_mean"] <= r["dice_ci_high"] <= 1
-    ours = [r for r in records if r["model"] == "openmia" and r["label"] == "mean"][0]
-    assert {t["metric"] for t in ours["vs_monai"]} == {"dice", "hd95", "nsd"}
-    assert all(0 <= t["p_value"] <= t["p_holm"] <= 1 for t in ours["vs_monai"])
+    for name in ("openmia", "openmia_ema_tta"):
+        ours = [r for r in records if r["model"] == name and r["label"] == "mean"][0]
+        assert {t["metric"] for t in ours["vs_monai"]} == {"dice", "hd95", "nsd"}  # one row per metric vs MONAI
+        assert all(0 <= t["p_value"] <= t["p_holm"] <= 1 and t["label"] == "all" for t in ours["vs_monai"])
     md = (out / "segmentation.md").read_text()
-    assert "| hippocampus | monai_unet | mean |" in md and "openmia - MONAI" in md
+    assert "| hippocampus | monai_unet | mean |" in md and "| openmia | monai_unet |" in md
     # complete runs are reused, not trained again
     before = sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json"))
     assert bench.main(args) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -179,3 +180,21 @@ def test_augment_pair_moves_labels_with_images():
         assert y2.dtype == y.dtype and set(y2.unique().tolist()) <= {0, 1, 2}
         if preset != "strong":  # geometry only: the label still equals the image value mod 3
             assert torch.equal((x2[:, 0] % 3).long(), y2)
+
+
+def test_flip_tta_averages_logits_over_every_flip():
+    import torch
+
+    from openmia.engine.trainer import predict_proba
+    from openmia.tasks.segmentation import SegmentationTask
+
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(1, 2, 3, padding=1).eval()
+    imgs = np.random.default_rng(0).integers(0, 256, (3, 1, 6, 5), dtype=np.uint8)
+    task = SegmentationTask(2)
+    got = predict_proba(net, task, imgs, "uint8_unit", 2, tta=True)
+    x = torch.from_numpy(imgs).float() * (2 / 255) - 1
+    with torch.no_grad():  # the four flip combinations of a 2D image, by hand
+        logits = (net(x) + net(x.flip(2)).flip(2) + net(x.flip(3)).flip(3) + net(x.flip(2, 3)).flip(2, 3)) / 4
+    np.testing.assert_allclose(got, torch.softmax(logits, 1).numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(got, predict_proba(net, task, imgs, "uint8_unit", 2))  # flips do change an asymmetric net

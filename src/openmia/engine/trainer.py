@@ -87,8 +87,11 @@ def iterate_batches(n: int, batch_size: int, *, shuffle: bool, gen=None) -> Iter
         yield np.sort(order[s : s + batch_size])
 
 
-def predict_proba(model, task, images: np.ndarray, normalization: str, batch_size: int) -> np.ndarray:
-    """Probabilities ``(N, K)`` for uint8 images ``(N, C, *spatial)`` in eval mode."""
+def predict_proba(model, task, images: np.ndarray, normalization: str, batch_size: int, *, tta: bool = False) -> np.ndarray:
+    """Probabilities ``(N, K)`` (segmentation ``(N, K, *spatial)``) for images ``(N, C, *spatial)``
+    in eval mode; ``tta`` averages the logits over every combination of axis flips."""
+    import itertools
+
     import torch
 
     from openmia.transforms.intensity import to_float_tensor
@@ -97,7 +100,14 @@ def predict_proba(model, task, images: np.ndarray, normalization: str, batch_siz
     out = []
     with torch.no_grad():
         for idx in iterate_batches(len(images), batch_size, shuffle=False):
-            out.append(task.probabilities(model(to_float_tensor(images[idx], normalization))))
+            x = to_float_tensor(images[idx], normalization)
+            if not tta:
+                out.append(task.probabilities(model(x)))
+                continue
+            axes = range(2, x.dim())
+            flips = [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
+            logits = sum(torch.flip(model(torch.flip(x, f)), f) if f else model(x) for f in flips) / len(flips)
+            out.append(task.probabilities(logits))
     return np.concatenate(out, axis=0) if out else np.zeros((0, task.num_outputs()))
 
 
@@ -237,6 +247,8 @@ class Trainer:
             if cfg.train.class_weights == "balanced":
                 weights = balanced_class_weights(self.splits["train"].labels, spec.task_type, spec.num_classes)
             self.task = ClassificationTask(spec.task_type, spec.num_classes, weights, cfg.train.label_smoothing)
+        if cfg.eval.tta and spec.task != "segmentation":
+            raise ConfigError("eval.tta (flip test-time augmentation) applies to segmentation runs")
         sel = cfg.train.select_metric
         allowed = ("dice", "loss") if spec.task == "segmentation" else ("auc", "acc", "loss")
         if sel != "auto" and sel not in allowed:
@@ -451,7 +463,7 @@ class Trainer:
         regions = s.regions or [(...,)] * len(names)
         bs = cfg.data.eval_batch_size
         for i in range(0, len(names), bs):  # batch by batch: a split's probabilities never sit in memory at once
-            probs = predict_proba(self.model, self.task, s.images[i : i + bs], spec.normalization, bs)
+            probs = predict_proba(self.model, self.task, s.images[i : i + bs], spec.normalization, bs, tta=cfg.eval.tta)
             for j, lab in enumerate(probs.argmax(1).astype(np.uint8)):
                 fileio.save_npy(pred_dir / f"{names[i + j]}.npy", lab[regions[i + j]])
                 fileio.save_npy(truth_dir / f"{names[i + j]}.npy", np.asarray(s.labels[i + j][regions[i + j]], dtype=np.uint8))
