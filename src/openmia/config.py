@@ -137,9 +137,13 @@ class EvalConfig:
     n_resamples: int = 2000
     seed: int = 0
     tta: bool = False  # segmentation: average the final val/test predictions over all axis flips
+    postprocess: str = "none"  # segmentation: none | largest (keep each class's largest component)
 
     def __post_init__(self) -> None:
+        from openmia.transforms.postprocess import POSTPROCESS
+
         _positive("eval.n_resamples", self.n_resamples)
+        _one_of("eval.postprocess", self.postprocess, POSTPROCESS)
 
 
 @dataclass(frozen=True)

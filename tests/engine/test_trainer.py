@@ -160,6 +160,13 @@ def test_segmentation_training_end_to_end(tmp_path):
     assert {"organ", "lesion", "all"} <= set(res.test_summary["labels"])
     lines = [json.loads(x) for x in (rd / "metrics.jsonl").read_text().splitlines()]
     assert all("val_dice" in r for r in lines) and json.loads((rd / "result.json").read_text())["select_metric"] == "dice"
+    # largest-component post-processing: every saved prediction has at most one component per class
+    from scipy import ndimage
+
+    rd2 = train(cfg.with_overrides(["eval.postprocess=largest", "train.epochs=1"]), progress=False).run_dir
+    for f in (rd2 / "predictions" / "test").glob("*.npy"):
+        lab = np.load(f)
+        assert all(ndimage.label(lab == k)[1] <= 1 for k in (1, 2)), f.name
     # a classification data set with task=segmentation is a clear error
     from openmia.errors import ConfigError
 
@@ -167,6 +174,9 @@ def test_segmentation_training_end_to_end(tmp_path):
         train(cfg.with_overrides(["data.dataset=synthetic/binary"]), progress=False)
     with pytest.raises(ConfigError, match="select_metric='auc' does not apply to segmentation"):
         train(cfg.with_overrides(["train.select_metric=auc"]), progress=False)
+    with pytest.raises(ConfigError, match="eval.postprocess applies to segmentation"):
+        train(cfg.with_overrides(["data.dataset=synthetic/binary", "task=classification", "model.name=cnn_small",
+                                  "eval.postprocess=largest"]), progress=False)
 
 
 def test_augment_pair_moves_labels_with_images():

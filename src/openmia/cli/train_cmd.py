@@ -7,7 +7,7 @@ import argparse
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model; writes a run directory",
-                       description="Train a classification model. Options map to config keys; --set overrides any key.")
+                       description="Train a model (classification or segmentation). Options map to config keys; --set overrides any key.")
     p.add_argument("--config", help="YAML config file (keys: task, data, model, optim, schedule, train, eval, out_dir, name)")
     p.add_argument("--task", help="task family: classification or segmentation (must match the data set)")
     p.add_argument("--dataset", help="data set name, e.g. retinamnist, adrenalmnist3d, synthetic/binary")

@@ -120,6 +120,7 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
     from openmia.engine.inference import sliding_window_inference
     from openmia.evaluation.label_maps import index_folder, read_array
     from openmia.transforms.intensity import to_float_tensor
+    from openmia.transforms.postprocess import postprocess_labels
 
     run = load_run(run_dir)
     spec, model = run.spec, run.model
@@ -137,7 +138,7 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
                 logits = sliding_window_inference(x, model, spec.spatial_shape, overlap=overlap, batch_size=batch_size,
                                                   flip_tta=tta)
                 del x
-                labels = _argmax_slabs(logits)
+                labels = postprocess_labels(_argmax_slabs(logits), run.cfg.eval.postprocess, spec.num_classes)
                 del logits
                 if ornt is not None:  # back to the file's own voxel order: the input's affine applies unchanged
                     import nibabel as nib

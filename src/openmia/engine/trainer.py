@@ -249,6 +249,8 @@ class Trainer:
             self.task = ClassificationTask(spec.task_type, spec.num_classes, weights, cfg.train.label_smoothing)
         if cfg.eval.tta and spec.task != "segmentation":
             raise ConfigError("eval.tta (flip test-time augmentation) applies to segmentation runs")
+        if cfg.eval.postprocess != "none" and spec.task != "segmentation":
+            raise ConfigError("eval.postprocess applies to segmentation runs (label maps)")
         sel = cfg.train.select_metric
         allowed = ("dice", "loss") if spec.task == "segmentation" else ("auc", "acc", "loss")
         if sel != "auto" and sel not in allowed:
@@ -453,6 +455,7 @@ class Trainer:
         """Predict ``split`` slice by batch, write label maps (``predictions/<split>/<case>.npy``,
         truth likewise) and score them with the segmentation evaluator."""
         from openmia.evaluation.segmentation import evaluate_segmentation, write_outputs
+        from openmia.transforms.postprocess import postprocess_labels
 
         s, spec, cfg = self.splits[split], self.spec, self.cfg
         pred_dir, truth_dir = self.run_dir / "predictions" / split, self.run_dir / "truth" / split
@@ -465,7 +468,8 @@ class Trainer:
         for i in range(0, len(names), bs):  # batch by batch: a split's probabilities never sit in memory at once
             probs = predict_proba(self.model, self.task, s.images[i : i + bs], spec.normalization, bs, tta=cfg.eval.tta)
             for j, lab in enumerate(probs.argmax(1).astype(np.uint8)):
-                fileio.save_npy(pred_dir / f"{names[i + j]}.npy", lab[regions[i + j]])
+                lab = postprocess_labels(lab[regions[i + j]], cfg.eval.postprocess, spec.num_classes)
+                fileio.save_npy(pred_dir / f"{names[i + j]}.npy", lab)
                 fileio.save_npy(truth_dir / f"{names[i + j]}.npy", np.asarray(s.labels[i + j][regions[i + j]], dtype=np.uint8))
         spacing = spec.spacing or (1.0,) * spec.dims
         index = {n: k for k, n in enumerate(names)}
