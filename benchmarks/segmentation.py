@@ -60,12 +60,37 @@ VARIANTS: dict[str, dict[str, list[str]]] = {
 }
 
 
+# trained models scored again with other eval.* settings (no new training; same weights, budget
+# and history): name -> (source configuration, eval overrides)
+RESCORED: dict[str, dict[str, tuple[str, list[str]]]] = {
+    "hippocampus": {"openmia_ema_tta_largest": ("openmia_ema_tta", ["eval.postprocess=largest"])},
+}
+
+
 def _overrides(dataset: str, model: str) -> list[str]:
     if model == "openmia":
         return OPENMIA[dataset]
     if model == "monai_unet":
         return []
+    if model in RESCORED.get(dataset, {}):
+        source, extra = RESCORED[dataset][model]
+        return [*_overrides(dataset, source), *extra]
     return OPENMIA[dataset] + VARIANTS[dataset][model]
+
+
+def _rescore(job: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
+    """Score a finished source run again with other eval.* settings; reuse a complete result."""
+    import shutil
+
+    from openmia.engine.trainer import reevaluate
+
+    rd = Path(job["run_dir"])
+    if (rd / "result.json").is_file():
+        return {**job, "reused": True}
+    shutil.rmtree(rd, ignore_errors=True)  # an interrupted re-scoring starts over (it is cheap)
+    source, extra = RESCORED[job["dataset"]][job["model"]]
+    reevaluate(runs_dir / f"{job['dataset']}-{source}-{job['minutes']:g}cpumin-s{job['seed']}", rd, extra)
+    return {**job, "reused": False}
 
 
 def _run_openmia(job: dict[str, Any]) -> dict[str, Any]:
@@ -285,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append({"dataset": ds, "model": model, "overrides": _overrides(ds, model),
                          "run_dir": str(rd), "minutes": budgets[ds], "seed": args.seed, "root": str(Path(args.data) / ds),
                          "resamples": args.resamples})
+    rescored = [{"dataset": ds, "model": m, "overrides": _overrides(ds, m), "minutes": budgets[ds], "seed": args.seed,
+                 "run_dir": str(runs_dir / f"{ds}-{m}-{budgets[ds]:g}cpumin-s{args.seed}"), "root": str(Path(args.data) / ds)}
+                for ds in args.datasets for m in RESCORED.get(ds, {})]
     t0 = time.time()
     logging.info("%d runs, %d at a time", len(jobs), args.parallel)
     if args.parallel > 1:
@@ -298,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         for job in jobs:
             done = _run(job)
             logging.info("done %s %s%s", done["dataset"], done["model"], " (reused)" if done["reused"] else "")
+
+    for job in rescored:  # after training: each needs its source run
+        done = _rescore(job, runs_dir)
+        logging.info("done %s %s (re-scored%s)", done["dataset"], done["model"], ", reused" if done["reused"] else "")
+    jobs += rescored
 
     records, tests = [], []
     for job in jobs:
@@ -315,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     if "hippocampus" in args.datasets and not args.no_monai:
         from openmia.evaluation.compare import compare_files
 
-        names = ["openmia", *VARIANTS.get("hippocampus", {}), "monai_unet"]
+        names = ["openmia", *VARIANTS.get("hippocampus", {}), *RESCORED.get("hippocampus", {}), "monai_unet"]
         dirs = {m: runs_dir / f"hippocampus-{m}-{budgets['hippocampus']:g}cpumin-s{args.seed}" for m in names}
         res = compare_files("segmentation", dirs["openmia"] / "truth" / "test",
                             {m: d / "predictions" / "test" for m, d in dirs.items()}, runs_dir / "hippocampus-compare",
@@ -327,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
             if r["dataset"] == "hippocampus" and r["model"] != "monai_unet":
                 lab = "all" if r["label"] == "mean" else r["label"]
                 r["vs_monai"] = [t for t in tests if t["label"] == lab and {t["model_a"], t["model_b"]} == {r["model"], "monai_unet"}]
-    configs = {f"{ds} / {m}": _overrides(ds, m) for ds in args.datasets for m in ["openmia", *VARIANTS.get(ds, {})]}
+    configs = {f"{ds} / {m}": _overrides(ds, m) for ds in args.datasets
+               for m in ["openmia", *VARIANTS.get(ds, {}), *RESCORED.get(ds, {})]}
     if "hippocampus" in args.datasets and not args.no_monai:
         configs["hippocampus / monai_unet"] = ["monai.networks.nets.UNet(3, 1, 3, channels=(16, 32, 64, 128, 256), "
                                                "strides=(2, 2, 2, 2), num_res_units=2)", "DiceCELoss", "Adam 1e-3",

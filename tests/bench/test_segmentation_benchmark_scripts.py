@@ -45,12 +45,16 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, writ
             "--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--resamples", "100"]
     assert bench.main(args) == 0
     records = json.loads((out / "segmentation.json").read_text())
-    models = ("openmia", "openmia_ema_tta", "monai_unet")
+    models = ("openmia", "openmia_ema_tta", "openmia_ema_tta_largest", "monai_unet")
     assert {(r["model"], r["label"]) for r in records} == {(m, lab) for m in models for lab in ("anterior", "posterior", "mean")}
     for r in records:
         assert KEYS <= set(r) and r["dataset"] == "hippocampus"
         assert 0 <= r["dice_ci_low"] <= r["dice_mean"] <= r["dice_ci_high"] <= 1
-    for name in ("openmia", "openmia_ema_tta"):
+    # the re-scored variant reuses its source's training: same budget, epochs and history
+    src, rescored = (json.loads((tmp_path / "runs" / f"hippocampus-{m}-0.02cpumin-s0" / "result.json").read_text())
+                     for m in ("openmia_ema_tta", "openmia_ema_tta_largest"))
+    assert rescored["train_seconds"] == src["train_seconds"] and rescored["epochs_done"] == src["epochs_done"]
+    for name in ("openmia", "openmia_ema_tta", "openmia_ema_tta_largest"):
         ours = [r for r in records if r["model"] == name and r["label"] == "mean"][0]
         assert {t["metric"] for t in ours["vs_monai"]} == {"dice", "hd95", "nsd"}  # one row per metric vs MONAI
         assert all(0 <= t["p_value"] <= t["p_holm"] <= 1 and t["label"] == "all" for t in ours["vs_monai"])

@@ -163,12 +163,28 @@ def test_segmentation_training_end_to_end(tmp_path):
     # largest-component post-processing: every saved prediction has at most one component per class
     from scipy import ndimage
 
-    rd2 = train(cfg.with_overrides(["eval.postprocess=largest", "train.epochs=1"]), progress=False).run_dir
-    for f in (rd2 / "predictions" / "test").glob("*.npy"):
-        lab = np.load(f)
+    from openmia.errors import ConfigError, RunDirError
+
+    # (re-scoring the finished run's model: same weights and history, new predictions and reports)
+    from openmia.engine.trainer import reevaluate
+
+    res2 = reevaluate(rd, tmp_path / "largest", ["eval.postprocess=largest"])
+    rd2 = res2.run_dir
+    assert res2.train_seconds == res.train_seconds and res2.best_epoch == res.best_epoch
+    assert (rd2 / "metrics.jsonl").read_text() == (rd / "metrics.jsonl").read_text()
+    n_multi = 0
+    for f in sorted((rd2 / "predictions" / "test").glob("*.npy")):
+        lab, before = np.load(f), np.load(rd / "predictions" / "test" / f.name)
         assert all(ndimage.label(lab == k)[1] <= 1 for k in (1, 2)), f.name
+        assert np.all((lab == before) | (lab == 0))  # only removes voxels
+        n_multi += any(ndimage.label(before == k)[1] > 1 for k in (1, 2))
+    assert n_multi > 0  # the raw predictions had something to remove
+    assert json.loads((rd2 / "result.json").read_text())["status"] == "complete"
+    with pytest.raises(ConfigError, match="eval.\\* overrides only"):
+        reevaluate(rd, tmp_path / "other", ["optim.lr=0.1"])
+    with pytest.raises(RunDirError, match="already exists"):
+        reevaluate(rd, rd2, ["eval.tta=true"])
     # a classification data set with task=segmentation is a clear error
-    from openmia.errors import ConfigError
 
     with pytest.raises(ConfigError, match="is a classification data set"):
         train(cfg.with_overrides(["data.dataset=synthetic/binary"]), progress=False)

@@ -576,6 +576,38 @@ def check_run_dir(run_dir: str | Path) -> Path:
     return rd
 
 
+def reevaluate(run_dir: str | Path, out_dir: str | Path, overrides: list[str]) -> TrainResult:
+    """Score a finished run's kept model again with other ``eval.*`` settings (e.g. flip TTA or
+    post-processing), in a new run directory ``out_dir``: the trained weights, training history and
+    budget are the source run's; only the final val/test predictions and reports are new.
+    Overrides outside ``eval.`` are refused, since they would describe a different training."""
+    import shutil
+
+    src = check_run_dir(run_dir)
+    if not (src / "result.json").is_file():
+        raise RunDirError(f"{src} is not complete (no result.json); finish it with `openmia train --resume {src}` first")
+    bad = [o for o in overrides if not o.split("=", 1)[0].strip().startswith("eval.")]
+    if bad:
+        raise ConfigError(f"reevaluate takes eval.* overrides only, found {bad}; other keys change the training")
+    dst = Path(out_dir)
+    if dst.exists():
+        raise RunDirError(f"{dst} already exists; choose a new directory for the re-evaluated run")
+    cfg = load_config(src / "config.yaml", overrides)
+    tmp = dst.with_name(dst.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "checkpoints").mkdir(parents=True)
+    for name in ("last.pt", "best.pt"):
+        if (src / "checkpoints" / name).is_file():
+            shutil.copy2(src / "checkpoints" / name, tmp / "checkpoints" / name)
+    shutil.copy2(src / "metrics.jsonl", tmp / "metrics.jsonl")
+    fileio.write_text(tmp / "config.yaml", dump_yaml(cfg))
+    tmp.rename(dst)  # the new run directory appears whole; result.json marks it complete
+    trainer = Trainer(cfg, dst, progress=False)
+    trainer._setup()
+    trainer._load_last()
+    return trainer._finish()
+
+
 def resume(run_dir: str | Path, *, progress: bool = True) -> TrainResult | None:
     """Continue a run from ``checkpoints/last.pt`` with its saved config."""
     rd = check_run_dir(run_dir)
