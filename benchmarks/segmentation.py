@@ -48,22 +48,22 @@ OPENMIA: dict[str, list[str]] = {
     "kvasir_seg": ["data.dataset=kvasir_seg", *_2D],
     "hippocampus": ["data.dataset=hippocampus", "model.name=resunet", "model.kwargs={channels: [16, 32, 64, 128, 256]}",
                     "data.batch_size=4", "data.eval_batch_size=8", "data.augment=affine", "optim.name=adamw",
-                    "optim.lr=0.002", "optim.weight_decay=0.0001", "schedule.name=cosine", "train.loss=dice_ce"],
+                    "optim.lr=0.002", "optim.weight_decay=0.0001", "schedule.name=cosine", "train.loss=dice_ce",
+                    # weight EMA for the model that is validated and kept, and flip TTA (8 flips) for the
+                    # final predictions: +0.005 mean Dice over the plain run on this fold (2026-11-25)
+                    "train.ema=0.99", "eval.tta=true"],
 }
 
 
 # further openmia configurations run beside the main one: name -> overrides added to OPENMIA[set]
-VARIANTS: dict[str, dict[str, list[str]]] = {
-    # weight EMA for the model that is validated and kept, and flip test-time augmentation (8 flips)
-    # for the final val/test predictions
-    "hippocampus": {"openmia_ema_tta": ["train.ema=0.99", "eval.tta=true"]},
-}
+# (none at present: each costs a full training budget; see git history for the EMA/TTA ablation)
+VARIANTS: dict[str, dict[str, list[str]]] = {}
 
 
 # trained models scored again with other eval.* settings (no new training; same weights, budget
 # and history): name -> (source configuration, eval overrides)
 RESCORED: dict[str, dict[str, tuple[str, list[str]]]] = {
-    "hippocampus": {"openmia_ema_tta_largest": ("openmia_ema_tta", ["eval.postprocess=largest"])},
+    "hippocampus": {"openmia_largest": ("openmia", ["eval.postprocess=largest"])},
 }
 
 

@@ -40,6 +40,10 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, writ
     write_msd(tmp_path / "data" / "hippocampus", cases)
     monkeypatch.setitem(bench.OPENMIA, "hippocampus", ["data.dataset=hippocampus", "model.name=resunet",
                         "model.kwargs={channels: [4, 8]}", "data.batch_size=2"])
+    # one trained variant beside the main configuration, and one re-scored from it
+    monkeypatch.setitem(bench.VARIANTS, "hippocampus", {"openmia_ema_tta": ["train.ema=0.99", "eval.tta=true"]})
+    monkeypatch.setitem(bench.RESCORED, "hippocampus", {"openmia_ema_tta_largest": ("openmia_ema_tta",
+                                                                                    ["eval.postprocess=largest"])})
     out = tmp_path / "results"
     args = ["--data", str(tmp_path / "data"), "--datasets", "hippocampus", "--minutes", "hippocampus=0.02",
             "--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--resamples", "100"]

@@ -455,6 +455,7 @@ class Trainer:
         """Predict ``split`` slice by batch, write label maps (``predictions/<split>/<case>.npy``,
         truth likewise) and score them with the segmentation evaluator."""
         from openmia.evaluation.segmentation import evaluate_segmentation, write_outputs
+        from openmia.evaluation.label_maps import load_npy
         from openmia.transforms.postprocess import postprocess_labels
 
         s, spec, cfg = self.splits[split], self.spec, self.cfg
@@ -476,7 +477,7 @@ class Trainer:
 
         def load(name: str):
             k = index[name]
-            return np.load(pred_dir / f"{name}.npy"), np.asarray(s.labels[k][regions[k]]), spacing
+            return load_npy(pred_dir / f"{name}.npy"), np.asarray(s.labels[k][regions[k]]), spacing
 
         res = evaluate_segmentation(names, load, labels=range(1, spec.num_classes),
                                     label_names={k: spec.label_names[k] for k in range(1, spec.num_classes)},

@@ -8,6 +8,7 @@ PredictionError naming the folder and the case.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,17 @@ import numpy as np
 from openmia.errors import PredictionError
 
 SUFFIXES = (".nii.gz", ".nii", ".png", ".npy")
+
+# np.load parses the .npy header with ast.literal_eval, and CPython 3.11.7 raises "SystemError: AST
+# constructor recursion depth mismatch" when two threads build ASTs at once (cpython gh-106905);
+# the evaluator reads cases from a thread pool, so .npy loads take turns.
+_NPY_LOCK = threading.Lock()
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """``np.load`` safe to call from the evaluator's worker threads (no pickles)."""
+    with _NPY_LOCK:
+        return np.load(path, allow_pickle=False)
 
 
 def case_id_of(path: Path) -> str | None:
