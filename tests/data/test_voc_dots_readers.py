@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openmia.data.readers.dots import read_dots, read_vgg_cells
+from openmia.data.readers.dots import read_dots, read_points_csv, read_vgg_cells
 from openmia.data.readers.voc import read_voc_file, read_voc_split
 from openmia.errors import DataError
 
@@ -39,6 +39,20 @@ def test_voc_errors_name_file_and_object(tmp_path, obj, msg):
         read_voc_file(f, classes=["RBC", "WBC", "Platelets"])
 
 
+def test_voc_negative_size_box_is_dropped_too(tmp_path):
+    f = _voc(tmp_path, [("RBC", (30, 10, 20, 40)), ("WBC", (1, 1, 5, 5))])
+    v = read_voc_file(f)
+    assert v.labels == ["WBC"] and "object 1 (RBC): zero or negative size box (30,10,20,40)" in v.dropped[0]
+
+
+@pytest.mark.parametrize("coords,msg", [((1, "nan", 5, 5), "non-finite box coordinates"),
+                                        ((1, "abc", 5, 5), "missing or non-numeric <bndbox>")])
+def test_voc_bad_coordinates(tmp_path, coords, msg):
+    f = _voc(tmp_path, [("RBC", coords)])
+    with pytest.raises(DataError, match=f"img1.xml, object 1 \\(RBC\\): {msg}"):
+        read_voc_file(f)
+
+
 def test_voc_missing_image(tmp_path):
     f = _voc(tmp_path, [("RBC", (1, 1, 5, 5))])
     (tmp_path / "JPEGImages" / "img1.jpg").unlink()
@@ -59,6 +73,43 @@ def test_dots_reader(tmp_path):
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "002cell.png")
     with pytest.raises(DataError, match="case '002': no dot annotation"):
         read_vgg_cells(tmp_path)
+
+
+def test_points_csv(tmp_path):
+    f = tmp_path / "points.csv"
+    f.write_text("\ufeffImage_ID,x,y,label\n001,3,12,cell\n002, 1.5 ,2,cell\n\n001,7,5.25,cell\n")
+    pts = read_points_csv(f)
+    assert list(pts) == ["001", "002"] and pts["001"].tolist() == [[3, 12], [7, 5.25]] and pts["002"].shape == (1, 2)
+    pts = read_points_csv(f, image_ids=["003", "001", "002"])
+    assert list(pts) == ["003", "001", "002"] and pts["003"].shape == (0, 2) and pts["003"].dtype == float
+
+
+@pytest.mark.parametrize("rows,msg", [
+    ("001,nan,2", r"line 3 \(image '001'\): non-finite coordinates"),
+    ("001,1,inf", r"line 3 \(image '001'\): non-finite coordinates"),
+    ("001,one,2", r"line 3 \(image '001'\): non-numeric coordinates x='one'"),
+    ("001,-1,2", r"line 3 \(image '001'\): negative coordinates x=-1"),
+    ("004,1,2", r"line 3 \(image '004'\): unknown image id '004'"),
+    ("001,1", "line 3: 2 field\\(s\\), expected 3"),
+    (",1,2", "line 3: empty image_id"),
+])
+def test_points_csv_errors_name_file_and_line(tmp_path, rows, msg):
+    f = tmp_path / "points.csv"
+    f.write_text(f"image_id,x,y\n001,1,1\n{rows}\n")
+    with pytest.raises(DataError, match=f"points.csv, {msg}"):
+        read_points_csv(f, image_ids=["001", "002"])
+
+
+def test_points_csv_bad_files(tmp_path):
+    f = tmp_path / "points.csv"
+    f.write_text("image,x,y\n001,1,1\n")
+    with pytest.raises(DataError, match=r"points.csv, line 1: missing column\(s\) \['image_id'\]"):
+        read_points_csv(f)
+    f.write_text("")
+    with pytest.raises(DataError, match="points.csv: empty file"):
+        read_points_csv(f)
+    with pytest.raises(DataError, match="cannot read the points file"):
+        read_points_csv(tmp_path / "absent.csv")
 
 
 def test_log_baseline_counts_blobs():

@@ -4,12 +4,17 @@
 A dot is a pixel whose red channel is high and green/blue low (``min_red`` / ``max_other``);
 touching dot pixels are kept separate (each pixel is one object, as in the annotation), so the
 count is the number of dot pixels. Returns point coordinates ``(n, 2)`` as ``(x, y)``.
+
+Points can also come as a CSV table ``image_id,x,y`` (:func:`read_points_csv`).
 """
 
 from __future__ import annotations
 
+import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -57,3 +62,58 @@ def read_vgg_cells(root: str | Path) -> list[DotImage]:
             raise DataError(f"case {cid!r}: no dot annotation {dots.name} for {c.name}")
         out.append(DotImage(cid, c, read_dots(dots)))
     return out
+
+
+def read_points_csv(path: str | Path, *, image_ids: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Point annotations from a CSV file with a header and columns ``image_id,x,y`` (any order;
+    header names are case-insensitive, other columns such as ``label`` are ignored: counting and
+    point-detection targets here are class-agnostic).
+
+    Returns ``{image_id: (n, 2) float64 (x, y)}`` in first-appearance order. Images without rows are
+    absent, unless listed in ``image_ids``: then the dict has exactly those keys, in that order,
+    with ``(0, 2)`` arrays for images without points, and a row for any other image is an error.
+    Missing columns, empty ids, and non-numeric, NaN/inf or negative coordinates are
+    :class:`~openmia.errors.DataError` naming the file and line.
+    """
+    p = Path(path)
+    known = list(dict.fromkeys(image_ids)) if image_ids is not None else None
+    pts: dict[str, list[tuple[float, float]]] = {i: [] for i in known} if known is not None else {}
+    try:
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark that would corrupt the first header
+        with open(p, newline="", encoding="utf-8-sig") as f:
+            rows = csv.reader(f)
+            header = next(rows, None)
+            if header is None:
+                raise DataError(f"{p}: empty file; expected a header line with columns image_id,x,y")
+            cols = [h.strip().lower() for h in header]
+            missing = [c for c in ("image_id", "x", "y") if c not in cols]
+            if missing:
+                raise DataError(f"{p}, line 1: missing column(s) {missing}; expected a header with image_id,x,y, "
+                                f"found {header}")
+            ii, ix, iy = (cols.index(c) for c in ("image_id", "x", "y"))
+            for row in rows:
+                if not any(v.strip() for v in row):  # blank line
+                    continue
+                where = f"{p}, line {rows.line_num}"
+                if len(row) <= max(ii, ix, iy):
+                    raise DataError(f"{where}: {len(row)} field(s), expected {len(cols)} ({','.join(cols)})")
+                iid = row[ii].strip()
+                if not iid:
+                    raise DataError(f"{where}: empty image_id")
+                where += f" (image {iid!r})"
+                try:
+                    x, y = float(row[ix]), float(row[iy])
+                except ValueError:
+                    raise DataError(f"{where}: non-numeric coordinates x={row[ix]!r}, y={row[iy]!r}") from None
+                if not (math.isfinite(x) and math.isfinite(y)):
+                    raise DataError(f"{where}: non-finite coordinates x={x}, y={y}")
+                if x < 0 or y < 0:
+                    raise DataError(f"{where}: negative coordinates x={x:g}, y={y:g}")
+                if known is not None and iid not in pts:
+                    raise DataError(f"{where}: unknown image id {iid!r}; expected one of the {len(known)} given image ids")
+                pts.setdefault(iid, []).append((x, y))
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read the points file ({exc})") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{p}: not a readable CSV file ({type(exc).__name__}: {exc})") from None
+    return {i: np.asarray(v, float).reshape(-1, 2) for i, v in pts.items()}
