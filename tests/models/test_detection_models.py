@@ -69,3 +69,60 @@ def test_learns_squares():
                        torch.cat(labels).numpy().astype(str), torch.cat(boxes).numpy())
     ap = detection_metrics(pred, truth, len(boxes))["ap50"]
     assert ap > 0.8, ap  # on its training scenes: the pipeline (targets, loss, decoding) is consistent
+
+
+def test_centernet_compute_loss_matches_targets_and_loss():
+    torch.manual_seed(0)
+    m = build_model("centernet", in_channels=1, num_classes=2, input_size=64, width=4, depth=2)
+    x = torch.randn(2, 1, 64, 48)
+    out = m(x)
+    boxes = [torch.tensor([[8.0, 8, 24, 24]]), torch.zeros(0, 4)]
+    labels = [torch.tensor([1]), torch.zeros(0, dtype=torch.long)]
+    expected = centernet_loss(out, centernet_targets(boxes, labels, 2, (16, 12), 4))
+    loss = m.compute_loss(out, boxes, labels)
+    assert torch.allclose(loss, expected)
+    loss.backward()
+    empty = m.compute_loss(m(x), [torch.zeros(0, 4)] * 2, [torch.zeros(0, dtype=torch.long)] * 2)
+    assert torch.isfinite(empty)
+    pm = build_model("centernet", in_channels=1, num_classes=1, input_size=64, width=4, depth=2, points=True)
+    assert torch.isfinite(pm.compute_loss(pm(x), [torch.tensor([[10.0, 20]]), torch.zeros(0, 2)],
+                                          [torch.tensor([0]), torch.zeros(0, dtype=torch.long)]))
+
+
+def test_centernet_detect_nms_and_clipping():
+    torch.manual_seed(0)
+    m = build_model("centernet", in_channels=1, num_classes=2, input_size=64, width=4, depth=2).eval()
+    x = torch.randn(1, 1, 64, 48)
+    with torch.no_grad():  # huge sizes: every box overlaps every other one and crosses the border
+        m.size[-1].bias.fill_(100.0)
+    peaks = m.detect(x, score_threshold=0.0, max_detections=50)[0]
+    kept = m.detect(x, score_threshold=0.0, max_detections=50, nms_iou=0.5)[0]
+    assert len(peaks["scores"]) == 50 and 1 <= len(kept["scores"]) < 50
+    assert len(kept["scores"]) <= 2 * 4  # roughly one per class: the clipped boxes nearly coincide
+    for d in (peaks, kept):
+        b = d["boxes"]
+        assert (b[:, 0::2] >= 0).all() and (b[:, 0::2] <= 48).all() and (b[:, 1::2] >= 0).all() and (b[:, 1::2] <= 64).all()
+    assert set(kept["labels"].tolist()) == set(peaks["labels"].tolist())  # class-aware
+    assert len(m.detect(x, score_threshold=0.0, max_detections=50, nms_iou=0.0)[0]["scores"]) == 50  # 0 = off
+
+
+@pytest.mark.parametrize("name,points", [("centernet", False), ("centernet", True), ("fcos", False)])
+def test_detector_protocol(name, points):
+    torch.manual_seed(0)
+    kw = {"depth": 2} if name == "centernet" else {"fpn_channels": 8, "head_convs": 1}
+    m = build_model(name, in_channels=3, num_classes=2, input_size=64, width=4, points=points, **kw)
+    assert m.points is points
+    x = torch.randn(2, 3, 48, 64)
+    dim = 2 if points else 4
+    obj = torch.tensor([[10.0, 12]]) if points else torch.tensor([[10.0, 12, 30, 40]])
+    loss = m.compute_loss(m(x), [obj, torch.zeros(0, dim)], [torch.tensor([1]), torch.zeros(0, dtype=torch.long)])
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    m.eval()
+    dets = m.detect(x, score_threshold=0.0, max_detections=5, nms_iou=0.5)
+    key = "points" if points else "boxes"
+    assert len(dets) == 2 and all(set(d) == {key, "scores", "labels"} for d in dets)
+    for d in dets:
+        assert d[key].shape == (len(d["scores"]), dim) and len(d["scores"]) <= 5 and (d["scores"].diff() <= 0).all()
+        assert (d[key][:, 0::2] <= 64).all() and (d[key][:, 1::2] <= 48).all() and (d[key] >= 0).all()
+    assert all(len(d["scores"]) == 0 for d in m.detect(x, score_threshold=1.01))

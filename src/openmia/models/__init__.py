@@ -18,7 +18,7 @@ register_model = MODELS.register
 
 # modules that register models; imported on demand so `openmia --help` stays fast
 _MODEL_MODULES = ("openmia.models.classification", "openmia.models.dbn", "openmia.models.segmentation",
-                  "openmia.models.detection")
+                  "openmia.models.detection", "openmia.models.fcos")
 
 
 def load_all() -> Registry:

@@ -5,9 +5,17 @@ size (w, h) and a sub-cell offset. Training targets are Gaussian splats at objec
 (:func:`centernet_targets`) with the focal loss of CornerNet/CenterNet; decoding keeps heatmap
 peaks (3x3 max-pooling instead of NMS) above a score threshold.
 
-Output contract (DESIGN §2): in eval mode ``forward`` returns the raw head maps; :meth:`detect`
-returns ``list[dict(boxes (n, 4) x1 y1 x2 y2 | points (n, 2) x y, scores (n,), labels (n,))]``, one
-dict per image, coordinates in input pixels.
+Detector protocol (DESIGN §2; every detection model, also :class:`openmia.models.fcos.FCOS`):
+
+- ``points: bool``: True for a point detector (``"points"`` ``(n, 2)`` x y instead of ``"boxes"``
+  ``(n, 4)`` x1 y1 x2 y2);
+- ``forward(x)`` returns the raw head outputs (a dict of tensors, batch first);
+- ``compute_loss(out, boxes, labels) -> Tensor`` with ``out = model(x)`` in train mode,
+  ``boxes[i]`` ``(n_i, 4)`` (or ``(n_i, 2)`` points) float in input pixels, ``labels[i]`` ``(n_i,)``
+  long in 0..K-1; images may have no objects;
+- ``detect(x, *, score_threshold, max_detections, nms_iou) -> list[dict]`` (no grad; one
+  ``dict(boxes | points, scores (n,), labels (n,))`` per image, by decreasing score, coordinates
+  in input pixels, clipped to the image). It uses the current mode: call ``model.eval()`` first.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import torch.nn.functional as F
 from openmia.errors import ConfigError
 from openmia.models import register_model
 from openmia.models.blocks import check_args
+from openmia.models.box_ops import batched_nms
 from openmia.models.segmentation import UNet
 
 
@@ -48,13 +57,34 @@ class CenterNet(nn.Module):
             f = F.avg_pool2d(f, self.stride, ceil_mode=True)
         return {"heatmap": self.heat(f), "size": self.size(f), "offset": self.offset(f)}
 
+    def compute_loss(self, out: dict[str, torch.Tensor], boxes: list[torch.Tensor], labels: list[torch.Tensor]) -> torch.Tensor:
+        """:func:`centernet_loss` against :func:`centernet_targets` built on ``out["heatmap"]``'s grid and device.
+
+        ``boxes[i]``: ``(n_i, 4)`` x1 y1 x2 y2 (``(n_i, 2)`` x y with ``points``) in input pixels;
+        ``labels[i]``: ``(n_i,)`` in 0..K-1; images may be empty.
+        """
+        heat = out["heatmap"]
+        dim = 2 if self.points else 4
+        target = centernet_targets([b.detach().cpu().float().reshape(-1, dim) for b in boxes],
+                                   [lab.detach().cpu() for lab in labels], self.num_classes, tuple(heat.shape[-2:]),
+                                   self.stride, points=self.points)
+        return centernet_loss(out, {k: v.to(device=heat.device, dtype=heat.dtype) for k, v in target.items()})
+
     @torch.no_grad()
-    def detect(self, x: torch.Tensor, *, score_threshold: float = 0.1, max_detections: int = 300) -> list[dict[str, torch.Tensor]]:
-        """Decoded detections per image (see the module docstring)."""
+    def detect(self, x: torch.Tensor, *, score_threshold: float = 0.1, max_detections: int = 300,
+               nms_iou: float | None = None) -> list[dict[str, torch.Tensor]]:
+        """Decoded detections per image (see the module docstring), coordinates clipped to the image.
+
+        ``nms_iou``: ``None``/<=0 keeps every heatmap peak (3x3 local maxima, CenterNet's own
+        rule); otherwise boxes also go through class-aware NMS at that IoU (peaks of one object at
+        distant cells can survive the 3x3 pooling). Points skip NMS: the peak rule already
+        suppresses neighbours, and an IoU has no meaning for points.
+        """
         out = self(x)
         heat = torch.sigmoid(out["heatmap"])
         peaks = heat * (F.max_pool2d(heat, 3, 1, 1) == heat)  # local maxima only (replaces NMS)
         n, k, h, w = heat.shape
+        img_h, img_w = x.shape[-2:]
         results = []
         for i in range(n):
             scores, idx = peaks[i].reshape(-1).topk(min(max_detections, k * h * w))
@@ -63,14 +93,20 @@ class CenterNet(nn.Module):
             labels = idx // (h * w)
             cy, cx = (idx % (h * w)) // w, idx % w
             off = out["offset"][i][:, cy, cx]
-            px = (cx.float() + off[0]) * self.stride
-            py = (cy.float() + off[1]) * self.stride
+            px = ((cx.float() + off[0]) * self.stride).clamp(0, img_w)
+            py = ((cy.float() + off[1]) * self.stride).clamp(0, img_h)
             res = {"scores": scores, "labels": labels}
             if self.points:
                 res["points"] = torch.stack([px, py], 1)
             else:
                 sz = out["size"][i][:, cy, cx].clamp_min(0) * self.stride
-                res["boxes"] = torch.stack([px - sz[0] / 2, py - sz[1] / 2, px + sz[0] / 2, py + sz[1] / 2], 1)
+                boxes = torch.stack([px - sz[0] / 2, py - sz[1] / 2, px + sz[0] / 2, py + sz[1] / 2], 1)
+                boxes[:, 0::2] = boxes[:, 0::2].clamp(0, img_w)
+                boxes[:, 1::2] = boxes[:, 1::2].clamp(0, img_h)
+                res["boxes"] = boxes
+                if nms_iou is not None and nms_iou > 0:
+                    kept = batched_nms(boxes, scores, labels, nms_iou)
+                    res = {key: v[kept] for key, v in res.items()}
             results.append(res)
         return results
 
