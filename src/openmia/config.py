@@ -111,7 +111,9 @@ class LoopConfig:
     deterministic: bool = False
     threads: int | None = None  # torch intra-op threads; None = number of physical cores
     class_weights: str = "none"  # none | balanced
-    select_metric: str = "auto"  # validation metric for model selection: auto = auc (classification), dice (segmentation)
+    # validation metric for model selection: auto = auc (classification), dice (segmentation),
+    # map50 (detection), count_mae (counting; lower is better)
+    select_metric: str = "auto"
     pretrain_epochs: int = 0  # models with .pretrain (DBN): unsupervised epochs first
     label_smoothing: float = 0.0
     loss: str = "auto"  # segmentation: dice | ce | dice_ce | focal | tversky (auto = dice_ce); classification: auto
@@ -124,7 +126,7 @@ class LoopConfig:
         _positive("train.pretrain_epochs", self.pretrain_epochs, allow_zero=True)
         _one_of("train.budget_clock", self.budget_clock, ("wall", "cpu"))
         _one_of("train.class_weights", self.class_weights, ("none", "balanced"))
-        _one_of("train.select_metric", self.select_metric, ("auto", "auc", "acc", "loss", "dice"))
+        _one_of("train.select_metric", self.select_metric, ("auto", "auc", "acc", "loss", "dice", "map50", "count_mae"))
         _one_of("train.loss", self.loss, ("auto", "dice", "ce", "dice_ce", "focal", "tversky"))
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"train.label_smoothing: expected [0, 1), found {self.label_smoothing}")
@@ -138,19 +140,30 @@ class EvalConfig:
     seed: int = 0
     tta: bool = False  # segmentation: average the final val/test predictions over all axis flips
     postprocess: str = "none"  # segmentation: none | largest (keep each class's largest component)
+    # detection / counting: detections kept per image, class-aware NMS IoU (0 = the model's own
+    # decoding only), and the score a detection needs to be counted (None = chosen per class on
+    # the validation split to minimise the count MAE)
+    max_detections: int | None = None  # None = 100 (detection) or 1000 (counting: dense cells)
+    nms_iou: float = 0.5
+    score_threshold: float | None = None
 
     def __post_init__(self) -> None:
         from openmia.transforms.postprocess import POSTPROCESS
 
         _positive("eval.n_resamples", self.n_resamples)
         _one_of("eval.postprocess", self.postprocess, POSTPROCESS)
+        _positive("eval.max_detections", self.max_detections)
+        if not 0 <= self.nms_iou < 1:
+            raise ConfigError(f"eval.nms_iou: expected an IoU in [0, 1) (0 = no NMS), found {self.nms_iou}")
+        if self.score_threshold is not None and not 0 <= self.score_threshold <= 1:
+            raise ConfigError(f"eval.score_threshold: expected a score in [0, 1] or null, found {self.score_threshold}")
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines a training run; saved resolved in every run directory."""
 
-    task: str = "classification"  # classification | segmentation (must match the data set)
+    task: str = "classification"  # classification | segmentation | detection | counting (must match the data set)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -161,7 +174,7 @@ class RunConfig:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        _one_of("task", self.task, ("classification", "segmentation"))
+        _one_of("task", self.task, ("classification", "segmentation", "detection", "counting"))
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

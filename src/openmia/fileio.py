@@ -38,6 +38,26 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
+def write_csv(path: str | Path, rows: Any) -> Path:
+    """Rows (lists of cells) as a CSV file with ``\\n`` line ends."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return write_text(path, buf.getvalue())
+
+
+def save_png(path: str | Path, image: Any) -> Path:
+    """A PIL image (or uint8 array) as PNG, atomically."""
+    from PIL import Image
+
+    im = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    with atomic_path(path) as tmp:
+        im.save(tmp, format="PNG")
+    return Path(path)
+
+
 def torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` through a temp file + rename (checkpoints survive a kill mid-write)."""
     import torch

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
                 from openmia.data.paths import openmia_home
 
                 folder = s.name if s.source == "msd" else s.source
-                sizes = f"{'x'.join(map(str, s.shape))} (padded)" if s.shape else f"{s.size} (resized)"
+                sizes = (f"{s.shape[1]}x{s.shape[0]} (resized)" if s.shape and s.task in ("detection", "counting")
+                         else f"{'x'.join(map(str, s.shape))} (padded)" if s.shape else f"{s.size} (resized)")
                 present = "yes" if (openmia_home() / folder).is_dir() else "local folder"
             n = "/".join(str(v) for _, v in s.split_sizes)
             rows.append([s.name, s.task_type, f"{s.dims}D", sizes, n, s.licence, present])
@@ -52,11 +53,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if cmd == "info":
         s = get_spec(args.name, args.size)
-        shape = f"{' x '.join(map(str, s.shape))} voxels (padded)" if s.shape else f"{s.size} px"
+        shape = (f"{s.shape[1]} x {s.shape[0]} px (width x height, resized)" if s.shape and s.task in ("detection", "counting")
+                 else f"{' x '.join(map(str, s.shape))} voxels (padded)" if s.shape else f"{s.size} px")
         print(f"name          {s.name}\ntask type     {s.task_type}\ndims          {s.dims}D, {s.channels} channel(s), {shape}")
         if s.spacing:
             print(f"spacing       {' x '.join(f'{v:g}' for v in s.spacing)} mm")
-        if s.folds:
+        if s.folds and s.task == "counting":  # the VGG cells protocol: folds are draws of the training images
+            print(f"draws         {s.folds} (data.fold=k: training images drawn with seed k)")
+        elif s.folds:
             print(f"folds         {s.folds} (data.fold=k tests the cases whose sorted index % {s.folds} == k)")
         print(f"classes       {', '.join(f'{i}={n}' for i, n in enumerate(s.label_names))}")
         print(f"splits        {', '.join(f'{k} {v}' for k, v in s.split_sizes)}")

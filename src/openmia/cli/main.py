@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("openmia.cli.data_cmd", "list, describe, fetch, import and verify data sets"),
     "train": ("openmia.cli.train_cmd", "train a model; writes a run directory"),
     "predict": ("openmia.cli.predict_cmd", "apply a trained run to a folder of images"),
+    "count": ("openmia.cli.count_cmd", "count and mark objects (cells, lesions) in images"),
     "evaluate": ("openmia.cli.evaluate_cmd", "score prediction files from any tool against truth"),
     "compare": ("openmia.cli.compare_cmd", "compare models on the same cases: paired tests, Holm, rankings"),
     "runs": ("openmia.cli.runs_cmd", "list and show recorded runs"),

@@ -7,10 +7,10 @@ import argparse
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model; writes a run directory",
-                       description="Train a model (classification or segmentation). Options map to config keys; --set overrides any key.")
+                       description="Train a model (classification, segmentation, detection or counting). Options map to config keys; --set overrides any key.")
     p.add_argument("--config", help="YAML config file (keys: task, data, model, optim, schedule, train, eval, out_dir, name)")
-    p.add_argument("--task", help="task family: classification or segmentation (must match the data set)")
-    p.add_argument("--dataset", help="data set name, e.g. retinamnist, adrenalmnist3d, synthetic/binary")
+    p.add_argument("--task", help="task family: classification, segmentation, detection or counting (must match the data set)")
+    p.add_argument("--dataset", help="data set name, e.g. retinamnist, hippocampus, bccd, synthetic/binary")
     p.add_argument("--size", type=int, help="MedMNIST size variant (28, 64, 128, 224)")
     p.add_argument("--model", help="registered model name (openmia list models)")
     p.add_argument("--epochs", type=int)

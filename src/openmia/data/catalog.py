@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openmia.data import medmnist, msd_sets, segmentation_sets, synthetic, synthetic_segmentation
+from openmia.data import medmnist, msd_sets, object_sets, segmentation_sets, synthetic, synthetic_segmentation
 from openmia.data.spec import DatasetSpec, Normalization
 from openmia.errors import ConfigError, DataError, UnknownNameError
 
@@ -50,7 +50,7 @@ def _medmnist_spec(name: str, size: int) -> DatasetSpec:
 def all_names() -> list[str]:
     """Every catalogue name, size variants included (``retinamnist_224``)."""
     names = (list(synthetic.SPECS) + list(synthetic_segmentation.SPECS) + list(segmentation_sets.DEFAULT_SIZE)
-             + list(msd_sets.FACTS))
+             + list(msd_sets.FACTS) + list(object_sets.SPECS))
     for n, f in medmnist.FACTS.items():
         names += [n if s == 28 else f"{n}_{s}" for s in sorted(f.md5)]
     return names
@@ -60,6 +60,11 @@ def get_spec(name: str, size: int | None = None) -> DatasetSpec:
     """The spec of ``name`` (``size`` selects a MedMNIST variant; ``name_64`` works too)."""
     if name in segmentation_sets.DEFAULT_SIZE:
         return segmentation_sets.spec_for(name, size)
+    if name in object_sets.SPECS:
+        spec = object_sets.SPECS[name]
+        if size not in (None, spec.size):
+            raise UnknownNameError(f"{name} is read at {spec.spatial_shape[::-1]} px (width x height); data.size does not apply")
+        return spec
     if name in msd_sets.FACTS:
         spec = msd_sets.spec_for(name)
         if size not in (None, spec.size):
@@ -90,7 +95,7 @@ def list_datasets(task: str | None = None) -> list[DatasetSpec]:
     """Specs of every catalogue entry at its default size (size variants via ``get_spec``)."""
     specs = (list(synthetic.SPECS.values()) + list(synthetic_segmentation.SPECS.values())
              + [segmentation_sets.spec_for(n) for n in segmentation_sets.DEFAULT_SIZE]
-             + [msd_sets.spec_for(n) for n in msd_sets.FACTS]
+             + [msd_sets.spec_for(n) for n in msd_sets.FACTS] + list(object_sets.SPECS.values())
              + [_medmnist_spec(n, 28) for n in medmnist.FACTS])
     return [s for s in specs if task is None or s.task == task]
 
@@ -117,6 +122,8 @@ def load_split(name: str, split: str, *, size: int | None = None, root: str | Pa
         raise DataError(f"unknown split {split!r} for {spec.name}; expected train, val or test")
     if fold and not spec.folds:
         raise ConfigError(f"data.fold={fold}: {spec.name} has one fixed split, not folds; leave data.fold at 0")
+    if spec.name in object_sets.SPECS:  # images with boxes / points: an ObjectSplit (same attribute names)
+        return object_sets.load(spec.name, split, root=root, seed=seed, fold=fold)  # type: ignore[return-value]
     if spec.source == "msd":
         images, labels, ids, regions = msd_sets.load(spec.name, split, root=root, fold=fold)
         return SplitArrays(images, labels, ids, spec, regions)

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from openmia.errors import ConfigError
 
-TASK_TYPES = ("binary", "multi-class", "ordinal", "multi-label", "segmentation")
-TASKS = ("classification", "segmentation")
+TASK_TYPES = ("binary", "multi-class", "ordinal", "multi-label", "segmentation", "detection", "counting")
+TASKS = ("classification", "segmentation", "detection", "counting")
+OBJECT_TASKS = ("detection", "counting")  # images with boxes or points; task_type == task
 SPLITS = ("train", "val", "test")
 
 
@@ -25,12 +26,12 @@ class DatasetSpec:
 
     Attributes:
         name: catalogue name (``retinamnist``, ``adrenalmnist3d_64``, ``synthetic/binary``).
-        task: classification | segmentation.
-        task_type: binary | multi-class | ordinal | multi-label (classification); segmentation.
+        task: classification | segmentation | detection | counting.
+        task_type: binary | multi-class | ordinal | multi-label (classification); otherwise the task.
         dims: 2 or 3 spatial dimensions; ``size`` the edge length in pixels/voxels.
         channels: image channels (1 grey, 3 RGB).
         label_names: class names (multi-label: one per label; segmentation: label values 0..K-1,
-            0 = background).
+            0 = background; detection/counting: the object classes, no background).
         split_sizes: ``(("train", n), ("val", n), ("test", n))`` — the official split.
         md5 / url / filename: where the file comes from and its official checksum.
     """
@@ -60,7 +61,8 @@ class DatasetSpec:
         where = f"dataset spec {self.name!r}"
         if self.task not in TASKS:
             raise ConfigError(f"{where}: task must be one of {TASKS}, found {self.task!r}")
-        if (self.task == "segmentation") != (self.task_type == "segmentation"):
+        if (self.task == "classification") == (self.task_type in TASKS) or (self.task != "classification"
+                                                                            and self.task_type != self.task):
             raise ConfigError(f"{where}: task {self.task!r} does not go with task_type {self.task_type!r}")
         if self.task_type not in TASK_TYPES:
             raise ConfigError(f"{where}: task_type must be one of {TASK_TYPES}, found {self.task_type!r}")
@@ -68,7 +70,7 @@ class DatasetSpec:
             raise ConfigError(f"{where}: dims must be 2 or 3, found {self.dims!r}")
         if self.channels not in (1, 3):
             raise ConfigError(f"{where}: channels must be 1 or 3, found {self.channels!r}")
-        if len(self.label_names) < 2 and self.task_type != "multi-label":
+        if len(self.label_names) < (1 if self.task in OBJECT_TASKS else 2) and self.task_type != "multi-label":
             raise ConfigError(f"{where}: needs at least 2 classes, found {self.label_names!r}")
         if self.task_type == "binary" and len(self.label_names) != 2:
             raise ConfigError(f"{where}: binary needs exactly 2 class names, found {len(self.label_names)}")

@@ -58,8 +58,14 @@ def verify(name: str, *, size: int | None = None, root: str | Path | None = None
             rep.problems.append(f"{split}: image shape {s.images.shape[1:]}, expected {spec.image_shape}")
         if s.images.dtype != np.uint8 and not np.isfinite(s.images).all():
             rep.problems.append(f"{split}: NaN or infinite intensities")
-        counts = np.bincount(s.labels.ravel() if spec.task_type != "multi-label" else np.zeros(0, int), minlength=spec.num_classes)
-        if spec.task_type != "multi-label":
+        if spec.task in ("detection", "counting"):  # objects per class, and what the drop policy removed
+            per_class = np.bincount(np.concatenate([*s.classes, np.zeros(0, np.int64)]), minlength=spec.num_classes)
+            rep.checks.append(f"{split}: {n} images, {int(per_class.sum())} objects "
+                              f"({', '.join(f'{k} {v}' for k, v in zip(spec.label_names, per_class.tolist()))}), "
+                              f"{int((s.labels == 0).sum())} image(s) without objects")
+            rep.warnings += [f"{split}: {d}" for d in s.dropped]
+        elif spec.task_type != "multi-label":
+            counts = np.bincount(s.labels.ravel(), minlength=spec.num_classes)
             absent = [spec.label_names[i] for i in np.flatnonzero(counts == 0)]
             if absent:
                 rep.warnings.append(f"{split}: no {'voxel' if spec.task == 'segmentation' else 'case'} of class(es) {absent}")

@@ -50,14 +50,21 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         raise RunDirError(f"{rd}: no checkpoints/best.pt; the run has not finished an epoch (resume it with `openmia train --resume {rd}`)")
     cfg = load_config(rd / "config.yaml")
     spec = get_spec(cfg.data.dataset, cfg.data.size)
+    kwargs = dict(cfg.model.kwargs)
+    if spec.task in ("detection", "counting"):
+        from openmia.engine.object_trainer import model_kwargs
+
+        kwargs = model_kwargs(cfg, spec, "box" if spec.task == "detection" else "point")  # detection sets have boxes
     model = build_model(cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes, dims=spec.dims,
-                        input_size=spec.size, **cfg.model.kwargs)
+                        input_size=spec.size, **kwargs)
     try:
         model.load_state_dict(torch.load(ck, map_location="cpu", weights_only=True)["model"])
     except Exception as exc:
         raise RunDirError(f"{ck}: cannot load the checkpoint into {cfg.model.name} ({type(exc).__name__}: {exc})") from None
     model.eval()
-    if spec.task == "segmentation":
+    if spec.task in ("detection", "counting"):
+        task = None  # the model decodes its own outputs (detect / count)
+    elif spec.task == "segmentation":
         from openmia.tasks.segmentation import SegmentationTask
 
         task = SegmentationTask(spec.num_classes)
@@ -124,6 +131,9 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
 
     run = load_run(run_dir)
     spec, model = run.spec, run.model
+    if spec.task in ("detection", "counting"):
+        raise RunDirError(f"{run_dir} is a {spec.task} run; use `openmia count --model {run_dir} IMAGES... --out DIR` "
+                          "(counts, detections and overlays)")
     files = index_folder(input_dir, "input")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -267,6 +267,13 @@ class Trainer:
             cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes, dims=spec.dims,
             input_size=spec.size, **cfg.model.kwargs,
         )
+        self._init_optimization()
+
+    def _init_optimization(self) -> None:
+        """Optimizer, optional weight EMA, budget clock and progress counters (every task)."""
+        import torch
+
+        cfg = self.cfg
         o = cfg.optim
         params = self.model.parameters()
         if o.name == "adam":
@@ -558,13 +565,22 @@ def _headline(summary: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- entry points
 
 
+def make_trainer(cfg: RunConfig, run_dir: Path, *, progress: bool = True) -> Trainer:
+    """The trainer for ``cfg.task`` (detection and counting have their own loop)."""
+    if cfg.task in ("detection", "counting"):
+        from openmia.engine.object_trainer import ObjectTrainer
+
+        return ObjectTrainer(cfg, run_dir, progress=progress)
+    return Trainer(cfg, run_dir, progress=progress)
+
+
 def train(cfg: RunConfig, *, run_dir: str | Path | None = None, progress: bool = True,
           stop_after_epoch: int | None = None) -> TrainResult | None:
     """Train according to ``cfg`` in a new run directory; returns the result (None if stopped early)."""
     rd = Path(run_dir) if run_dir is not None else make_run_dir(cfg)
     rd.mkdir(parents=True, exist_ok=True)
     fileio.write_text(rd / "config.yaml", dump_yaml(cfg))
-    return Trainer(cfg, rd, progress=progress).fit(stop_after_epoch=stop_after_epoch)
+    return make_trainer(cfg, rd, progress=progress).fit(stop_after_epoch=stop_after_epoch)
 
 
 def check_run_dir(run_dir: str | Path) -> Path:
@@ -603,7 +619,7 @@ def reevaluate(run_dir: str | Path, out_dir: str | Path, overrides: list[str]) -
     shutil.copy2(src / "metrics.jsonl", tmp / "metrics.jsonl")
     fileio.write_text(tmp / "config.yaml", dump_yaml(cfg))
     tmp.rename(dst)  # the new run directory appears whole; result.json marks it complete
-    trainer = Trainer(cfg, dst, progress=False)
+    trainer = make_trainer(cfg, dst, progress=False)
     trainer._setup()
     trainer._load_last()
     return trainer._finish()
@@ -618,5 +634,5 @@ def resume(run_dir: str | Path, *, progress: bool = True) -> TrainResult | None:
     if not (rd / "checkpoints" / "last.pt").is_file():
         # killed before the first epoch finished: start over in the same directory
         log.warning("%s has no checkpoint yet; starting the run from the beginning", rd)
-        return Trainer(cfg, rd, progress=progress).fit()
-    return Trainer(cfg, rd, progress=progress).fit(resume=True)
+        return make_trainer(cfg, rd, progress=progress).fit()
+    return make_trainer(cfg, rd, progress=progress).fit(resume=True)

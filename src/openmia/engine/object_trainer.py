@@ -1,0 +1,392 @@
+"""Training loop for detection and counting runs (images with boxes or points).
+
+Same run directory, budget, checkpoints, resume and EMA as :class:`~openmia.engine.trainer.Trainer`
+(this class reuses them); what differs is the batch (a list of boxes/points per image), the loss
+(the model's own ``compute_loss``, or the density-map loss), model selection (validation mAP@0.5
+or count MAE) and the final evaluation:
+
+    predictions/{val,test}.csv         detections ``case_id,label,score,x1,y1,x2,y2`` (or ``x,y``), in
+                                       the original image's pixels (DESIGN §4.1)
+    predictions/{val,test}_counts.csv  ``case_id,label,count`` per class
+    truth/...                          the same formats for the annotations
+    eval/{split}/                      detection report (AP@0.5, mAP@0.5:0.95, per-class AP, FROC)
+    eval/{split}/counting/             count MAE / RMSE / relative error per class, with CIs
+
+Counting runs train a density model (count = integral) or a point detector (count = detections
+at or above the count threshold). The count threshold of detectors is chosen per class on the
+validation split (the MAE-minimising score on a 0.05 grid) unless ``eval.score_threshold`` fixes
+it; the test split never informs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from openmia import fileio
+from openmia.engine.trainer import Trainer, TrainResult, _append_jsonl, _headline, _progress, iterate_batches, set_threads
+from openmia.errors import ConfigError, RunDirError
+
+log = logging.getLogger(__name__)
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
+AUGMENTS = ("none", "flip", "dihedral")
+DENSITY_SIGMA = 2.0  # px; the Gaussian of the density-map targets (cells are 4-8 px across)
+
+
+def is_density(model) -> bool:
+    """Density-map counters have ``count`` and no ``detect``."""
+    return hasattr(model, "count") and not hasattr(model, "detect")
+
+
+def augment_objects(x, objects: list[np.ndarray], kind: str, mode: str, gen):
+    """Random flips (``flip``: horizontal and vertical; ``dihedral``: also transposes, i.e. all 8
+    right-angle symmetries of a square) of each image in ``x`` ``(N, C, H, W)`` with its boxes
+    ``(k, 4)`` / points ``(k, 2)`` in pixels. Returns the new tensor and object arrays."""
+    import torch
+
+    if mode == "none":
+        return x, objects
+    n, _, h, w = x.shape
+    draws = torch.rand(n, 3, generator=gen).numpy() < 0.5
+    xs, out = [], []
+    for i in range(n):
+        xi, o = x[i], np.array(objects[i], dtype=np.float32, copy=True)
+        hh, ww = h, w
+        if mode == "dihedral" and draws[i, 2] and h == w:
+            xi = xi.transpose(1, 2)
+            o = o[:, [1, 0, 3, 2]] if kind == "box" else o[:, [1, 0]]
+        if draws[i, 0]:  # horizontal
+            xi = torch.flip(xi, (2,))
+            if kind == "box":
+                o[:, [0, 2]] = ww - o[:, [2, 0]]
+            else:
+                o[:, 0] = ww - 1 - o[:, 0]
+        if draws[i, 1]:  # vertical
+            xi = torch.flip(xi, (1,))
+            if kind == "box":
+                o[:, [1, 3]] = hh - o[:, [3, 1]]
+            else:
+                o[:, 1] = hh - 1 - o[:, 1]
+        xs.append(xi)
+        out.append(o)
+    return torch.stack(xs), out
+
+
+def predict_objects(model, images: np.ndarray, normalization: str, batch_size: int, *, kind: str,
+                    score_threshold: float = 0.05, max_detections: int = 500, nms_iou: float = 0.5) -> list[dict[str, np.ndarray]]:
+    """Per image ``{"objects": (n, 4|2), "scores": (n,), "labels": (n,)}`` (detectors) or
+    ``{"count": float}`` (density models), in input pixels, for images ``(N, C, H, W)``."""
+    import torch
+
+    from openmia.transforms.intensity import to_float_tensor
+
+    model.eval()
+    out: list[dict[str, np.ndarray]] = []
+    with torch.no_grad():
+        for idx in iterate_batches(len(images), batch_size, shuffle=False):
+            x = to_float_tensor(images[idx], normalization)
+            if is_density(model):
+                out += [{"count": float(c)} for c in model.count(x)]
+                continue
+            for d in model.detect(x, score_threshold=score_threshold, max_detections=max_detections, nms_iou=nms_iou or None):
+                key = "boxes" if kind == "box" else "points"
+                out.append({"objects": d[key].numpy().astype(float), "scores": d["scores"].numpy().astype(float),
+                            "labels": d["labels"].numpy().astype(int)})
+    return out
+
+
+def count_matrix(preds: list[dict], n_classes: int, thresholds: np.ndarray) -> np.ndarray:
+    """Detections per image, class and threshold ``(N, K, T)`` (score >= threshold)."""
+    c = np.zeros((len(preds), n_classes, len(thresholds)))
+    for i, p in enumerate(preds):
+        if "count" in p:
+            c[i, 0, :] = p["count"]
+            continue
+        for k in range(n_classes):
+            s = p["scores"][p["labels"] == k]
+            c[i, k] = (s[:, None] >= thresholds[None]).sum(0)
+    return c
+
+
+def counts_at(preds: list[dict], thresholds: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts per image and class ``(N, K)``: class k's detections with score >= ``thresholds[k]``
+    (density models: the integral, in class 0)."""
+    if preds and "count" in preds[0]:
+        return np.array([[p["count"]] + [0.0] * (n_classes - 1) for p in preds]).reshape(-1, n_classes)
+    return np.stack([count_matrix(preds, n_classes, np.array([t]))[:, k, 0] for k, t in enumerate(thresholds)], 1)
+
+
+def truth_counts(classes: list[np.ndarray], n_classes: int) -> np.ndarray:
+    """Objects per image and class ``(N, K)``."""
+    return np.array([np.bincount(c, minlength=n_classes)[:n_classes] for c in classes], dtype=float).reshape(-1, n_classes)
+
+
+def choose_count_thresholds(preds: list[dict], classes: list[np.ndarray], n_classes: int) -> np.ndarray:
+    """Per class, the grid score that minimises the count MAE on these (validation) images."""
+    mae = np.abs(count_matrix(preds, n_classes, THRESHOLD_GRID) - truth_counts(classes, n_classes)[..., None]).mean(0)
+    return THRESHOLD_GRID[mae.argmin(1)]
+
+
+def model_kwargs(cfg, spec, kind: str) -> dict[str, Any]:
+    """The model factory's keyword arguments for a detection/counting run, checked against the
+    data: a counting run may use a detector, which then predicts points (count = detections)."""
+    from openmia.models import load_all
+
+    mtask = load_all().get(cfg.model.name).meta.get("task")
+    kw = dict(cfg.model.kwargs)
+    if spec.task == "counting" and mtask == "detection":
+        if kw.get("points") is False:
+            raise ConfigError(f"model.kwargs.points=false: a counting run with the detector {cfg.model.name!r} needs points")
+        kw["points"] = True
+    elif mtask != spec.task:
+        raise ConfigError(f"model.name={cfg.model.name!r} is a {mtask} model but the run's task is {cfg.task!r}; pick one "
+                          f"of `openmia list models --task {cfg.task}`" + (" (or a detector)" if spec.task == "counting" else ""))
+    elif spec.task == "detection" and kw.get("points") and kind == "box":
+        raise ConfigError(f"{spec.name} is annotated with boxes; model.kwargs.points=true needs point annotations")
+    return kw
+
+
+class ObjectTrainer(Trainer):
+    """Trainer for ``task: detection`` and ``task: counting`` (see the module docstring)."""
+
+    def _setup(self) -> None:
+        import torch
+
+        from openmia.data.catalog import load_split
+        from openmia.models import build_model
+
+        cfg = self.cfg
+        self.threads = set_threads(cfg.train.threads)
+        if cfg.train.deterministic:
+            torch.use_deterministic_algorithms(True)
+        d = cfg.data
+        self.splits = {s: load_split(d.dataset, s, size=d.size, root=d.root, fold=d.fold) for s in ("train", "val", "test")}
+        self.spec = spec = self.splits["train"].spec
+        if cfg.task != spec.task:
+            raise ConfigError(f"data.dataset={d.dataset!r} is a {spec.task} data set but the run's task is {cfg.task!r}; "
+                              f"set task: {spec.task}")
+        for key, bad in (("train.class_weights", cfg.train.class_weights != "none"), ("train.label_smoothing", cfg.train.label_smoothing),
+                         ("train.loss", cfg.train.loss != "auto"), ("eval.tta", cfg.eval.tta),
+                         ("eval.postprocess", cfg.eval.postprocess != "none"), ("train.pretrain_epochs", cfg.train.pretrain_epochs)):
+            if bad:
+                raise ConfigError(f"{key} does not apply to {spec.task} runs (the model defines its own loss)")
+        if d.augment not in AUGMENTS:
+            raise ConfigError(f"data.augment={d.augment!r}: {spec.task} runs support {AUGMENTS} (boxes/points move with the image)")
+        allowed = ("map50",) if spec.task == "detection" else ("count_mae",)
+        sel = cfg.train.select_metric
+        if sel != "auto" and sel not in allowed:
+            raise ConfigError(f"train.select_metric={sel!r} does not apply to {spec.task}; use {allowed[0]} or auto")
+        self.select_metric = allowed[0]
+        self.kind = self.splits["train"].kind
+        kw = model_kwargs(cfg, spec, self.kind)
+        torch.manual_seed(cfg.train.seed)
+        self.model = build_model(cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes, dims=2,
+                                 input_size=spec.size, **kw)
+        if not is_density(self.model) and not hasattr(self.model, "compute_loss"):
+            raise ConfigError(f"model {cfg.model.name!r} has no compute_loss(out, boxes, labels); it cannot be trained here")
+        self._init_optimization()
+        self.max_detections = cfg.eval.max_detections or (100 if spec.task == "detection" else 1000)
+
+    # -- one step's loss
+    def _loss(self, x, objects: list[np.ndarray], classes: list[np.ndarray]):
+        import torch
+
+        out = self.model(x)
+        if is_density(self.model):
+            from openmia.data.synthetic_cells import density_map
+            from openmia.models.detection import density_loss
+
+            h, w = x.shape[-2:]
+            dens = torch.as_tensor(np.stack([density_map(o, (h, w), sigma=DENSITY_SIGMA) for o in objects]))[:, None]
+            return density_loss(out, dens)
+        return self.model.compute_loss(out, [torch.as_tensor(o, dtype=torch.float32) for o in objects],
+                                       [torch.as_tensor(c, dtype=torch.long) for c in classes])
+
+    def _validate(self, model) -> tuple[float, dict[str, float]]:
+        """(selection score, higher is better; scores for metrics.jsonl) on the validation split."""
+        va, spec, cfg = self.splits["val"], self.spec, self.cfg
+        preds = predict_objects(model, va.images, spec.normalization, cfg.data.eval_batch_size, kind=self.kind,
+                                max_detections=self.max_detections, nms_iou=cfg.eval.nms_iou)
+        thr = self._thresholds(preds, va)
+        counts = counts_at(preds, thr, spec.num_classes)
+        mae = float(np.abs(counts - truth_counts(va.classes, spec.num_classes)).sum(1).mean())
+        scores = {"count_mae": mae}
+        if spec.task == "detection":
+            from openmia.metrics.detection import detection_metrics
+
+            key = "boxes" if self.kind == "box" else "points"
+            p = {c: {key: q["objects"], "scores": q["scores"], "labels": q["labels"]} for c, q in zip(va.case_ids, preds)}
+            t = {c: {key: o, "labels": k} for c, o, k in zip(va.case_ids, va.objects, va.classes)}
+            m = detection_metrics(p, t, kind="box" if self.kind == "box" else "point")
+            scores["map50"] = float(m["ap50"] if self.kind == "box" else m["ap"])
+            return scores["map50"], scores
+        return -mae, scores
+
+    def _thresholds(self, preds: list[dict], split) -> np.ndarray:
+        k = self.spec.num_classes
+        if preds and "count" in preds[0]:
+            return np.zeros(1)
+        if self.cfg.eval.score_threshold is not None:
+            return np.full(k, self.cfg.eval.score_threshold)
+        return choose_count_thresholds(preds, split.classes, k)
+
+    def fit(self, *, resume: bool = False, stop_after_epoch: int | None = None) -> TrainResult | None:
+        import torch
+
+        from openmia.engine.schedule import lr_factor
+        from openmia.transforms.intensity import to_float_tensor
+
+        self._setup()
+        cfg, spec, model = self.cfg, self.spec, self.model
+        self._ckpt_dir().mkdir(parents=True, exist_ok=True)
+        metrics_path = self.run_dir / "metrics.jsonl"
+        if resume:
+            self._load_last()
+            log.info("resuming %s after epoch %d (%.0f s used)", self.run_dir, self.epoch, self.elapsed)
+        tr = self.splits["train"]
+        n_train, bs = len(tr.images), cfg.data.batch_size
+        steps_per_epoch = max(1, -(-n_train // bs))
+        budget = 60.0 * cfg.train.max_minutes if cfg.train.max_minutes else None
+        with _progress(self.progress) as bar:
+            job = bar.add_task("train", total=cfg.train.epochs, info="")
+            bar.update(job, completed=self.epoch)
+            while self.epoch < cfg.train.epochs and not self._out_of_time():
+                ep = self.epoch
+                gen = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + ep)  # per-epoch: exact resume
+                model.train()
+                t0 = self._clock()
+                tot_loss, n_seen = 0.0, 0
+                for step, idx in enumerate(iterate_batches(n_train, bs, shuffle=True, gen=gen)):
+                    if len(idx) < 2 and n_train > 1:
+                        continue  # a batch of one breaks batch norm
+                    ef = ep + step / steps_per_epoch
+                    prog = max(ef / cfg.train.epochs, (self.elapsed + self._clock() - t0) / budget if budget else 0)
+                    for g in self.optimizer.param_groups:
+                        g["lr"] = cfg.optim.lr * lr_factor(cfg.schedule, progress=prog, epoch_float=ef)
+                    x = to_float_tensor(tr.images[idx], spec.normalization)
+                    x, objs = augment_objects(x, [tr.objects[i] for i in idx], self.kind, cfg.data.augment, gen)
+                    loss = self._loss(x, objs, [tr.classes[i] for i in idx])
+                    if not torch.isfinite(loss):
+                        raise RunDirError(f"training diverged at epoch {ep + 1} step {step}: loss is {loss.item()}; lower optim.lr")
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    self.optimizer.step()
+                    if self.ema is not None:
+                        self.ema.update_parameters(model)
+                    tot_loss += loss.item() * len(idx)
+                    n_seen += len(idx)
+                    if budget and self.elapsed + self._clock() - t0 >= budget:
+                        break  # the budget is a hard limit, also mid-epoch
+                eval_model = self.ema.module if self.ema is not None else model
+                sel, scores = self._validate(eval_model)
+                self.elapsed += self._clock() - t0
+                self.epoch = ep + 1
+                train_loss = tot_loss / max(n_seen, 1)
+                improved = bool(np.isfinite(sel) and sel > self.best_val)
+                if improved:
+                    self.best_val, self.best_epoch = float(sel), self.epoch
+                    fileio.torch_save({"model": eval_model.state_dict(), "epoch": self.epoch, "val": float(sel)},
+                                      self._ckpt_dir() / "best.pt")
+                _append_jsonl(metrics_path, {"epoch": self.epoch, "train_loss": train_loss,
+                                             **{f"val_{k}": v for k, v in scores.items()},
+                                             "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(self.elapsed, 3),
+                                             "best": improved})
+                self._save_last()
+                bar.update(job, completed=self.epoch, info=f"loss {train_loss:.3f} val {self.select_metric} "
+                                                          f"{scores[self.select_metric]:.3f}")
+                if stop_after_epoch is not None and self.epoch >= stop_after_epoch:
+                    return None
+        return self._finish()
+
+    # -- final evaluation (test touched once, here)
+    def _write_split(self, split: str, preds: list[dict], thresholds: np.ndarray) -> None:
+        """Detection and count CSVs of ``split`` in original image pixels."""
+        s, names = self.splits[split], self.spec.label_names
+        coords = ["x1", "y1", "x2", "y2"] if self.kind == "box" else ["x", "y"]
+        tile = 2 if self.kind == "box" else 1
+
+        def scaled(o: np.ndarray, i: int) -> np.ndarray:
+            return np.asarray(o, float).reshape(-1, len(coords)) * np.tile(s.scales[i], tile)
+
+        truth = [["case_id", "label", *coords]]
+        counts_t = [["case_id", "label", "count"]]
+        for i, cid in enumerate(s.case_ids):
+            objs = scaled(s.objects[i], i)
+            truth += [[cid, names[k], *(f"{v:.6g}" for v in o)] for o, k in zip(objs, s.classes[i])] or [[cid, "", *[""] * len(coords)]]
+            tc = np.bincount(s.classes[i], minlength=len(names))
+            counts_t += [[cid, n, int(tc[k])] for k, n in enumerate(names)]
+        counts_p = [["case_id", "label", "count"]]
+        cm = counts_at(preds, thresholds, len(names))
+        for i, cid in enumerate(s.case_ids):
+            counts_p += [[cid, n, f"{cm[i, k]:.6g}"] for k, n in enumerate(names)]
+        fileio.write_csv(self.run_dir / "truth" / f"{split}_counts.csv", counts_t)
+        fileio.write_csv(self.run_dir / "predictions" / f"{split}_counts.csv", counts_p)
+        if preds and "count" in preds[0]:
+            return
+        fileio.write_csv(self.run_dir / "truth" / f"{split}.csv", truth)
+        rows = [["case_id", "label", "score", *coords]]
+        for i, (cid, p) in enumerate(zip(s.case_ids, preds)):
+            rows += [[cid, names[k], f"{sc:.6g}", *(f"{v:.6g}" for v in o)]
+                     for o, sc, k in zip(scaled(p["objects"], i), p["scores"], p["labels"])]
+        fileio.write_csv(self.run_dir / "predictions" / f"{split}.csv", rows)
+
+    def _finish(self) -> TrainResult:
+        import torch
+
+        from openmia.engine.provenance import collect_provenance, finish_provenance
+        from openmia.evaluation.other_tasks import evaluate_counting_files, evaluate_detection_files
+
+        best = self._ckpt_dir() / "best.pt"
+        if best.exists():
+            self.model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["model"])
+        elif self.ema is not None:
+            self.model.load_state_dict(self.ema.module.state_dict())
+        spec, cfg = self.spec, self.cfg
+        prov = finish_provenance(collect_provenance(cfg, self.splits, self.model, threads=self.threads), train_seconds=self.elapsed)
+        fileio.write_json(self.run_dir / "provenance.json", prov)
+        preds = {s: predict_objects(self.model, self.splits[s].images, spec.normalization, cfg.data.eval_batch_size,
+                                    kind=self.kind, max_detections=self.max_detections, nms_iou=cfg.eval.nms_iou)
+                 for s in ("val", "test")}
+        thresholds = self._thresholds(preds["val"], self.splits["val"])  # chosen on validation only
+        summaries, table = {}, ""
+        for split in ("val", "test"):
+            self._write_split(split, preds[split], thresholds)
+            out = self.run_dir / "eval" / split
+            kw = {"n_resamples": cfg.eval.n_resamples, "seed": cfg.eval.seed}
+            cres = evaluate_counting_files(self.run_dir / "predictions" / f"{split}_counts.csv",
+                                           self.run_dir / "truth" / f"{split}_counts.csv", out / "counting", **kw)
+            summary = {"counting": cres.summary, "count_thresholds": dict(zip(spec.label_names, map(float, thresholds)))
+                       if not is_density(self.model) else None}
+            text = cres.table()
+            if (self.run_dir / "predictions" / f"{split}.csv").is_file():
+                dres = evaluate_detection_files(self.run_dir / "predictions" / f"{split}.csv",
+                                                self.run_dir / "truth" / f"{split}.csv", out,
+                                                score_threshold=float(np.min(thresholds)), **kw)
+                summary["detection"] = dres.summary
+                text = dres.table() + "\n\n" + text
+            summary["metrics"] = [*summary.get("detection", {}).get("metrics", []),
+                                  *({**m, "metric": f"count_{m['metric']}"} for m in cres.summary["metrics"])]
+            fileio.write_json(out / "summary_all.json", summary)
+            fileio.write_text(out / "report.txt", text + "\n")
+            summaries[split] = summary
+            if split == "test":
+                table = text
+        result = TrainResult(self.run_dir, self.epoch, self.best_epoch, self.best_val, self.elapsed,
+                             summaries["test"], summaries["val"], table)
+        fileio.write_json(self.run_dir / "result.json", {
+            "status": "complete", "epochs_done": self.epoch, "best_epoch": self.best_epoch, "best_val": self.best_val,
+            "select_metric": self.select_metric, "train_seconds": round(self.elapsed, 3),
+            "count_thresholds": summaries["test"]["count_thresholds"],
+            "test": _headline(summaries["test"]), "val": _headline(summaries["val"]),
+        })
+        try:
+            from openmia.bench.store import RunStore
+
+            RunStore.default().record(self.run_dir)
+        except Exception as exc:
+            log.warning("run finished but could not be added to the run index: %s", exc)
+        return result
+

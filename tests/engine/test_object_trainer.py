@@ -1,0 +1,163 @@
+"""Detection and counting runs end to end: training loop, CSV outputs, evaluation, resume,
+`openmia count`, and the configuration errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from openmia.config import load_config
+from openmia.engine.object_trainer import augment_objects, choose_count_thresholds, counts_at
+from openmia.engine.trainer import resume, train
+from openmia.errors import ConfigError, DataError
+
+FAST = ["train.threads=1", "eval.n_resamples=50", "data.batch_size=16", "optim.lr=0.003"]
+
+
+def _cfg(tmp_path, *over):
+    return load_config(None, [*FAST, f"out_dir={tmp_path}", *over])
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_detection_run_writes_scored_detection_and_count_files(tmp_path):
+    from openmia.evaluation.other_tasks import evaluate_detection_files
+
+    cfg = _cfg(tmp_path, "task=detection", "data.dataset=synthetic/lesions", "model.name=centernet",
+               "model.kwargs={width: 4, depth: 2}", "train.epochs=1", "data.augment=flip")
+    res = train(cfg, run_dir=tmp_path / "run", progress=False)
+    rd = res.run_dir
+    result = json.loads((rd / "result.json").read_text())
+    assert result["select_metric"] == "map50" and set(result["count_thresholds"]) == {"benign", "malignant"}
+    assert {"ap50", "map", "froc", "count_mae"} <= set(result["test"])
+    pred, truth = _rows(rd / "predictions" / "test.csv"), _rows(rd / "truth" / "test.csv")
+    assert list(pred[0]) == ["case_id", "label", "score", "x1", "y1", "x2", "y2"]
+    assert {r["case_id"] for r in truth} == {f"synthetic/lesions/test/{i:05d}" for i in range(100)}
+    # the run's summary is the standard evaluator's verdict on its own files
+    again = evaluate_detection_files(rd / "predictions" / "test.csv", rd / "truth" / "test.csv", n_resamples=50)
+    assert again.metric("ap50")["value"] == pytest.approx(result["test"]["ap50"]["value"])
+    # counts: one row per image and class; predicted counts = detections at the class's threshold
+    counts = _rows(rd / "predictions" / "test_counts.csv")
+    assert len(counts) == 200
+    thr = result["count_thresholds"]
+    for cid, lab in (("synthetic/lesions/test/00000", "benign"), ("synthetic/lesions/test/00003", "malignant")):
+        n = sum(1 for r in pred if r["case_id"] == cid and r["label"] == lab and float(r["score"]) >= thr[lab])
+        assert float(next(r["count"] for r in counts if r["case_id"] == cid and r["label"] == lab)) == n
+    assert (rd / "eval" / "test" / "counting" / "summary.json").is_file()
+    assert "ap50" in (rd / "eval" / "test" / "report.txt").read_text()
+
+
+def test_counting_run_with_density_model_resumes_and_counts_images(tmp_path):
+    from openmia.cli.main import main
+    from openmia.data.catalog import load_split
+
+    cfg = _cfg(tmp_path, "task=counting", "data.dataset=synthetic/cells", "model.name=density_counter",
+               "model.kwargs={width: 4, depth: 2}", "train.epochs=2", "data.augment=dihedral")
+    assert train(cfg, run_dir=tmp_path / "run", progress=False, stop_after_epoch=1) is None
+    res = resume(tmp_path / "run", progress=False)
+    assert res.epochs_done == 2 and len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert not (tmp_path / "run" / "predictions" / "test.csv").exists()  # a density model has no detections
+    run_counts = {r["case_id"]: float(r["count"]) for r in _rows(tmp_path / "run" / "predictions" / "test_counts.csv")}
+    # `openmia count` on the same test images (saved as PNG, same size: no resizing) gives the run's counts
+    from PIL import Image
+
+    test = load_split("synthetic/cells", "test")
+    files = []
+    for i in range(3):
+        f = tmp_path / f"img{i}.png"
+        Image.fromarray(test.images[i, 0]).save(f)
+        files.append(str(f))
+    assert main(["-q", "count", "--model", str(tmp_path / "run"), *files, "--out", str(tmp_path / "counted")]) == 0
+    got = _rows(tmp_path / "counted" / "counts.csv")
+    assert [r["case_id"] for r in got] == ["img0", "img1", "img2"]
+    for i, r in enumerate(got):
+        assert float(r["count"]) == pytest.approx(run_counts[test.case_ids[i]], rel=1e-4, abs=1e-3)
+    assert all((tmp_path / "counted" / "overlays" / f"img{i}.png").is_file() for i in range(3))
+
+
+def test_counting_with_a_point_detector(tmp_path):
+    cfg = _cfg(tmp_path, "task=counting", "data.dataset=synthetic/cells", "model.name=centernet",
+               "model.kwargs={width: 4, depth: 2, stride: 2}", "train.epochs=1")
+    res = train(cfg, run_dir=tmp_path / "run", progress=False)
+    pred = _rows(res.run_dir / "predictions" / "test.csv")
+    assert list(pred[0]) == ["case_id", "label", "score", "x", "y"]  # points
+    result = json.loads((res.run_dir / "result.json").read_text())
+    assert result["select_metric"] == "count_mae" and "cell" in result["count_thresholds"]
+    bad = _cfg(tmp_path, "task=counting", "data.dataset=synthetic/cells", "model.name=centernet",
+               "model.kwargs={points: false}")
+    with pytest.raises(ConfigError, match="needs points"):
+        train(bad, run_dir=tmp_path / "bad", progress=False)
+
+
+@pytest.mark.parametrize("over, msg", [
+    (["task=detection", "data.dataset=synthetic/lesions", "model.name=cnn_small"], "classification model"),
+    (["task=detection", "data.dataset=synthetic/lesions", "model.name=centernet", "data.augment=affine"], "boxes/points move"),
+    (["task=detection", "data.dataset=synthetic/cells", "model.name=centernet"], "counting data set"),
+    (["task=counting", "data.dataset=synthetic/cells", "model.name=density_counter", "train.select_metric=auc"], "count_mae"),
+    (["task=detection", "data.dataset=synthetic/lesions", "model.name=centernet", "eval.tta=true"], "eval.tta"),
+])
+def test_object_run_config_errors(tmp_path, over, msg):
+    with pytest.raises(ConfigError, match=msg):
+        train(_cfg(tmp_path, *over), run_dir=tmp_path / "r", progress=False)
+
+
+def test_flips_move_boxes_and_points_with_the_image():
+    x = torch.zeros(1, 1, 8, 10)
+    x[0, 0, 1:3, 2:5] = 1  # box x1=2 y1=1 x2=5 y2=3 (exclusive ends)
+    for seed in range(8):
+        g = torch.Generator().manual_seed(seed)
+        y, (b,) = augment_objects(x, [np.array([[2.0, 1, 5, 3]])], "box", "flip", g)
+        ys, xs = np.nonzero(y[0, 0].numpy())
+        assert b.tolist() == [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]]
+        g = torch.Generator().manual_seed(seed)
+        y, (p,) = augment_objects(x, [np.array([[2.0, 1]])], "point", "flip", g)
+        assert y[0, 0, int(p[0, 1]), int(p[0, 0])] == 1  # the pixel under the point moved with it
+    sq = torch.zeros(1, 1, 6, 6)
+    sq[0, 0, 2, 4] = 1  # (x 4, y 2): its orbit under the 8 symmetries has 8 distinct points
+    seen = set()
+    for seed in range(20):
+        y, (p,) = augment_objects(sq, [np.array([[4.0, 2]])], "point", "dihedral", torch.Generator().manual_seed(seed))
+        assert y[0, 0, int(p[0, 1]), int(p[0, 0])] == 1
+        seen.add(tuple(p[0]))
+    assert len(seen) == 8  # all eight symmetries of the square occur
+
+
+def test_count_thresholds_chosen_by_hand_example():
+    # image 0 truth 2 objects of class 0, image 1 truth 1: scores (0.9, 0.6, 0.2) and (0.7, 0.3)
+    preds = [{"scores": np.array([0.9, 0.6, 0.2]), "labels": np.array([0, 0, 0])},
+             {"scores": np.array([0.7, 0.3]), "labels": np.array([0, 0])}]
+    classes = [np.array([0, 0]), np.array([0])]
+    # threshold in (0.3, 0.6]: counts (2, 1) -> MAE 0; the grid's first such value is 0.35
+    assert choose_count_thresholds(preds, classes, 1).tolist() == [0.35]
+    assert counts_at(preds, np.array([0.5]), 1)[:, 0].tolist() == [2, 1]
+    assert counts_at([{"count": 3.5}], np.zeros(1), 1).tolist() == [[3.5]]
+
+
+def test_count_with_the_classical_baseline_and_bad_input(tmp_path):
+    from PIL import Image
+
+    from openmia.engine.count import count_images
+
+    img = np.zeros((64, 64), np.uint8)
+    yy, xx = np.mgrid[:64, :64]
+    for cx, cy in ((12, 12), (40, 20), (30, 50)):
+        img = np.maximum(img, (255 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 3.0**2))).astype(np.uint8))
+    Image.fromarray(img).save(tmp_path / "three.png")
+    res = count_images([tmp_path / "three.png"], tmp_path / "out", method="log")
+    assert res["counts"] == {"three": {"object": 3.0}}
+    assert len(_rows(tmp_path / "out" / "detections.csv")) == 3 and (tmp_path / "out" / "overlays" / "three.png").is_file()
+    with pytest.raises(DataError, match="missing.png"):
+        count_images([tmp_path / "missing.png"], tmp_path / "o2", method="log")
+    (tmp_path / "a").mkdir()
+    Image.fromarray(img).save(tmp_path / "a" / "three.png")
+    with pytest.raises(DataError, match="same case id"):
+        count_images([tmp_path / "three.png", tmp_path / "a" / "three.png"], tmp_path / "o3", method="log")
+    with pytest.raises(ConfigError, match="--model"):
+        count_images([tmp_path / "three.png"], tmp_path / "o4")
