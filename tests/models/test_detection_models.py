@@ -10,23 +10,6 @@ from openmia.models import build_model
 from openmia.models.detection import centernet_loss, centernet_targets
 
 
-def _scene(n=8, size=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    imgs = torch.zeros(n, 1, size, size)
-    boxes, labels = [], []
-    for i in range(n):
-        k = int(torch.randint(1, 4, (1,), generator=g))
-        bs = []
-        for _ in range(k):
-            x, y = (int(v) for v in torch.randint(4, size - 20, (2,), generator=g))
-            s = int(torch.randint(8, 16, (1,), generator=g))
-            imgs[i, 0, y : y + s, x : x + s] = 1.0
-            bs.append([x, y, x + s, y + s])
-        boxes.append(torch.tensor(bs, dtype=torch.float32))
-        labels.append(torch.zeros(k, dtype=torch.long))
-    return imgs, boxes, labels
-
-
 def test_contract_targets_and_decoding():
     m = build_model("centernet", in_channels=1, num_classes=2, input_size=64, width=4, depth=2)
     out = m(torch.randn(2, 1, 64, 64))
@@ -47,9 +30,9 @@ def test_contract_targets_and_decoding():
         build_model("centernet", in_channels=1, num_classes=1, stride=3)
 
 
-def test_learns_squares():
+def test_learns_squares(square_scene):
     torch.manual_seed(0)
-    imgs, boxes, labels = _scene(16)
+    imgs, boxes, labels = square_scene(16)
     m = build_model("centernet", in_channels=1, num_classes=1, input_size=64, width=8, depth=2)
     opt = torch.optim.Adam(m.parameters(), 3e-3)
     t = centernet_targets(boxes, labels, 1, (16, 16), 4)

@@ -12,24 +12,6 @@ from openmia.models.box_ops import box_iou
 from openmia.models.fcos import FCOS, centerness_target, fcos_targets, giou_loss
 
 
-def _scene(n=8, size=64, seed=0):
-    """``n`` black images with 1-3 bright squares of side 8-15 px (class 0)."""
-    g = torch.Generator().manual_seed(seed)
-    imgs = torch.zeros(n, 1, size, size)
-    boxes, labels = [], []
-    for i in range(n):
-        k = int(torch.randint(1, 4, (1,), generator=g))
-        bs = []
-        for _ in range(k):
-            x, y = (int(v) for v in torch.randint(4, size - 20, (2,), generator=g))
-            s = int(torch.randint(8, 16, (1,), generator=g))
-            imgs[i, 0, y : y + s, x : x + s] = 1.0
-            bs.append([x, y, x + s, y + s])
-        boxes.append(torch.tensor(bs, dtype=torch.float32))
-        labels.append(torch.zeros(k, dtype=torch.long))
-    return imgs, boxes, labels
-
-
 def _tiny(num_classes=2, **kw) -> FCOS:
     return build_model("fcos", in_channels=1, num_classes=num_classes, input_size=64, width=4, fpn_channels=8,
                        head_convs=1, **kw)
@@ -140,9 +122,9 @@ def test_loss_finite_with_empty_images_and_backpropagates():
     empty.backward()
 
 
-def test_learns_squares():
+def test_learns_squares(square_scene):
     torch.manual_seed(0)
-    imgs, boxes, labels = _scene(8)
+    imgs, boxes, labels = square_scene(8)
     m = build_model("fcos", in_channels=1, num_classes=1, input_size=64, width=8, fpn_channels=32, head_convs=1)
     opt = torch.optim.Adam(m.parameters(), 3e-3)
     for _ in range(100):  # ~3 s on one core

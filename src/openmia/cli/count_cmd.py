@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     res = count_images(args.images, args.out, run_dir=args.model, method=args.method, score_threshold=args.score_threshold,
                        log_threshold=args.log_threshold, overlays=not args.no_overlays)
     for cid, c in list(res["counts"].items())[:20]:
-        print(f"{cid}: " + ", ".join(f"{v:g} {k}" for k, v in c.items()))
+        print(f"{cid}: " + ", ".join(f"{k} {v:g}" for k, v in c.items()))
     if res["cases"] > 20:
         print(f"... {res['cases'] - 20} more")
     print(f"counted {res['cases']} image(s); wrote counts.csv, overlays to {res['out']}")

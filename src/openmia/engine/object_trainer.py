@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from openmia import fileio
-from openmia.engine.trainer import Trainer, TrainResult, _append_jsonl, _headline, _progress, iterate_batches, set_threads
+from openmia.engine.trainer import Trainer, TrainResult, _append_jsonl, _headline, _progress, iterate_batches
 from openmia.errors import ConfigError, RunDirError
 
 log = logging.getLogger(__name__)
@@ -149,25 +149,20 @@ def model_kwargs(cfg, spec, kind: str) -> dict[str, Any]:
     return kw
 
 
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
 class ObjectTrainer(Trainer):
     """Trainer for ``task: detection`` and ``task: counting`` (see the module docstring)."""
 
     def _setup(self) -> None:
         import torch
 
-        from openmia.data.catalog import load_split
         from openmia.models import build_model
 
-        cfg = self.cfg
-        self.threads = set_threads(cfg.train.threads)
-        if cfg.train.deterministic:
-            torch.use_deterministic_algorithms(True)
-        d = cfg.data
-        self.splits = {s: load_split(d.dataset, s, size=d.size, root=d.root, fold=d.fold) for s in ("train", "val", "test")}
-        self.spec = spec = self.splits["train"].spec
-        if cfg.task != spec.task:
-            raise ConfigError(f"data.dataset={d.dataset!r} is a {spec.task} data set but the run's task is {cfg.task!r}; "
-                              f"set task: {spec.task}")
+        self._load_data()
+        cfg, spec, d = self.cfg, self.spec, self.cfg.data
         for key, bad in (("train.class_weights", cfg.train.class_weights != "none"), ("train.label_smoothing", cfg.train.label_smoothing),
                          ("train.loss", cfg.train.loss != "auto"), ("eval.tta", cfg.eval.tta),
                          ("eval.postprocess", cfg.eval.postprocess != "none"), ("train.pretrain_epochs", cfg.train.pretrain_epochs)):
@@ -366,7 +361,10 @@ class ObjectTrainer(Trainer):
                                                 self.run_dir / "truth" / f"{split}.csv", out,
                                                 score_threshold=float(np.min(thresholds)), **kw)
                 summary["detection"] = dres.summary
-                text = dres.table() + "\n\n" + text
+                key = "ap50" if dres.summary["kind"] == "box" else "ap"
+                per_class = "\n".join(f"{lab:<16} {key} " + " ".join(_fmt(dres.metric(key, lab)[k]) for k in ("value", "ci_low", "ci_high"))
+                                      for lab in dres.summary["labels"] if lab != "all")
+                text = dres.table() + "\n\nper class (value, 95% CI)\n" + per_class + "\n\ncounts per image\n" + text
             summary["metrics"] = [*summary.get("detection", {}).get("metrics", []),
                                   *({**m, "metric": f"count_{m['metric']}"} for m in cres.summary["metrics"])]
             fileio.write_json(out / "summary_all.json", summary)

@@ -214,12 +214,11 @@ class Trainer:
         self.progress = progress
 
     # -- setup
-    def _setup(self) -> None:
+    def _load_data(self) -> None:
+        """Threads, determinism, the three splits and their spec (checked against ``cfg.task``)."""
         import torch
 
         from openmia.data.catalog import load_split
-        from openmia.models import build_model
-        from openmia.tasks.classification import ClassificationTask, balanced_class_weights
 
         cfg = self.cfg
         self.threads = set_threads(cfg.train.threads)
@@ -228,10 +227,18 @@ class Trainer:
         d = cfg.data
         self.splits = {s: load_split(d.dataset, s, size=d.size, root=d.root, fold=d.fold) for s in ("train", "val", "test")}
         self.spec = self.splits["train"].spec
-        spec = self.spec
-        if cfg.task != spec.task:
-            raise ConfigError(f"data.dataset={d.dataset!r} is a {spec.task} data set but the run's task is {cfg.task!r}; "
-                              f"set task: {spec.task}")
+        if cfg.task != self.spec.task:
+            raise ConfigError(f"data.dataset={d.dataset!r} is a {self.spec.task} data set but the run's task is {cfg.task!r}; "
+                              f"set task: {self.spec.task}")
+
+    def _setup(self) -> None:
+        import torch
+
+        from openmia.models import build_model
+        from openmia.tasks.classification import ClassificationTask, balanced_class_weights
+
+        self._load_data()
+        cfg, spec = self.cfg, self.spec
         if spec.task == "segmentation":
             from openmia.tasks.segmentation import SegmentationTask
 
