@@ -362,9 +362,10 @@ class ObjectTrainer(Trainer):
                                                 score_threshold=float(np.min(thresholds)), **kw)
                 summary["detection"] = dres.summary
                 key = "ap50" if dres.summary["kind"] == "box" else "ap"
-                per_class = "\n".join(f"{lab:<16} {key} " + " ".join(_fmt(dres.metric(key, lab)[k]) for k in ("value", "ci_low", "ci_high"))
-                                      for lab in dres.summary["labels"] if lab != "all")
-                text = dres.table() + "\n\nper class (value, 95% CI)\n" + per_class + "\n\ncounts per image\n" + text
+                rows = {lab: dres.metric(key, lab) for lab in dres.summary["labels"] if lab != "all"}
+                per_class = "\n".join(f"{lab:<16} {key} {_fmt(r['value'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+                                      for lab, r in rows.items())
+                text = dres.table() + "\n\nper class (95% CI)\n" + per_class + "\n\ncounts per image\n" + text
             summary["metrics"] = [*summary.get("detection", {}).get("metrics", []),
                                   *({**m, "metric": f"count_{m['metric']}"} for m in cres.summary["metrics"])]
             fileio.write_json(out / "summary_all.json", summary)
