@@ -161,3 +161,14 @@ def test_count_with_the_classical_baseline_and_bad_input(tmp_path):
         count_images([tmp_path / "three.png", tmp_path / "a" / "three.png"], tmp_path / "o3", method="log")
     with pytest.raises(ConfigError, match="--model"):
         count_images([tmp_path / "three.png"], tmp_path / "o4")
+
+
+def test_cli_train_task_defaults_to_its_synthetic_set(tmp_path, capsys):
+    from openmia.cli.main import main
+
+    assert main(["-q", "train", "--task", "counting", "--model", "density_counter", "--epochs", "1", "--out-dir", str(tmp_path),
+                 "--set", "model.kwargs={width: 4, depth: 2}", "--set", "eval.n_resamples=50", "--set", "train.threads=1"]) == 0
+    out = capsys.readouterr().out
+    assert "mae" in out and "run directory" in out
+    (rd,) = tmp_path.iterdir()
+    assert "dataset: synthetic/cells" in (rd / "config.yaml").read_text()
