@@ -29,7 +29,6 @@ import logging
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _runs import parse_budgets, run_pool  # noqa: E402
 
 MINUTES = {"bccd": 30.0, "cells": 5.0}
 # literature for orientation (different splits / hardware): BCCD YOLO-family mAP@0.5 0.92-0.95;
@@ -267,12 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     from openmia.bench.store import openmia_home
     from openmia.engine.provenance import git_commit
 
-    budgets = dict(MINUTES)
-    for item in args.minutes:
-        name, _, val = item.partition("=")
-        if name not in budgets or not val:
-            ap.error(f"--minutes expects SET=MINUTES with SET in {list(budgets)}, found {item!r}")
-        budgets[name] = float(val)
+    budgets = parse_budgets(ap, MINUTES, args.minutes)
     runs_dir = Path(args.runs_dir) if args.runs_dir else openmia_home() / "bench" / "detection"
     jobs = []
     for ds in args.datasets:
@@ -284,17 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                              "run_dir": str(runs_dir / f"{ds}-{model}{tag}-{budgets[ds]:g}cpumin-s{args.seed}"),
                              "minutes": budgets[ds], "seed": args.seed, "resamples": args.resamples})
     t0 = time.time()
-    logging.info("%d runs, %d at a time", len(jobs), args.parallel)
-    if args.parallel > 1:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(args.parallel, mp_context=mp.get_context("spawn")) as pool:
-            for done in pool.map(_run, sorted(jobs, key=lambda j: -j["minutes"])):
-                logging.info("done %s %s%s", done["dataset"], done["model"], " (reused)" if done["reused"] else "")
-    else:
-        for job in jobs:
-            done = _run(job)
-            logging.info("done %s %s%s", done["dataset"], done["model"], " (reused)" if done["reused"] else "")
+    run_pool(_run, jobs, args.parallel)
 
     records, tests = [], []
     if "bccd" in args.datasets:

@@ -21,7 +21,6 @@ import json
 import logging
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _runs import parse_budgets, run_pool  # noqa: E402
 
 # Dice the issue compares with (literature): BUSI attention U-Net 0.742 (full BUSI); Kvasir-SEG
 # U-Net about 0.82; hippocampus nnU-Net about 0.90 / 0.89 (anterior / posterior).
@@ -294,12 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     from openmia.bench.store import openmia_home
     from openmia.engine.provenance import git_commit
 
-    budgets = dict(MINUTES)
-    for item in args.minutes:
-        name, _, val = item.partition("=")
-        if name not in budgets or not val:
-            ap.error(f"--minutes expects SET=MINUTES with SET in {list(budgets)}, found {item!r}")
-        budgets[name] = float(val)
+    budgets = parse_budgets(ap, MINUTES, args.minutes)
     runs_dir = Path(args.runs_dir) if args.runs_dir else openmia_home() / "bench" / "segmentation"
     jobs = []
     for ds in args.datasets:
@@ -314,18 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                  "run_dir": str(runs_dir / f"{ds}-{m}-{budgets[ds]:g}cpumin-s{args.seed}"), "root": str(Path(args.data) / ds)}
                 for ds in args.datasets for m in RESCORED.get(ds, {})]
     t0 = time.time()
-    logging.info("%d runs, %d at a time", len(jobs), args.parallel)
-    if args.parallel > 1:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(args.parallel, mp_context=mp.get_context("spawn")) as pool:
-            # longest first, so the two cores stay busy until the end
-            for done in pool.map(_run, sorted(jobs, key=lambda j: -j["minutes"])):
-                logging.info("done %s %s%s", done["dataset"], done["model"], " (reused)" if done["reused"] else "")
-    else:
-        for job in jobs:
-            done = _run(job)
-            logging.info("done %s %s%s", done["dataset"], done["model"], " (reused)" if done["reused"] else "")
+    run_pool(_run, jobs, args.parallel)
 
     for job in rescored:  # after training: each needs its source run
         done = _rescore(job, runs_dir)
