@@ -27,7 +27,7 @@ import numpy as np
 
 from openmia import fileio
 from openmia.engine.trainer import Trainer, TrainResult, _append_jsonl, _headline, _progress, iterate_batches
-from openmia.errors import ConfigError, RunDirError
+from openmia.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,6 @@ class ObjectTrainer(Trainer):
     def fit(self, *, resume: bool = False, stop_after_epoch: int | None = None) -> TrainResult | None:
         import torch
 
-        from openmia.engine.schedule import lr_factor
         from openmia.transforms.intensity import to_float_tensor
 
         self._setup()
@@ -244,7 +243,6 @@ class ObjectTrainer(Trainer):
         tr = self.splits["train"]
         n_train, bs = len(tr.images), cfg.data.batch_size
         steps_per_epoch = max(1, -(-n_train // bs))
-        budget = 60.0 * cfg.train.max_minutes if cfg.train.max_minutes else None
         with _progress(self.progress) as bar:
             job = bar.add_task("train", total=cfg.train.epochs, info="")
             bar.update(job, completed=self.epoch)
@@ -257,24 +255,15 @@ class ObjectTrainer(Trainer):
                 for step, idx in enumerate(iterate_batches(n_train, bs, shuffle=True, gen=gen)):
                     if len(idx) < 2 and n_train > 1:
                         continue  # a batch of one breaks batch norm
-                    ef = ep + step / steps_per_epoch
-                    prog = max(ef / cfg.train.epochs, (self.elapsed + self._clock() - t0) / budget if budget else 0)
-                    for g in self.optimizer.param_groups:
-                        g["lr"] = cfg.optim.lr * lr_factor(cfg.schedule, progress=prog, epoch_float=ef)
+                    self._set_lr(ep + step / steps_per_epoch, self.elapsed + self._clock() - t0)
                     x = to_float_tensor(tr.images[idx], spec.normalization)
                     x, objs = augment_objects(x, [tr.objects[i] for i in idx], self.kind, cfg.data.augment, gen)
                     loss = self._loss(x, objs, [tr.classes[i] for i in idx])
-                    if not torch.isfinite(loss):
-                        raise RunDirError(f"training diverged at epoch {ep + 1} step {step}: loss is {loss.item()}; lower optim.lr")
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
-                    if self.ema is not None:
-                        self.ema.update_parameters(model)
+                    self._apply(loss, ep, step)
                     tot_loss += loss.item() * len(idx)
                     n_seen += len(idx)
-                    if budget and self.elapsed + self._clock() - t0 >= budget:
-                        break  # the budget is a hard limit, also mid-epoch
+                    if self._budget_spent(self.elapsed + self._clock() - t0):
+                        break
                 eval_model = self.ema.module if self.ema is not None else model
                 sel, scores = self._validate(eval_model)
                 self.elapsed += self._clock() - t0

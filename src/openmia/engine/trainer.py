@@ -360,6 +360,32 @@ class Trainer:
         m = self.cfg.train.max_minutes
         return bool(m) and self.elapsed >= 60.0 * m
 
+    def _set_lr(self, epoch_float: float, spent: float) -> None:
+        """Learning rate at ``epoch_float`` with ``spent`` budget seconds used (schedule of DESIGN §5)."""
+        from openmia.engine.schedule import lr_factor
+
+        t = self.cfg.train
+        prog = max(epoch_float / t.epochs, spent / (60 * t.max_minutes) if t.max_minutes else 0)
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.cfg.optim.lr * lr_factor(self.cfg.schedule, progress=prog, epoch_float=epoch_float)
+
+    def _apply(self, loss, epoch: int, step: int) -> None:
+        """One optimiser step on ``loss`` (refused when not finite) and the EMA update."""
+        import torch
+
+        if not torch.isfinite(loss):
+            raise RunDirError(f"training diverged at epoch {epoch + 1} step {step}: loss is {loss.item()}; lower optim.lr")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def _budget_spent(self, spent: float) -> bool:
+        """True once ``spent`` seconds reach ``train.max_minutes`` (a hard limit, also mid-epoch)."""
+        m = self.cfg.train.max_minutes
+        return bool(m) and spent >= 60 * m
+
     def _batches_for_pretrain(self) -> Callable[[], Iterator[Any]]:
         import torch
 
@@ -378,7 +404,6 @@ class Trainer:
         """Run the loop to the end (or resume it). ``stop_after_epoch`` simulates a kill (tests)."""
         import torch
 
-        from openmia.engine.schedule import lr_factor
         from openmia.losses.segmentation import DeepSupervision
         from openmia.transforms.augment import augment_batch, augment_pair
         from openmia.transforms.intensity import to_float_tensor
@@ -404,7 +429,6 @@ class Trainer:
         labels_t = torch.as_tensor(np.asarray(tr.labels, dtype=np.int64))
         segmentation = spec.task == "segmentation"
         deep = DeepSupervision(task.loss) if segmentation else None
-        base_lr = cfg.optim.lr
         with _progress(self.progress) as bar:
             job = bar.add_task("train", total=cfg.train.epochs, info="")
             bar.update(job, completed=self.epoch)
@@ -417,10 +441,7 @@ class Trainer:
                 for step, idx in enumerate(iterate_batches(n_train, bs, shuffle=True, gen=gen)):
                     if len(idx) < 2 and n_train > 1:
                         continue  # a batch of one breaks batch norm and adds nothing
-                    ef = ep + step / steps_per_epoch
-                    prog = max(ef / cfg.train.epochs, (self.elapsed + self._clock() - t0) / (60 * cfg.train.max_minutes) if cfg.train.max_minutes else 0)
-                    for g in self.optimizer.param_groups:
-                        g["lr"] = base_lr * lr_factor(cfg.schedule, progress=prog, epoch_float=ef)
+                    self._set_lr(ep + step / steps_per_epoch, self.elapsed + self._clock() - t0)
                     x = to_float_tensor(tr.images[idx], spec.normalization)
                     y = labels_t[idx]
                     if segmentation:
@@ -431,17 +452,11 @@ class Trainer:
                     else:
                         x = augment_batch(x, cfg.data.augment, gen)
                         loss = task.loss(model(x), y)
-                    if not torch.isfinite(loss):
-                        raise RunDirError(f"training diverged at epoch {ep + 1} step {step}: loss is {loss.item()}; lower optim.lr")
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.optimizer.step()
-                    if self.ema is not None:
-                        self.ema.update_parameters(model)
+                    self._apply(loss, ep, step)
                     tot_loss += loss.item() * len(idx)
                     n_seen += len(idx)
-                    if cfg.train.max_minutes and self.elapsed + self._clock() - t0 >= 60 * cfg.train.max_minutes:
-                        break  # the budget is a hard limit, also mid-epoch
+                    if self._budget_spent(self.elapsed + self._clock() - t0):
+                        break
                 eval_model = self.ema.module if self.ema is not None else model
                 val_probs = predict_proba(eval_model, task, va.images, spec.normalization, cfg.data.eval_batch_size)
                 scores = quick_scores(val_probs, va.labels, spec.task_type)
