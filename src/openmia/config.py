@@ -118,6 +118,9 @@ class LoopConfig:
     label_smoothing: float = 0.0
     loss: str = "auto"  # segmentation: dice | ce | dice_ce | focal | tversky (auto = dice_ce); classification: auto
     ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.99); 0 = off
+    # training forward pass precision: fp32, or bf16 autocast (about 1.7x faster on CPUs with
+    # AMX/AVX-512 bf16; weights, optimiser, losses and all evaluation stay fp32)
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         _positive("train.epochs", self.epochs)
@@ -128,6 +131,7 @@ class LoopConfig:
         _one_of("train.class_weights", self.class_weights, ("none", "balanced"))
         _one_of("train.select_metric", self.select_metric, ("auto", "auc", "acc", "loss", "dice", "map50", "count_mae"))
         _one_of("train.loss", self.loss, ("auto", "dice", "ce", "dice_ce", "focal", "tversky"))
+        _one_of("train.precision", self.precision, ("fp32", "bf16"))
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"train.label_smoothing: expected [0, 1), found {self.label_smoothing}")
         if not 0 <= self.ema < 1:

@@ -92,7 +92,7 @@ def test_counting_with_a_point_detector(tmp_path):
     assert result["select_metric"] == "count_mae" and "cell" in result["count_thresholds"]
     bad = _cfg(tmp_path, "task=counting", "data.dataset=synthetic/cells", "model.name=centernet",
                "model.kwargs={points: false}")
-    with pytest.raises(ConfigError, match="needs points"):
+    with pytest.raises(ConfigError, match="must predict points"):
         train(bad, run_dir=tmp_path / "bad", progress=False)
 
 
@@ -172,3 +172,72 @@ def test_cli_train_task_defaults_to_its_synthetic_set(tmp_path, capsys):
     assert "mae" in out and "run directory" in out
     (rd,) = tmp_path.iterdir()
     assert "dataset: synthetic/cells" in (rd / "config.yaml").read_text()
+
+
+def test_flips_move_3d_points_with_the_volume():
+    v = torch.zeros(1, 1, 5, 6, 7)  # (D, H, W)
+    v[0, 0, 1, 2, 1] = 1  # x 1, y 2, z 1
+    seen = set()
+    for seed in range(24):
+        y, (p,) = augment_objects(v, [np.array([[1.0, 2, 1]])], "point", "flip", torch.Generator().manual_seed(seed))
+        assert y.shape == v.shape and y[0, 0, int(p[0, 2]), int(p[0, 1]), int(p[0, 0])] == 1
+        seen.add(tuple(p[0]))
+    assert len(seen) == 8  # every combination of the three flips occurs
+
+
+def test_3d_point_detection_run_on_synthetic_nuclei(tmp_path):
+    cfg = _cfg(tmp_path, "task=detection", "data.dataset=synthetic/nuclei3d", "model.name=centernet",
+               "model.kwargs={width: 4, depth: 2, stride: 2}", "train.epochs=1", "data.batch_size=8")
+    res = train(cfg, run_dir=tmp_path / "run", progress=False)
+    pred, truth = _rows(res.run_dir / "predictions" / "test.csv"), _rows(res.run_dir / "truth" / "test.csv")
+    assert list(pred[0]) == ["case_id", "label", "score", "x", "y", "z"] and list(truth[0]) == ["case_id", "label", "x", "y", "z"]
+    assert all(0 <= float(r[c]) <= 32 for r in pred for c in "xyz")
+    summary = json.loads((res.run_dir / "eval" / "test" / "summary_all.json").read_text())
+    assert summary["detection"]["kind"] == "point" and {m["metric"] for m in summary["metrics"]} >= {"ap", "count_mae"}
+    # openmia count on NIfTI volumes (x = the file's first axis) gives the run's own test counts
+    import nibabel as nib
+
+    from openmia.data.object_sets import load as load_objects
+    from openmia.engine.count import count_images
+
+    test = load_objects("synthetic/nuclei3d", "test")
+    files = []
+    for i in range(2):
+        vol = test.images[i, 0]  # (D, H, W) = (z, y, x)
+        assert vol.min() == 0 and vol.max() == 255  # so the min-max scaling of `count` is the identity here
+        files.append(tmp_path / f"vol{i}.nii.gz")
+        nib.save(nib.Nifti1Image(vol.transpose(2, 1, 0).astype(np.float32), np.eye(4)), files[-1])
+    got = count_images(files, tmp_path / "counted", run_dir=res.run_dir)
+    run_counts = {r["case_id"]: float(r["count"]) for r in _rows(res.run_dir / "predictions" / "test_counts.csv")}
+    assert [got["counts"][f"vol{i}"]["nucleus"] for i in range(2)] == [run_counts[test.case_ids[i]] for i in range(2)]
+    dets = _rows(tmp_path / "counted" / "detections.csv")
+    assert list(dets[0]) == ["case_id", "label", "score", "x", "y", "z"]
+    mine = sorted((float(r["score"]), float(r["x"]), float(r["y"]), float(r["z"])) for r in dets if r["case_id"] == "vol0")
+    runs = sorted((float(r["score"]), float(r["x"]), float(r["y"]), float(r["z"])) for r in pred if r["case_id"] == test.case_ids[0])
+    assert len(mine) > 0 and np.allclose(mine, runs, atol=1e-4)  # same points: the x, y, z axes map as documented
+    assert (tmp_path / "counted" / "overlays" / "vol0.png").is_file()
+    nan = np.zeros((8, 8, 8), np.float32)
+    nan[1, 2, 3] = np.nan
+    nib.save(nib.Nifti1Image(nan, np.eye(4)), tmp_path / "nan.nii.gz")
+    with pytest.raises(DataError, match="nan.nii.gz: 1 voxel"):
+        count_images([tmp_path / "nan.nii.gz"], tmp_path / "c2", run_dir=res.run_dir)
+    with pytest.raises(DataError, match="3D run; it counts NIfTI"):
+        count_images([tmp_path / "counted" / "overlays" / "vol0.png"], tmp_path / "c3", run_dir=res.run_dir)
+    with pytest.raises(ConfigError, match="must predict points"):
+        train(_cfg(tmp_path, "task=detection", "data.dataset=synthetic/nuclei3d", "model.name=centernet",
+                   "model.kwargs={points: false}"), run_dir=tmp_path / "bad", progress=False)
+    with pytest.raises(ConfigError, match="supports dims"):
+        train(_cfg(tmp_path, "task=detection", "data.dataset=synthetic/nuclei3d", "model.name=fcos"),
+              run_dir=tmp_path / "bad2", progress=False)
+
+
+def test_synthetic_nuclei3d_is_deterministic_with_points_on_nuclei():
+    from openmia.data.synthetic_cells import nuclei3d
+
+    a, pa = nuclei3d(3, seed=4)
+    b, pb = nuclei3d(3, seed=4)
+    assert a.shape == (3, 1, 32, 32, 32) and np.array_equal(a, b) and all(np.array_equal(p, q) for p, q in zip(pa, pb))
+    for vol, pts in zip(a[:, 0], pa):
+        assert 3 <= len(pts) <= 15 and pts.shape[1] == 3
+        at = vol[tuple(np.round(pts[:, ::-1]).astype(int).T)]  # (x, y, z) -> array (z, y, x)
+        assert np.median(at) > np.percentile(vol, 90)  # annotated centres sit on bright nuclei

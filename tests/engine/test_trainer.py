@@ -224,3 +224,27 @@ def test_flip_tta_averages_logits_over_every_flip():
         logits = (net(x) + net(x.flip(2)).flip(2) + net(x.flip(3)).flip(3) + net(x.flip(2, 3)).flip(2, 3)) / 4
     np.testing.assert_allclose(got, torch.softmax(logits, 1).numpy(), rtol=1e-5, atol=1e-6)
     assert not np.allclose(got, predict_proba(net, task, imgs, "uint8_unit", 2))  # flips do change an asymmetric net
+
+
+def test_bf16_precision_autocasts_the_training_forward_only(tmp_path):
+    from openmia.engine.trainer import make_trainer
+    from openmia.errors import ConfigError
+
+    base = ["task=segmentation", "data.dataset=synthetic/seg2d", "model.name=resunet", "model.kwargs={channels: [4, 8, 16]}",
+            "train.epochs=1", "data.batch_size=32", "eval.n_resamples=50", "train.threads=1", f"out_dir={tmp_path / 'runs'}"]
+    seen = {}
+    for precision in ("fp32", "bf16"):
+        cfg = load_config(None, [*base, f"train.precision={precision}"])
+        tr = make_trainer(cfg, tmp_path / precision, progress=False)
+        tr._setup()
+        conv = next(m for m in tr.model.modules() if isinstance(m, torch.nn.Conv2d))
+        conv.register_forward_hook(lambda m, i, o: seen.__setitem__(precision, o.dtype))
+        out = tr._forward(torch.rand(2, 1, 64, 64))
+        assert out.dtype == torch.float32  # losses always see fp32
+    assert seen == {"fp32": torch.float32, "bf16": torch.bfloat16}
+    res = train(load_config(None, [*base, "train.precision=bf16"]), progress=False)
+    assert all(v.dtype == torch.float32 for v in _weights(res.run_dir).values() if v.is_floating_point())
+    dice = next(m for m in res.test_summary["metrics"] if m["metric"] == "dice" and m["label"] == "all")
+    assert np.isfinite(dice["value"])
+    with pytest.raises(ConfigError, match="train.precision"):
+        load_config(None, [*base, "train.precision=fp16"])

@@ -8,12 +8,14 @@ synthetic/lesions  detection  128 px ultrasound-like images, 0-4 benign/malignan
 synthetic/cells    counting   128 px fluorescence-like cells with clumps (points)     200 / 50 / 100
 bccd               detection  BCCD blood cells (RBC / WBC / Platelets), Pascal VOC,   205 / 87 / 72
                               the upstream split ``BCCD/ImageSets/Main``
+synthetic/nuclei3d detection 32 voxel 3D fluorescence-like stacks, 3-15 nuclei   120 / 30 / 60
+                              (points x y z), touching pairs; the 3D point default
 vgg_cells          counting   VGG synthetic cells, one dot per cell; the standard     32 / 16 / 100
                               protocol: N = 32 training images drawn from 001-100
                               (``data.fold`` = the draw), test 101-200
 =================  =========  ======================================================  ====================
 
-Images are resized once to the set's input shape (bilinear) and kept as uint8 ``(N, C, H, W)``;
+Images (3D: volumes ``(N, C, D, H, W)``) are resized once to the set's input shape (bilinear) and kept as uint8 ``(N, C, H, W)``;
 objects are scaled to that grid. ``scales`` keeps original-pixels-per-input-pixel so predictions
 are written, and scored, in the original image's pixel coordinates. BCCD's two zero-area boxes
 follow the VOC reader's policy (dropped and reported; ``openmia data verify bccd`` lists them).
@@ -34,6 +36,7 @@ BCCD_CLASSES = ("RBC", "WBC", "Platelets")
 VGG_DRAWS = 10  # data.fold = 0..9 picks one draw of the 32 training images
 VGG_N_TRAIN, VGG_N_VAL = 32, 16
 SYNTHETIC_SPLITS = (("train", 200), ("val", 50), ("test", 100))
+NUCLEI3D_SPLITS = (("train", 120), ("val", 30), ("test", 60))
 
 
 @dataclass
@@ -42,11 +45,11 @@ class ObjectSplit:
 
     Attributes:
         images: uint8 ``(N, C, H, W)`` at the set's input shape.
-        objects: per image boxes ``(k, 4)`` x1 y1 x2 y2 or points ``(k, 2)`` x y, float32, in
-            input pixels.
+        objects: per image boxes ``(k, 4)`` x1 y1 x2 y2 or points ``(k, 2)`` x y (3D: ``(k, 3)``
+            x y z), float32, in input pixels.
         classes: per image class indices ``(k,)`` int64 into ``spec.label_names``.
         case_ids: one id per image.
-        scales: ``(N, 2)`` original pixels per input pixel along x and y.
+        scales: ``(N, dims)`` original pixels per input pixel along x, y[, z].
         dropped: annotations dropped by a documented policy (e.g. zero-area boxes), with reasons.
     """
 
@@ -77,6 +80,11 @@ def _spec(name: str) -> DatasetSpec:
                            label_names=("cell",), split_sizes=SYNTHETIC_SPLITS, normalization=Normalization.UINT8_UNIT,
                            licence="CC0 (generated)", citation="openmia", source="synthetic",
                            description="fluorescence-like cells (10-60 per image) with clumps and overlaps (points)")
+    if name == "synthetic/nuclei3d":
+        return DatasetSpec(name=name, task="detection", task_type="detection", dims=3, channels=1, size=32,
+                           label_names=("nucleus",), split_sizes=NUCLEI3D_SPLITS, normalization=Normalization.UINT8_UNIT,
+                           licence="CC0 (generated)", citation="openmia", source="synthetic",
+                           description="3D fluorescence-like stacks (32^3) with 3-15 nuclei each (points x y z)")
     if name == "bccd":
         return DatasetSpec(name=name, task="detection", task_type="detection", dims=2, channels=3, size=320, shape=(240, 320),
                            label_names=BCCD_CLASSES, split_sizes=(("train", 205), ("val", 87), ("test", 72)),
@@ -93,7 +101,13 @@ def _spec(name: str) -> DatasetSpec:
     raise KeyError(name)
 
 
-SPECS: dict[str, DatasetSpec] = {n: _spec(n) for n in ("synthetic/lesions", "synthetic/cells", "bccd", "vgg_cells")}
+SPECS: dict[str, DatasetSpec] = {n: _spec(n) for n in ("synthetic/lesions", "synthetic/cells", "synthetic/nuclei3d",
+                                                                          "bccd", "vgg_cells")}
+
+
+# what each set is annotated with ("box" | "point"): runs are rebuilt from it without loading data
+ANNOTATION = {"synthetic/lesions": "box", "synthetic/cells": "point", "synthetic/nuclei3d": "point", "bccd": "box",
+              "vgg_cells": "point"}
 
 
 def _root(spec: DatasetSpec, root: str | Path | None) -> Path:
@@ -181,6 +195,12 @@ def _synthetic(name: str, seed: int) -> dict[str, ObjectSplit]:
 
             imgs, objs, cls = lesions(n, size=spec.size, classes=spec.label_names, seed=s)
             kind = "box"
+        elif name == "synthetic/nuclei3d":
+            from openmia.data.synthetic_cells import nuclei3d
+
+            imgs, objs = nuclei3d(n, size=spec.size, seed=s)
+            cls = [np.zeros(len(o), np.int64) for o in objs]
+            kind = "point"
         else:
             from openmia.data.synthetic_cells import cells
 
@@ -190,7 +210,7 @@ def _synthetic(name: str, seed: int) -> dict[str, ObjectSplit]:
         u8 = _frozen(np.round(np.clip(imgs, 0, 1) * 255).astype(np.uint8))
         ids = [f"{name}/{split}/{i:05d}" for i in range(n)]
         out[split] = ObjectSplit(u8, [np.asarray(o, np.float32) for o in objs], [np.asarray(c, np.int64) for c in cls], ids,
-                                 spec, np.ones((n, 2)), kind)
+                                 spec, np.ones((n, spec.dims)), kind)
     return out
 
 

@@ -8,7 +8,10 @@ Writes to ``out``:
 
 Images are read with Pillow (PNG, JPEG, TIFF, ...) in the run's channel layout and resized to the
 run's input shape, as the training data were; coordinates are mapped back to the original
-pixels. A detector counts the detections at or above the run's count threshold (chosen per class
+pixels. A 3D run (points ``x,y,z``) reads NIfTI volumes (``.nii``/``.nii.gz``) with nibabel: the
+volume keeps its voxel grid (x = the file's first axis i, y = j, z = k; no resampling, the
+detector is fully convolutional), its intensities are min-max scaled to the training range, and
+the overlay is the maximum-intensity projection along z with the points drawn on it. A detector counts the detections at or above the run's count threshold (chosen per class
 on the validation split, saved in ``result.json``) unless ``score_threshold`` is given. The
 classical baseline (``method="log"``) needs no run: Laplacian-of-Gaussian blobs (scikit-image).
 """
@@ -40,8 +43,33 @@ def _read_image(path: Path, channels: int | None) -> np.ndarray:
         raise DataError(f"{path}: cannot read the image ({type(exc).__name__}: {exc})") from None
 
 
+def _is_nifti(path: Path) -> bool:
+    return path.name.endswith((".nii", ".nii.gz"))
+
+
+def _read_volume(path: Path) -> np.ndarray:
+    """A NIfTI volume as uint8 ``(D, H, W)`` = the file's (k, j, i) axes, min-max scaled to 0-255."""
+    import nibabel as nib
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such volume file")
+    try:
+        a = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read the NIfTI volume ({type(exc).__name__}: {exc})") from None
+    if a.ndim == 4 and a.shape[3] == 1:
+        a = a[..., 0]
+    if a.ndim != 3:
+        raise DataError(f"{path}: expected a 3D volume (one channel), found shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise DataError(f"{path}: {int((~np.isfinite(a)).sum())} voxel(s) are NaN or infinite; fix or mask them first")
+    lo, hi = float(a.min()), float(a.max())
+    u8 = np.round((a - lo) / (hi - lo) * 255) if hi > lo else np.zeros_like(a)
+    return np.ascontiguousarray(u8.astype(np.uint8).transpose(2, 1, 0))
+
+
 def _case_ids(paths: Sequence[Path]) -> list[str]:
-    ids = [p.stem for p in paths]
+    ids = [p.name.removesuffix(".gz").removesuffix(".nii") if _is_nifti(p) else p.stem for p in paths]
     seen: dict[str, Path] = {}
     for cid, p in zip(ids, paths):
         if cid in seen:
@@ -95,7 +123,8 @@ def count_images(images: Sequence[str | Path], out_dir: str | Path, *, run_dir: 
         raise ConfigError(f"method must be 'model' or 'log', found {method!r}")
 
     counts_rows, det_rows = [["case_id", "label", "count"]], []
-    coords = ["x1", "y1", "x2", "y2"] if kind == "box" else ["x", "y"]
+    dims = max((len(r[1]["objects"][0]) for r in results if len(r[1].get("objects", ()))), default=2)
+    coords = ["x1", "y1", "x2", "y2"] if kind == "box" else ["x", "y", "z"][:dims]
     counts: dict[str, dict[str, float]] = {}
     if overlays:
         (out / "overlays").mkdir(parents=True, exist_ok=True)
@@ -128,8 +157,7 @@ def _predict_with_run(run_dir, paths: list[Path], score_threshold: float | None)
     spec, model = run.spec, run.model
     if spec.task not in ("detection", "counting"):
         raise RunDirError(f"{run_dir} is a {spec.task} run; openmia count needs a detection or counting run")
-    kind = "box" if spec.task == "detection" else "point"
-    h, w = spec.spatial_shape
+    kind = "point" if getattr(model, "points", False) or is_density(model) else "box"
     names = tuple(spec.label_names)
     if score_threshold is not None:
         thresholds = np.full(len(names), float(score_threshold))
@@ -141,14 +169,23 @@ def _predict_with_run(run_dir, paths: list[Path], score_threshold: float | None)
         thresholds = np.array([chosen[n] for n in names]) if chosen else np.zeros(len(names))
     from PIL import Image
 
+    max_det = run.cfg.eval.max_detections or (100 if kind == "box" else 1000)
     results = []
     for p in paths:
+        if spec.dims == 3:
+            if not _is_nifti(p):
+                raise DataError(f"{p}: {run_dir} is a 3D run; it counts NIfTI volumes (.nii / .nii.gz)")
+            vol = _read_volume(p)
+            pred = predict_objects(model, vol[None, None], spec.normalization, 1, kind=kind, max_detections=max_det,
+                                   nms_iou=run.cfg.eval.nms_iou)[0]
+            results.append((vol.max(axis=0), pred))  # overlay: maximum-intensity projection along z
+            continue
+        h, w = spec.spatial_shape
         img = _read_image(p, spec.channels)
         oh, ow = img.shape[:2]
         small = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
         x = (small.transpose(2, 0, 1) if small.ndim == 3 else small[None])[None]
-        pred = predict_objects(model, np.ascontiguousarray(x), spec.normalization, 1, kind=kind,
-                               max_detections=run.cfg.eval.max_detections or (100 if kind == "box" else 1000),
+        pred = predict_objects(model, np.ascontiguousarray(x), spec.normalization, 1, kind=kind, max_detections=max_det,
                                nms_iou=run.cfg.eval.nms_iou)[0]
         if "objects" in pred:
             sx, sy = ow / w, oh / h

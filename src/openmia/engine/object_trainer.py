@@ -42,34 +42,31 @@ def is_density(model) -> bool:
 
 
 def augment_objects(x, objects: list[np.ndarray], kind: str, mode: str, gen):
-    """Random flips (``flip``: horizontal and vertical; ``dihedral``: also transposes, i.e. all 8
-    right-angle symmetries of a square) of each image in ``x`` ``(N, C, H, W)`` with its boxes
-    ``(k, 4)`` / points ``(k, 2)`` in pixels. Returns the new tensor and object arrays."""
+    """Random flips of each image in ``x`` ``(N, C, *spatial)`` with its boxes ``(k, 4)`` / points
+    ``(k, dims)`` (x, y[, z]) in pixels: ``flip`` flips every spatial axis with probability 1/2;
+    ``dihedral`` also swaps x and y (with the flips: all 8 right-angle symmetries of a square
+    image; in 3D the volume's x-y plane). Returns the new tensor and object arrays."""
     import torch
 
     if mode == "none":
         return x, objects
-    n, _, h, w = x.shape
-    draws = torch.rand(n, 3, generator=gen).numpy() < 0.5
+    n, dims = x.shape[0], x.dim() - 2
+    extent = list(x.shape[2:][::-1])  # x, y[, z]
+    draws = torch.rand(n, dims + 1, generator=gen).numpy() < 0.5
     xs, out = [], []
     for i in range(n):
         xi, o = x[i], np.array(objects[i], dtype=np.float32, copy=True)
-        hh, ww = h, w
-        if mode == "dihedral" and draws[i, 2] and h == w:
-            xi = xi.transpose(1, 2)
-            o = o[:, [1, 0, 3, 2]] if kind == "box" else o[:, [1, 0]]
-        if draws[i, 0]:  # horizontal
-            xi = torch.flip(xi, (2,))
+        if mode == "dihedral" and draws[i, dims] and extent[0] == extent[1]:
+            xi = xi.transpose(-1, -2)
+            o = o[:, [1, 0, 3, 2]] if kind == "box" else o[:, [1, 0, *range(2, dims)]]
+        for a in range(dims):  # a = 0 is x (the last array axis)
+            if not draws[i, a]:
+                continue
+            xi = torch.flip(xi, (xi.dim() - 1 - a,))
             if kind == "box":
-                o[:, [0, 2]] = ww - o[:, [2, 0]]
+                o[:, [a, a + 2]] = extent[a] - o[:, [a + 2, a]]
             else:
-                o[:, 0] = ww - 1 - o[:, 0]
-        if draws[i, 1]:  # vertical
-            xi = torch.flip(xi, (1,))
-            if kind == "box":
-                o[:, [1, 3]] = hh - o[:, [3, 1]]
-            else:
-                o[:, 1] = hh - 1 - o[:, 1]
+                o[:, a] = extent[a] - 1 - o[:, a]
         xs.append(xi)
         out.append(o)
     return torch.stack(xs), out
@@ -132,14 +129,16 @@ def choose_count_thresholds(preds: list[dict], classes: list[np.ndarray], n_clas
 
 def model_kwargs(cfg, spec, kind: str) -> dict[str, Any]:
     """The model factory's keyword arguments for a detection/counting run, checked against the
-    data: a counting run may use a detector, which then predicts points (count = detections)."""
+    data: a counting run may use a detector, which then predicts points (count = detections), and a
+    detector on a point-annotated set predicts points."""
     from openmia.models import load_all
 
     mtask = load_all().get(cfg.model.name).meta.get("task")
     kw = dict(cfg.model.kwargs)
-    if spec.task == "counting" and mtask == "detection":
+    if mtask == "detection" and (spec.task == "counting" or kind == "point"):
         if kw.get("points") is False:
-            raise ConfigError(f"model.kwargs.points=false: a counting run with the detector {cfg.model.name!r} needs points")
+            raise ConfigError(f"model.kwargs.points=false: {spec.name} has point annotations (a {spec.task} run); the detector "
+                              f"{cfg.model.name!r} must predict points")
         kw["points"] = True
     elif mtask != spec.task:
         raise ConfigError(f"model.name={cfg.model.name!r} is a {mtask} model but the run's task is {cfg.task!r}; pick one "
@@ -178,7 +177,7 @@ class ObjectTrainer(Trainer):
         self.kind = self.splits["train"].kind
         kw = model_kwargs(cfg, spec, self.kind)
         torch.manual_seed(cfg.train.seed)
-        self.model = build_model(cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes, dims=2,
+        self.model = build_model(cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes, dims=spec.dims,
                                  input_size=spec.size, **kw)
         if not is_density(self.model) and not hasattr(self.model, "compute_loss"):
             raise ConfigError(f"model {cfg.model.name!r} has no compute_loss(out, boxes, labels); it cannot be trained here")
@@ -189,7 +188,7 @@ class ObjectTrainer(Trainer):
     def _loss(self, x, objects: list[np.ndarray], classes: list[np.ndarray]):
         import torch
 
-        out = self.model(x)
+        out = self._forward(x)
         if is_density(self.model):
             from openmia.data.synthetic_cells import density_map
             from openmia.models.detection import density_loss
@@ -289,7 +288,7 @@ class ObjectTrainer(Trainer):
     def _write_split(self, split: str, preds: list[dict], thresholds: np.ndarray) -> None:
         """Detection and count CSVs of ``split`` in original image pixels."""
         s, names = self.splits[split], self.spec.label_names
-        coords = ["x1", "y1", "x2", "y2"] if self.kind == "box" else ["x", "y"]
+        coords = ["x1", "y1", "x2", "y2"] if self.kind == "box" else ["x", "y", "z"][: self.spec.dims]
         tile = 2 if self.kind == "box" else 1
 
         def scaled(o: np.ndarray, i: int) -> np.ndarray:

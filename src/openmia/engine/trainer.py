@@ -381,6 +381,16 @@ class Trainer:
         if self.ema is not None:
             self.ema.update_parameters(self.model)
 
+    def _forward(self, x):
+        """The model's training forward pass in ``train.precision``; outputs (tensors, or lists/tuples/dicts
+        of them) come back as fp32 so every loss is computed in full precision."""
+        if self.cfg.train.precision == "fp32":
+            return self.model(x)
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return _to_fp32(self.model(x))
+
     def _budget_spent(self, spent: float) -> bool:
         """True once ``spent`` seconds reach ``train.max_minutes`` (a hard limit, also mid-epoch)."""
         m = self.cfg.train.max_minutes
@@ -446,12 +456,12 @@ class Trainer:
                     y = labels_t[idx]
                     if segmentation:
                         x, y = augment_pair(x, y, cfg.data.augment, gen)
-                        out = model(x)
-                        aux = getattr(model, "aux_outputs", None)
+                        out = self._forward(x)
+                        aux = _to_fp32(getattr(model, "aux_outputs", None))
                         loss = deep(out, aux, y) if aux else task.loss(out, y)
                     else:
                         x = augment_batch(x, cfg.data.augment, gen)
-                        loss = task.loss(model(x), y)
+                        loss = task.loss(self._forward(x), y)
                     self._apply(loss, ep, step)
                     tot_loss += loss.item() * len(idx)
                     n_seen += len(idx)
@@ -568,6 +578,19 @@ class Trainer:
         except Exception as exc:  # the run itself is complete; indexing is best effort but reported
             log.warning("run finished but could not be added to the run index: %s", exc)
         return result
+
+
+def _to_fp32(out):
+    """``out`` with every floating tensor in it cast to fp32 (lists, tuples and dicts are walked)."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out.float() if out.is_floating_point() else out
+    if isinstance(out, (list, tuple)):
+        return type(out)(_to_fp32(o) for o in out)
+    if isinstance(out, dict):
+        return {k: _to_fp32(v) for k, v in out.items()}
+    return out
 
 
 def _safe_name(case_id: str) -> str:

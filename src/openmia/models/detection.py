@@ -34,39 +34,49 @@ from openmia.models.segmentation import UNet
 
 
 class CenterNet(nn.Module):
-    """U-Net backbone at full resolution, pooled to ``stride``, with heatmap / size / offset heads."""
+    """U-Net backbone at full resolution, pooled to ``stride``, with heatmap / size / offset heads.
 
-    def __init__(self, in_channels: int, num_classes: int, *, width: int = 16, depth: int = 3, stride: int = 4,
+    2D predicts boxes or points; 3D (``dims=3``, volumes ``(N, C, D, H, W)``) predicts points
+    ``(n, 3)`` x y z (x along W, y along H, z along D), e.g. nuclei or lesion centres.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, *, dims: int = 2, width: int = 16, depth: int = 3, stride: int = 4,
                  points: bool = False) -> None:
         super().__init__()
         if stride not in (1, 2, 4, 8):
             raise ConfigError(f"centernet stride must be 1, 2, 4 or 8, found {stride}")
-        self.num_classes, self.stride, self.points = num_classes, stride, points
+        if dims == 3 and not points:
+            raise ConfigError("centernet in 3D predicts points only; set model.kwargs.points=true (3D boxes are not supported)")
+        self.num_classes, self.stride, self.points, self.dims = num_classes, stride, points, dims
         feat = 2 * width
-        self.backbone = UNet(2, in_channels, feat, depth=depth, width=width, norm="batch")
-        self.heat = nn.Sequential(nn.Conv2d(feat, feat, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(feat, num_classes, 1))
-        self.size = nn.Sequential(nn.Conv2d(feat, feat, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(feat, 2, 1))
-        self.offset = nn.Sequential(nn.Conv2d(feat, feat, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(feat, 2, 1))
+        Conv = nn.Conv2d if dims == 2 else nn.Conv3d
+        self.backbone = UNet(dims, in_channels, feat, depth=depth, width=width, norm="batch")
+
+        def head(out: int) -> nn.Sequential:
+            return nn.Sequential(Conv(feat, feat, 3, padding=1), nn.ReLU(inplace=True), Conv(feat, out, 1))
+
+        self.heat, self.size, self.offset = head(num_classes), head(dims), head(dims)
         # focal-loss prior: initial heatmap probability 0.1 (CenterNet's -2.19 bias)
         nn.init.constant_(self.heat[-1].bias, -math.log((1 - 0.1) / 0.1))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``(N, C, H, W)`` -> ``{"heatmap": (N, K, H/s, W/s) logits, "size": (N, 2, ...), "offset": (N, 2, ...)}``."""
+        """``(N, C, *spatial)`` -> ``{"heatmap": (N, K, *spatial/s) logits, "size": (N, dims, ...), "offset": (N, dims, ...)}``
+        (size/offset channels in x, y[, z] order)."""
         f = F.relu(self.backbone(x))
         if self.stride > 1:
-            f = F.avg_pool2d(f, self.stride, ceil_mode=True)
+            f = (F.avg_pool2d if self.dims == 2 else F.avg_pool3d)(f, self.stride, ceil_mode=True)
         return {"heatmap": self.heat(f), "size": self.size(f), "offset": self.offset(f)}
 
     def compute_loss(self, out: dict[str, torch.Tensor], boxes: list[torch.Tensor], labels: list[torch.Tensor]) -> torch.Tensor:
         """:func:`centernet_loss` against :func:`centernet_targets` built on ``out["heatmap"]``'s grid and device.
 
-        ``boxes[i]``: ``(n_i, 4)`` x1 y1 x2 y2 (``(n_i, 2)`` x y with ``points``) in input pixels;
+        ``boxes[i]``: ``(n_i, 4)`` x1 y1 x2 y2 (``(n_i, dims)`` x y [z] with ``points``) in input pixels;
         ``labels[i]``: ``(n_i,)`` in 0..K-1; images may be empty.
         """
         heat = out["heatmap"]
-        dim = 2 if self.points else 4
+        dim = self.dims if self.points else 4
         target = centernet_targets([b.detach().cpu().float().reshape(-1, dim) for b in boxes],
-                                   [lab.detach().cpu() for lab in labels], self.num_classes, tuple(heat.shape[-2:]),
+                                   [lab.detach().cpu() for lab in labels], self.num_classes, tuple(heat.shape[2:]),
                                    self.stride, points=self.points)
         return centernet_loss(out, {k: v.to(device=heat.device, dtype=heat.dtype) for k, v in target.items()})
 
@@ -82,27 +92,29 @@ class CenterNet(nn.Module):
         """
         out = self(x)
         heat = torch.sigmoid(out["heatmap"])
-        peaks = heat * (F.max_pool2d(heat, 3, 1, 1) == heat)  # local maxima only (replaces NMS)
-        n, k, h, w = heat.shape
-        img_h, img_w = x.shape[-2:]
+        pool = F.max_pool2d if self.dims == 2 else F.max_pool3d
+        peaks = heat * (pool(heat, 3, 1, 1) == heat)  # local maxima only (replaces NMS)
+        n, k = heat.shape[:2]
+        grid = heat.shape[2:]  # (h, w) or (d, h, w)
+        cells = math.prod(grid)
+        extent = x.shape[2:][::-1]  # input size in x, y[, z] order
         results = []
         for i in range(n):
-            scores, idx = peaks[i].reshape(-1).topk(min(max_detections, k * h * w))
+            scores, idx = peaks[i].reshape(-1).topk(min(max_detections, k * cells))
             keep = scores >= score_threshold
             scores, idx = scores[keep], idx[keep]
-            labels = idx // (h * w)
-            cy, cx = (idx % (h * w)) // w, idx % w
-            off = out["offset"][i][:, cy, cx]
-            px = ((cx.float() + off[0]) * self.stride).clamp(0, img_w)
-            py = ((cy.float() + off[1]) * self.stride).clamp(0, img_h)
+            labels = idx // cells
+            pos = torch.stack(torch.unravel_index(idx % cells, grid))  # (dims, n) in array order (z,) y, x
+            off = out["offset"][i][(slice(None), *pos)]  # (dims, n) in x, y[, z] order
+            centre = torch.stack([((pos[-1 - a].float() + off[a]) * self.stride).clamp(0, extent[a]) for a in range(self.dims)], 1)
             res = {"scores": scores, "labels": labels}
             if self.points:
-                res["points"] = torch.stack([px, py], 1)
+                res["points"] = centre
             else:
-                sz = out["size"][i][:, cy, cx].clamp_min(0) * self.stride
-                boxes = torch.stack([px - sz[0] / 2, py - sz[1] / 2, px + sz[0] / 2, py + sz[1] / 2], 1)
-                boxes[:, 0::2] = boxes[:, 0::2].clamp(0, img_w)
-                boxes[:, 1::2] = boxes[:, 1::2].clamp(0, img_h)
+                sz = out["size"][i][(slice(None), *pos)].clamp_min(0).T * self.stride
+                boxes = torch.cat([centre - sz / 2, centre + sz / 2], 1)
+                boxes[:, 0::2] = boxes[:, 0::2].clamp(0, extent[0])
+                boxes[:, 1::2] = boxes[:, 1::2].clamp(0, extent[1])
                 res["boxes"] = boxes
                 if nms_iou is not None and nms_iou > 0:
                     kept = batched_nms(boxes, scores, labels, nms_iou)
@@ -111,40 +123,44 @@ class CenterNet(nn.Module):
         return results
 
 
-def centernet_targets(boxes: list[torch.Tensor], labels: list[torch.Tensor], num_classes: int, out_hw: tuple[int, int],
+def centernet_targets(boxes: list[torch.Tensor], labels: list[torch.Tensor], num_classes: int, out_shape: tuple[int, ...],
                       stride: int, *, points: bool = False, radius: float | None = None) -> dict[str, torch.Tensor]:
     """Heatmap (Gaussian splats, max-combined), size/offset targets and their mask at the centres.
 
-    ``boxes[i]``: ``(n, 4)`` x1 y1 x2 y2 (or ``(n, 2)`` points with ``points=True``) in input pixels.
-    The Gaussian's sigma follows the object size (box: a third of the smaller output-grid side,
-    at least 1; points: ``radius`` or 2 cells).
+    ``out_shape``: the output grid ``(h, w)`` or, for 3D points, ``(d, h, w)``.
+    ``boxes[i]``: ``(n, 4)`` x1 y1 x2 y2 (or ``(n, dims)`` points x y [z] with ``points=True``) in
+    input pixels. The Gaussian's sigma follows the object size (box: a third of the smaller
+    output-grid side, at least 1; points: ``radius`` or 2 cells). Size/offset channels are in
+    x, y[, z] order.
     """
-    h, w = out_hw
+    dims = len(out_shape)
     n = len(boxes)
-    heat = torch.zeros(n, num_classes, h, w)
-    size = torch.zeros(n, 2, h, w)
-    offset = torch.zeros(n, 2, h, w)
-    mask = torch.zeros(n, 1, h, w)
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    heat = torch.zeros(n, num_classes, *out_shape)
+    size = torch.zeros(n, dims, *out_shape)
+    offset = torch.zeros(n, dims, *out_shape)
+    mask = torch.zeros(n, 1, *out_shape)
+    axes = torch.meshgrid(*(torch.arange(s, dtype=torch.float32) for s in out_shape), indexing="ij")  # array order
     for i, (b, lab) in enumerate(zip(boxes, labels)):
         for j in range(len(b)):
             if points:
-                cx, cy = float(b[j, 0]) / stride, float(b[j, 1]) / stride
+                c = [float(v) / stride for v in b[j, :dims]]  # x, y[, z]
                 sigma = radius if radius is not None else 2.0
-                bw = bh = 0.0
+                extent = [0.0] * dims
             else:
                 x1, y1, x2, y2 = (float(v) for v in b[j])
-                cx, cy = (x1 + x2) / 2 / stride, (y1 + y2) / 2 / stride
-                bw, bh = (x2 - x1) / stride, (y2 - y1) / stride
-                sigma = max(1.0, min(bw, bh) / 3)
-            ix, iy = min(max(int(cx), 0), w - 1), min(max(int(cy), 0), h - 1)
-            g = torch.exp(-((xx - ix) ** 2 + (yy - iy) ** 2) / (2 * sigma**2))
-            c = int(lab[j])
-            heat[i, c] = torch.maximum(heat[i, c], g)
-            heat[i, c, iy, ix] = 1.0
-            size[i, :, iy, ix] = torch.tensor([bw, bh])
-            offset[i, :, iy, ix] = torch.tensor([cx - ix, cy - iy])
-            mask[i, 0, iy, ix] = 1.0
+                c = [(x1 + x2) / 2 / stride, (y1 + y2) / 2 / stride]
+                extent = [(x2 - x1) / stride, (y2 - y1) / stride]
+                sigma = max(1.0, min(extent) / 3)
+            # integer cell per axis, x, y[, z] order; out_shape is in array order (z,) y, x
+            cell = [min(max(int(v), 0), out_shape[dims - 1 - a] - 1) for a, v in enumerate(c)]
+            at = tuple(cell[::-1])  # array index (z,) y, x
+            g = torch.exp(-sum((ax - cell[dims - 1 - a]) ** 2 for a, ax in enumerate(axes)) / (2 * sigma**2))
+            k = int(lab[j])
+            heat[i, k] = torch.maximum(heat[i, k], g)
+            heat[(i, k, *at)] = 1.0
+            size[(i, slice(None), *at)] = torch.tensor(extent)
+            offset[(i, slice(None), *at)] = torch.tensor([v - q for v, q in zip(c, cell)])
+            mask[(i, 0, *at)] = 1.0
     return {"heatmap": heat, "size": size, "offset": offset, "mask": mask}
 
 
@@ -161,16 +177,18 @@ def centernet_loss(out: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
     n_obj = pos.sum().clamp_min(1.0)
     focal = -(pos_loss + neg_loss) / n_obj
     m = target["mask"]
-    l1 = lambda a, b: (F.l1_loss(a * m, b * m, reduction="sum") / (m.sum() * 2).clamp_min(1.0))  # noqa: E731
+    n_comp = out["size"].shape[1]
+    l1 = lambda a, b: (F.l1_loss(a * m, b * m, reduction="sum") / (m.sum() * n_comp).clamp_min(1.0))  # noqa: E731
     return focal + size_weight * l1(out["size"], target["size"]) + l1(out["offset"], target["offset"])
 
 
-@register_model("centernet", task="detection", dims=(2,), family="centernet")
+@register_model("centernet", task="detection", dims=(2, 3), family="centernet")
 def centernet(in_channels: int, num_classes: int, dims: int = 2, input_size: int = 256, width: int = 16, depth: int = 3,
               stride: int = 4, points: bool = False) -> nn.Module:
-    """CenterNet-style anchor-free detector (Zhou et al. 2019): centre heatmap + size + offset, boxes or points."""
-    check_args("centernet", in_channels=in_channels, num_classes=num_classes, dims=dims, input_size=input_size, supported=(2,))
-    return CenterNet(in_channels, num_classes, width=width, depth=depth, stride=stride, points=points)
+    """CenterNet-style anchor-free detector (Zhou et al. 2019): centre heatmap + size + offset; boxes or
+    points in 2D, points in 3D."""
+    check_args("centernet", in_channels=in_channels, num_classes=num_classes, dims=dims, input_size=input_size, supported=(2, 3))
+    return CenterNet(in_channels, num_classes, dims=dims, width=width, depth=depth, stride=stride, points=points)
 
 
 class DensityCounter(nn.Module):
