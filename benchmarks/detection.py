@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _runs import parse_budgets, run_pool  # noqa: E402
+from _runs import parse_budgets, run_pool, train_or_reuse  # noqa: E402
 
 MINUTES = {"bccd": 30.0, "cells": 5.0}
 # literature for orientation (different splits / hardware): BCCD YOLO-family mAP@0.5 0.92-0.95;
@@ -53,9 +53,9 @@ CONFIGS: dict[str, dict[str, list[str]]] = {
     },
     "cells": {
         "density_unet": ["model.name=density_counter", "model.kwargs={width: 16, depth: 3}", "data.batch_size=8",
-                         "optim.lr=0.002", *_COMMON[:3], "data.augment=dihedral"],
+                         "optim.lr=0.002", *_COMMON[:3], "data.augment=dihedral", "train.precision=bf16"],
         "centernet_points": ["model.name=centernet", "model.kwargs={width: 16, depth: 3, stride: 2}", "data.batch_size=8",
-                             "optim.lr=0.002", *_COMMON[:3], "data.augment=dihedral"],
+                             "optim.lr=0.002", *_COMMON[:3], "data.augment=dihedral", "train.precision=bf16"],
     },
 }
 DATASET = {"bccd": ("bccd", "detection", "bccd"), "cells": ("vgg_cells", "counting", "cells")}  # catalogue name, task, folder
@@ -65,21 +65,13 @@ LOG_THRESHOLDS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15)
 def _run(job: dict[str, Any]) -> dict[str, Any]:
     """Train one configuration in a worker process; reuse a complete run, resume a partial one."""
     from openmia.config import load_config
-    from openmia.engine.trainer import resume, train
 
-    rd = Path(job["run_dir"])
-    if (rd / "result.json").is_file():
-        return {**job, "reused": True}
     name, task, _ = DATASET[job["dataset"]]
     cfg = load_config(None, [f"task={task}", f"data.dataset={name}", f"data.root={job['root']}", f"data.fold={job['draw']}",
                              *job["overrides"], f"train.max_minutes={job['minutes']}", "train.budget_clock=cpu",
                              "train.epochs=100000", "train.threads=1", f"train.seed={job['seed']}",
                              f"eval.n_resamples={job['resamples']}"])
-    if (rd / "config.yaml").is_file():
-        resume(rd, progress=False)
-    else:
-        train(cfg, run_dir=rd, progress=False)
-    return {**job, "reused": False}
+    return {**job, "reused": train_or_reuse(cfg, job["run_dir"])}
 
 
 def log_baseline(root: str, draw: int, out: Path) -> dict[str, Any]:

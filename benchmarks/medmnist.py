@@ -27,6 +27,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _runs import train_or_reuse  # noqa: E402
 
 # The paper's published values (REFERENCE.md, Yang et al. 2023): ResNet-18 (28) / ResNet-18 + 3D
 # AUC and ACC, and the best AUC of any method in its table for that set.
@@ -77,18 +79,10 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     """Train one (dataset, config, seed) in a worker process; reuse a complete run."""
 
     from openmia.config import load_config
-    from openmia.engine.trainer import resume, train
 
-    rd = Path(job["run_dir"])
-    if (rd / "result.json").is_file():
-        return {**job, "reused": True}
     cfg = load_config(None, [*job["overrides"], f"train.seed={job['seed']}", f"train.threads={job['threads']}",
                              f"eval.n_resamples={job['resamples']}"] + ([f"data.root={job['root']}"] if job["root"] else []))
-    if (rd / "config.yaml").is_file():
-        resume(rd, progress=False)
-    else:
-        train(cfg, run_dir=rd, progress=False)
-    return {**job, "reused": False}
+    return {**job, "reused": train_or_reuse(cfg, job["run_dir"])}
 
 
 def _read_probs(run_dir: Path, split: str = "test") -> tuple[list[str], np.ndarray, np.ndarray, str]:

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _runs import parse_budgets, run_pool  # noqa: E402
+from _runs import parse_budgets, run_pool, train_or_reuse  # noqa: E402
 
 # Dice the issue compares with (literature): BUSI attention U-Net 0.742 (full BUSI); Kvasir-SEG
 # U-Net about 0.82; hippocampus nnU-Net about 0.90 / 0.89 (anterior / posterior).
@@ -46,7 +46,10 @@ _2D = ["model.name=resunet", "model.kwargs={channels: [16, 32, 64, 128, 256]}", 
        "schedule.name=cosine", "train.loss=dice_ce", "eval.tta=true", "eval.postprocess=largest"]
 OPENMIA: dict[str, list[str]] = {
     "busi": ["data.dataset=busi", *_2D],
-    "kvasir_seg": ["data.dataset=kvasir_seg", *_2D],
+    # Kvasir-SEG at 128 x 128: 4x the epochs of 256 x 256 in the same budget (val Dice 0.77 vs 0.60 at
+    # 192 x 192 after 6.5 CPU-min, 2026-12-01 pilots), weight EMA, bf16 autocast for the training
+    # forward pass (1.7x faster steps on this CPU's AMX units)
+    "kvasir_seg": ["data.dataset=kvasir_seg", *_2D, "data.size=128", "train.ema=0.99", "train.precision=bf16"],
     "hippocampus": ["data.dataset=hippocampus", "model.name=resunet", "model.kwargs={channels: [16, 32, 64, 128, 256]}",
                     "data.batch_size=4", "data.eval_batch_size=8", "data.augment=affine", "optim.name=adamw",
                     "optim.lr=0.002", "optim.weight_decay=0.0001", "schedule.name=cosine", "train.loss=dice_ce",
@@ -97,19 +100,11 @@ def _rescore(job: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
 def _run_openmia(job: dict[str, Any]) -> dict[str, Any]:
     """Train one openmia configuration in a worker process; reuse a complete run."""
     from openmia.config import load_config
-    from openmia.engine.trainer import resume, train
 
-    rd = Path(job["run_dir"])
-    if (rd / "result.json").is_file():
-        return {**job, "reused": True}
     cfg = load_config(None, [*job["overrides"], f"train.max_minutes={job['minutes']}", "train.budget_clock=cpu",
                              "train.epochs=100000", "train.threads=1", f"eval.n_resamples={job['resamples']}",
                              f"data.root={job['root']}", "task=segmentation"])
-    if (rd / "config.yaml").is_file():
-        resume(rd, progress=False)
-    else:
-        train(cfg, run_dir=rd, progress=False)
-    return {**job, "reused": False}
+    return {**job, "reused": train_or_reuse(cfg, job["run_dir"])}
 
 
 def _run_monai(job: dict[str, Any]) -> dict[str, Any]:
