@@ -27,6 +27,7 @@ import numpy as np
 from openmia import fileio
 from openmia.errors import ConfigError, DataError, RunDirError
 
+OVERLAY_MIN_SIZE = 256  # px: overlays of smaller images are enlarged (nearest neighbour) by an integer factor
 COLOURS = ((255, 40, 40), (40, 220, 40), (60, 120, 255), (255, 200, 0), (255, 0, 255))
 
 
@@ -82,13 +83,16 @@ def _overlay(img: np.ndarray, objects: np.ndarray, labels: np.ndarray, kind: str
     from PIL import Image, ImageDraw
 
     im = Image.fromarray(img).convert("RGB")
+    f = max(1, -(-OVERLAY_MIN_SIZE // max(im.size)))  # small images (e.g. 32^3 stacks) are enlarged to be legible
+    if f > 1:
+        im = im.resize((im.width * f, im.height * f), Image.NEAREST)
     d = ImageDraw.Draw(im)
     for o, k in zip(objects, labels):
         c = COLOURS[int(k) % len(COLOURS)]
         if kind == "box":
-            d.rectangle([float(v) for v in o], outline=c, width=2)
+            d.rectangle([float(v) * f for v in o], outline=c, width=2)
         else:
-            x, y = float(o[0]), float(o[1])
+            x, y = (float(o[0]) + 0.5) * f - 0.5, (float(o[1]) + 0.5) * f - 0.5  # pixel centres stay centres
             d.ellipse([x - 3, y - 3, x + 3, y + 3], outline=c, width=1)
     d.rectangle([0, 0, 7 * len(text) + 8, 16], fill=(0, 0, 0))
     d.text((4, 2), text, fill=(255, 255, 255))
