@@ -101,3 +101,23 @@ def test_detection_benchmark_end_to_end(tmp_path, monkeypatch):
     before = sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json"))
     assert bench.main(args) == 0  # complete runs are reused
     assert sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json")) == before
+
+
+def test_bccd_size_variants_scale_boxes_and_keep_original_pixels(tmp_path):
+    import pytest
+
+    from openmia.data.catalog import get_spec, load_split
+    from openmia.errors import UnknownNameError
+
+    _toy_bccd(tmp_path / "bccd", np.random.default_rng(3))
+    base = load_split("bccd", "test", root=tmp_path / "bccd")
+    big = load_split("bccd", "test", size=480, root=tmp_path / "bccd")
+    assert base.images.shape[1:] == (3, 240, 320) and big.images.shape[1:] == (3, 360, 480)
+    assert get_spec("bccd_480") == big.spec and big.spec.name == "bccd_480" and get_spec("bccd_640").shape == (480, 640)
+    for b, g, sb, sg in zip(base.objects, big.objects, base.scales, big.scales):
+        # the same boxes in original pixels: input coordinates x (original / input) scale
+        assert np.allclose(b * np.tile(sb, 2), g * np.tile(sg, 2)) and np.allclose(sg, [640 / 480, 480 / 360])
+    with pytest.raises(UnknownNameError, match="one of \\(320, 480, 640\\); found 500"):
+        get_spec("bccd", 500)
+    with pytest.raises(UnknownNameError, match="data.size does not apply"):
+        get_spec("vgg_cells", 128)

@@ -60,11 +60,8 @@ def get_spec(name: str, size: int | None = None) -> DatasetSpec:
     """The spec of ``name`` (``size`` selects a MedMNIST variant; ``name_64`` works too)."""
     if name in segmentation_sets.DEFAULT_SIZE:
         return segmentation_sets.spec_for(name, size)
-    if name in object_sets.SPECS:
-        spec = object_sets.SPECS[name]
-        if size not in (None, spec.size):
-            raise UnknownNameError(f"{name} is read at {spec.spatial_shape[::-1]} px (width x height); data.size does not apply")
-        return spec
+    if object_sets.is_object_set(name):
+        return object_sets.spec_for(name, size)
     if name in msd_sets.FACTS:
         spec = msd_sets.spec_for(name)
         if size not in (None, spec.size):
@@ -122,7 +119,7 @@ def load_split(name: str, split: str, *, size: int | None = None, root: str | Pa
         raise DataError(f"unknown split {split!r} for {spec.name}; expected train, val or test")
     if fold and not spec.folds:
         raise ConfigError(f"data.fold={fold}: {spec.name} has one fixed split, not folds; leave data.fold at 0")
-    if spec.name in object_sets.SPECS:  # images with boxes / points: an ObjectSplit (same attribute names)
+    if object_sets.is_object_set(spec.name):  # images with boxes / points: an ObjectSplit (same attribute names)
         return object_sets.load(spec.name, split, root=root, seed=seed, fold=fold)  # type: ignore[return-value]
     if spec.source == "msd":
         images, labels, ids, regions = msd_sets.load(spec.name, split, root=root, fold=fold)

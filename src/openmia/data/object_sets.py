@@ -7,7 +7,8 @@ synthetic/lesions  detection  128 px ultrasound-like images, 0-4 benign/malignan
                               lesions (boxes); the embedded default, no download
 synthetic/cells    counting   128 px fluorescence-like cells with clumps (points)     200 / 50 / 100
 bccd               detection  BCCD blood cells (RBC / WBC / Platelets), Pascal VOC,   205 / 87 / 72
-                              the upstream split ``BCCD/ImageSets/Main``
+                              the upstream split ``BCCD/ImageSets/Main``; read at
+                              320x240 (``data.size`` 480 or 640: ``bccd_480``, native)
 synthetic/nuclei3d detection 32 voxel 3D fluorescence-like stacks, 3-15 nuclei   120 / 30 / 60
                               (points x y z), touching pairs; the 3D point default
 vgg_cells          counting   VGG synthetic cells, one dot per cell; the standard     32 / 16 / 100
@@ -105,6 +106,42 @@ SPECS: dict[str, DatasetSpec] = {n: _spec(n) for n in ("synthetic/lesions", "syn
                                                                           "bccd", "vgg_cells")}
 
 
+BCCD_WIDTHS = (320, 480, 640)  # data.size for bccd: the width; the height keeps the 4:3 images' aspect
+
+
+def spec_for(name: str, size: int | None = None) -> DatasetSpec:
+    """The spec of ``name``, or of its ``size`` variant (BCCD only: ``bccd_480`` = 480x360 input)."""
+    from dataclasses import replace
+
+    from openmia.errors import UnknownNameError
+
+    base, _, suffix = name.rpartition("_")
+    if base == "bccd" and suffix.isdigit():
+        if size is not None and size != int(suffix):
+            raise UnknownNameError(f"{name!r} names the {suffix} px wide variant but data.size={size} was given")
+        name, size = base, int(suffix)
+    spec = SPECS[name]
+    if size in (None, spec.size):
+        return spec
+    if name != "bccd":
+        raise UnknownNameError(f"{name} is read at {spec.spatial_shape[::-1]} px (width x height); data.size does not apply")
+    if size not in BCCD_WIDTHS:
+        raise UnknownNameError(f"bccd: data.size is the input width, one of {BCCD_WIDTHS}; found {size}")
+    return replace(spec, name=f"bccd_{size}", size=size, shape=(size * 3 // 4, size),
+                   description=spec.description.replace("trained at 320x240", f"trained at {size}x{size * 3 // 4}"))
+
+
+def is_object_set(name: str) -> bool:
+    """True for a catalogue name of this module (including size variants such as ``bccd_480``)."""
+    base, _, suffix = name.rpartition("_")
+    return name in SPECS or (base == "bccd" and suffix.isdigit())
+
+
+def base_name(spec_name: str) -> str:
+    """``bccd_480`` -> ``bccd``; other names unchanged."""
+    return "bccd" if spec_name.startswith("bccd_") else spec_name
+
+
 # what each set is annotated with ("box" | "point"): runs are rebuilt from it without loading data
 ANNOTATION = {"synthetic/lesions": "box", "synthetic/cells": "point", "synthetic/nuclei3d": "point", "bccd": "box",
               "vgg_cells": "point"}
@@ -138,7 +175,7 @@ def _read_resized(path: Path, shape: tuple[int, int], channels: int) -> tuple[np
 def _load_bccd(root: str, shape: tuple[int, int]) -> dict[str, ObjectSplit]:
     from openmia.data.readers.voc import read_voc_split
 
-    spec = SPECS["bccd"]
+    spec = spec_for("bccd", shape[1])
     out = {}
     for split in ("train", "val", "test"):
         recs = read_voc_split(root, split, classes=BCCD_CLASSES)
@@ -215,12 +252,12 @@ def _synthetic(name: str, seed: int) -> dict[str, ObjectSplit]:
 
 
 def load(name: str, split: str, *, root: str | Path | None = None, seed: int = 0, fold: int = 0) -> ObjectSplit:
-    """One split of a detection/counting set (see the module docstring)."""
-    spec = SPECS[name]
+    """One split of a detection/counting set (see the module docstring); ``name`` may be a size variant."""
+    spec = spec_for(name)
     if spec.source == "synthetic":
         return _synthetic(name, seed)[split]
     r = _root(spec, root)
-    if name == "bccd":
+    if spec.source == "bccd":
         return _load_bccd(str(r), tuple(spec.shape))[split]
     cases = _load_vgg(str(r))
     ids = vgg_split_ids(fold)[split]

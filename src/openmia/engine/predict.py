@@ -52,10 +52,10 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     spec = get_spec(cfg.data.dataset, cfg.data.size)
     kwargs = dict(cfg.model.kwargs)
     if spec.task in ("detection", "counting"):
-        from openmia.data.object_sets import ANNOTATION
+        from openmia.data.object_sets import ANNOTATION, base_name
         from openmia.engine.object_trainer import model_kwargs
 
-        kwargs = model_kwargs(cfg, spec, ANNOTATION[spec.name])
+        kwargs = model_kwargs(cfg, spec, ANNOTATION[base_name(spec.name)])
     model = build_model(cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes, dims=spec.dims,
                         input_size=spec.size, **kwargs)
     try:
