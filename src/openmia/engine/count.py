@@ -118,16 +118,15 @@ def count_images(images: Sequence[str | Path], out_dir: str | Path, *, run_dir: 
             img = _read_image(p, None)
             pts = log_blob_points(img, threshold=log_threshold)
             results.append((img, {"objects": pts, "scores": np.ones(len(pts)), "labels": np.zeros(len(pts), int)}))
-        names, kind, thresholds = ("object",), "point", np.zeros(1)
+        names, kind, thresholds, dims = ("object",), "point", np.zeros(1), 2
     elif method == "model":
         if run_dir is None:
             raise ConfigError("give --model RUN_DIR (a detection or counting run), or --method log for the classical baseline")
-        results, names, kind, thresholds = _predict_with_run(run_dir, paths, score_threshold)
+        results, names, kind, thresholds, dims = _predict_with_run(run_dir, paths, score_threshold)
     else:
         raise ConfigError(f"method must be 'model' or 'log', found {method!r}")
 
     counts_rows, det_rows = [["case_id", "label", "count"]], []
-    dims = max((len(r[1]["objects"][0]) for r in results if len(r[1].get("objects", ()))), default=2)
     coords = ["x1", "y1", "x2", "y2"] if kind == "box" else ["x", "y", "z"][:dims]
     counts: dict[str, dict[str, float]] = {}
     if overlays:
@@ -195,5 +194,5 @@ def _predict_with_run(run_dir, paths: list[Path], score_threshold: float | None)
             sx, sy = ow / w, oh / h
             pred["objects"] = pred["objects"] * (np.array([sx, sy, sx, sy]) if kind == "box" else np.array([sx, sy]))
         results.append((img, pred))
-    return results, names, "density" if is_density(model) else kind, thresholds
+    return results, names, "density" if is_density(model) else kind, thresholds, spec.dims
 
