@@ -57,9 +57,6 @@ CONFIGS: dict[str, dict[str, list[str]]] = {
     "cells": {
         "density_unet": ["model.name=density_counter", "model.kwargs={width: 16, depth: 3}", "data.batch_size=8",
                          "optim.lr=0.002", *_COMMON[:3], "data.augment=dihedral", "train.precision=bf16"],
-        # the same with weight EMA: the density model's validation MAE jumps from epoch to epoch (2026-12-01)
-        "density_unet_ema": ["model.name=density_counter", "model.kwargs={width: 16, depth: 3}", "data.batch_size=8",
-                             "optim.lr=0.002", *_COMMON[:3], "data.augment=dihedral", "train.precision=bf16", "train.ema=0.99"],
         "centernet_points": ["model.name=centernet", "model.kwargs={width: 16, depth: 3, stride: 2}", "data.batch_size=8",
                              "optim.lr=0.002", *_COMMON[:3], "data.augment=dihedral", "train.precision=bf16"],
     },
