@@ -16,8 +16,8 @@ vgg_cells          counting   VGG synthetic cells, one dot per cell; the standar
                               (``data.fold`` = the draw), test 101-200
 =================  =========  ======================================================  ====================
 
-Images (3D: volumes ``(N, C, D, H, W)``) are resized once to the set's input shape (bilinear) and kept as uint8 ``(N, C, H, W)``;
-objects are scaled to that grid. ``scales`` keeps original-pixels-per-input-pixel so predictions
+Images are resized once to the set's input shape (bilinear) and kept as uint8 ``(N, C, H, W)``
+(the 3D synthetic set is generated at its shape: ``(N, C, D, H, W)``); objects are scaled to that grid. ``scales`` keeps original-pixels-per-input-pixel so predictions
 are written, and scored, in the original image's pixel coordinates. BCCD's two zero-area boxes
 follow the VOC reader's policy (dropped and reported; ``openmia data verify bccd`` lists them).
 """
@@ -102,8 +102,8 @@ def _spec(name: str) -> DatasetSpec:
     raise KeyError(name)
 
 
-SPECS: dict[str, DatasetSpec] = {n: _spec(n) for n in ("synthetic/lesions", "synthetic/cells", "synthetic/nuclei3d",
-                                                                          "bccd", "vgg_cells")}
+SPECS: dict[str, DatasetSpec] = {n: _spec(n) for n in ("synthetic/lesions", "synthetic/cells", "synthetic/nuclei3d", "bccd",
+                                                        "vgg_cells")}
 
 
 BCCD_WIDTHS = (320, 480, 640)  # data.size for bccd: the width; the height keeps the 4:3 images' aspect
@@ -115,11 +115,11 @@ def spec_for(name: str, size: int | None = None) -> DatasetSpec:
 
     from openmia.errors import UnknownNameError
 
-    base, _, suffix = name.rpartition("_")
-    if base == "bccd" and suffix.isdigit():
-        if size is not None and size != int(suffix):
-            raise UnknownNameError(f"{name!r} names the {suffix} px wide variant but data.size={size} was given")
-        name, size = base, int(suffix)
+    base, named = _variant(name)
+    if named is not None:
+        if size is not None and size != named:
+            raise UnknownNameError(f"{name!r} names the {named} px wide variant but data.size={size} was given")
+        name, size = base, named
     spec = SPECS[name]
     if size in (None, spec.size):
         return spec
@@ -131,15 +131,20 @@ def spec_for(name: str, size: int | None = None) -> DatasetSpec:
                    description=spec.description.replace("trained at 320x240", f"trained at {size}x{size * 3 // 4}"))
 
 
+def _variant(name: str) -> tuple[str, int | None]:
+    """``bccd_480`` -> ``("bccd", 480)``; any other name -> ``(name, None)``."""
+    base, _, suffix = name.rpartition("_")
+    return (base, int(suffix)) if base == "bccd" and suffix.isdigit() else (name, None)
+
+
 def is_object_set(name: str) -> bool:
     """True for a catalogue name of this module (including size variants such as ``bccd_480``)."""
-    base, _, suffix = name.rpartition("_")
-    return name in SPECS or (base == "bccd" and suffix.isdigit())
+    return _variant(name)[0] in SPECS
 
 
 def base_name(spec_name: str) -> str:
     """``bccd_480`` -> ``bccd``; other names unchanged."""
-    return "bccd" if spec_name.startswith("bccd_") else spec_name
+    return _variant(spec_name)[0]
 
 
 # what each set is annotated with ("box" | "point"): runs are rebuilt from it without loading data

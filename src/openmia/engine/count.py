@@ -11,8 +11,8 @@ run's input shape, as the training data were; coordinates are mapped back to the
 pixels. A 3D run (points ``x,y,z``) reads NIfTI volumes (``.nii``/``.nii.gz``) with nibabel: the
 volume keeps its voxel grid (x = the file's first axis i, y = j, z = k; no resampling, the
 detector is fully convolutional), its intensities are min-max scaled to the training range, and
-the overlay is the maximum-intensity projection along z with the points drawn on it. A detector counts the detections at or above the run's count threshold (chosen per class
-on the validation split, saved in ``result.json``) unless ``score_threshold`` is given. The
+the overlay is the maximum-intensity projection along z with the points drawn on it. A detector
+counts the detections at or above the run's count threshold (chosen per class on the validation split, saved in ``result.json``) unless ``score_threshold`` is given. The
 classical baseline (``method="log"``) needs no run: Laplacian-of-Gaussian blobs (scikit-image).
 """
 
@@ -50,14 +50,11 @@ def _is_nifti(path: Path) -> bool:
 
 def _read_volume(path: Path) -> np.ndarray:
     """A NIfTI volume as uint8 ``(D, H, W)`` = the file's (k, j, i) axes, min-max scaled to 0-255."""
-    import nibabel as nib
+    from openmia.evaluation.label_maps import read_array
 
     if not path.is_file():
         raise DataError(f"{path}: no such volume file")
-    try:
-        a = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
-    except Exception as exc:
-        raise DataError(f"{path}: cannot read the NIfTI volume ({type(exc).__name__}: {exc})") from None
+    a = read_array(path, path.name, DataError)[0].astype(np.float32)
     if a.ndim == 4 and a.shape[3] == 1:
         a = a[..., 0]
     if a.ndim != 3:

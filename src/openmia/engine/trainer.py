@@ -357,8 +357,7 @@ class Trainer:
         return p
 
     def _out_of_time(self) -> bool:
-        m = self.cfg.train.max_minutes
-        return bool(m) and self.elapsed >= 60.0 * m
+        return self._budget_spent(self.elapsed)
 
     def _set_lr(self, epoch_float: float, spent: float) -> None:
         """Learning rate at ``epoch_float`` with ``spent`` budget seconds used (schedule of DESIGN §5)."""
