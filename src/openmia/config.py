@@ -41,18 +41,21 @@ class DataConfig:
     root: str | None = None  # folder holding the files instead of OPENMIA_HOME
     batch_size: int = 128
     eval_batch_size: int = 256
-    augment: str = "none"  # none | flip | standard | dihedral | strong | affine | elastic (openmia.transforms.augment)
+    augment: str = "none"  # none | flip | standard | dihedral | strong | affine | elastic | heavy (openmia.transforms.augment)
     fold: int = 0  # test fold of cross-validated sets (hippocampus: 0-4); must stay 0 elsewhere
+    crop: int | None = None  # detection/counting: random training crops of this many px per side
 
     def __post_init__(self) -> None:
         _positive("data.batch_size", self.batch_size)
         _positive("data.eval_batch_size", self.eval_batch_size)
-        _one_of("data.augment", self.augment, ("none", "flip", "standard", "dihedral", "strong", "affine", "elastic"))
+        _one_of("data.augment", self.augment, ("none", "flip", "standard", "dihedral", "strong", "affine", "elastic", "heavy"))
         if not isinstance(self.fold, int) or self.fold < 0:
             raise ConfigError(f"data.fold must be a non-negative integer, found {self.fold!r}")
         if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 8):
             # which sizes exist is the catalogue's business (MedMNIST: 28/64/128/224; BUSI/Kvasir: any)
             raise ConfigError(f"data.size: expected an integer >= 8 (pixels), found {self.size!r}")
+        if self.crop is not None and (isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 8):
+            raise ConfigError(f"data.crop: expected an integer >= 8 (pixels per side), found {self.crop!r}")
 
 
 @dataclass(frozen=True)

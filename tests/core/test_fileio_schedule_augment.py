@@ -61,7 +61,7 @@ def test_flip_only_permutes_values():
     assert augment_batch(x, "none", torch.Generator()) is x
 
 
-@pytest.mark.parametrize("preset", ["affine", "elastic"])
+@pytest.mark.parametrize("preset", ["affine", "elastic", "heavy"])
 @pytest.mark.parametrize("shape", [(4, 1, 24, 32), (2, 1, 12, 16, 10)])
 def test_resampling_presets_move_labels_with_the_image(preset, shape):
     from openmia.transforms.augment import augment_pair
@@ -93,6 +93,28 @@ def test_resampling_identity_is_exact_and_rotation_keeps_lengths():
     r = _rotation(torch.tensor([[0.3, -0.2, 0.5]]), 3)[0]
     torch.testing.assert_close(r @ r.T, torch.eye(3), atol=1e-6, rtol=0)  # orthonormal
     assert abs(float(torch.det(r)) - 1.0) < 1e-6
+
+
+def test_reflection_padding_leaves_no_empty_corners():
+    from openmia.transforms.augment import _resample_pair
+
+    # a 45-degree turn of a positive image: zero padding leaves black corners, reflection none
+    x = 1.0 + torch.rand(2, 3, 20, 20, generator=torch.Generator().manual_seed(0))
+    y = (x[:, 0] > 1.5).long()
+    kw = dict(elastic=False, max_angle=45.0, scale_range=(1.0, 1.0), p=1.0)
+    zeros, _ = _resample_pair(x, y, torch.Generator().manual_seed(1), **kw)
+    refl, _ = _resample_pair(x, y, torch.Generator().manual_seed(1), padding="reflection", **kw)
+    assert (zeros == 0).any() and bool((refl > 0.99).all())
+
+
+def test_heavy_preset_changes_channels_independently():
+    from openmia.transforms.augment import augment_pair
+
+    x, y = torch.ones(8, 3, 16, 16), torch.zeros(8, 16, 16, dtype=torch.long)
+    xa, _ = augment_pair(x, y, "heavy", torch.Generator().manual_seed(0))
+    centre = xa[:, :, 8, 8]  # (N, 3): a flat image stays flat, but each channel gets its own gain
+    assert bool((centre.std(dim=1) > 0).all())
+    assert bool(((centre > 0.7) & (centre < 1.35)).all())  # 0.9-1.1 contrast, ±0.1, 0.9-1.1 gain
 
 
 def test_segmentation_presets_are_refused_for_classification():

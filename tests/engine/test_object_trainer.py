@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from openmia.config import load_config
-from openmia.engine.object_trainer import augment_objects, choose_count_thresholds, counts_at
+from openmia.engine.object_trainer import augment_objects, choose_count_thresholds, counts_at, crop_objects
 from openmia.engine.trainer import resume, train
 from openmia.errors import ConfigError, DataError
 
@@ -59,7 +59,7 @@ def test_counting_run_with_density_model_resumes_and_counts_images(tmp_path):
     from openmia.data.catalog import load_split
 
     cfg = _cfg(tmp_path, "task=counting", "data.dataset=synthetic/cells", "model.name=density_counter",
-               "model.kwargs={width: 4, depth: 2}", "train.epochs=2", "data.augment=dihedral")
+               "model.kwargs={width: 4, depth: 2}", "train.epochs=2", "data.augment=dihedral", "data.crop=48")
     assert train(cfg, run_dir=tmp_path / "run", progress=False, stop_after_epoch=1) is None
     res = resume(tmp_path / "run", progress=False)
     assert res.epochs_done == 2 and len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
@@ -102,6 +102,8 @@ def test_counting_with_a_point_detector(tmp_path):
     (["task=detection", "data.dataset=synthetic/cells", "model.name=centernet"], "counting data set"),
     (["task=counting", "data.dataset=synthetic/cells", "model.name=density_counter", "train.select_metric=auc"], "count_mae"),
     (["task=detection", "data.dataset=synthetic/lesions", "model.name=centernet", "eval.tta=true"], "eval.tta"),
+    (["data.dataset=synthetic/binary", "model.name=cnn_small", "data.crop=16"], "data.crop applies to detection"),
+    (["task=counting", "data.dataset=synthetic/cells", "model.name=density_counter", "data.crop=4"], "data.crop: expected"),
 ])
 def test_object_run_config_errors(tmp_path, over, msg):
     with pytest.raises(ConfigError, match=msg):
@@ -127,6 +129,30 @@ def test_flips_move_boxes_and_points_with_the_image():
         assert y[0, 0, int(p[0, 1]), int(p[0, 0])] == 1
         seen.add(tuple(p[0]))
     assert len(seen) == 8  # all eight symmetries of the square occur
+
+
+def test_random_crops_keep_the_objects_inside_and_shift_them():
+    x = torch.zeros(1, 1, 10, 12)
+    x[0, 0, 4, 6], x[0, 0, 9, 0] = 1, 3  # points (x 6, y 4) of class 1 and (x 0, y 9) of class 2
+    x[0, 0, 1:3, 9:12] = 2  # a box x 9-12, y 1-3 (centre 10.5, 2); the other box is off-marker
+    pts, boxes = np.array([[6.0, 4], [0.0, 9]]), np.array([[9.0, 1, 12, 3], [0.0, 8, 2, 10]])
+    kept_point = kept_box = 0
+    for seed in range(30):
+        y, (p,), (c,) = crop_objects(x, [pts], [np.array([1, 2])], 6, "point", torch.Generator().manual_seed(seed))
+        assert y.shape == (1, 1, 6, 6) and len(p) == len(c) == int(y.eq(1).sum() + y.eq(3).sum())
+        for (px, py), k in zip(p, c):  # the pixel under each kept point is its own marker
+            assert 0 <= px < 6 and 0 <= py < 6 and y[0, 0, int(py), int(px)] == {1: 1, 2: 3}[int(k)]
+        kept_point += len(p)
+        y, (b,), (c,) = crop_objects(x, [boxes], [np.array([0, 1])], 6, "box", torch.Generator().manual_seed(seed))
+        assert np.all((b >= 0) & (b <= 6)) and len(b) == len(c)
+        for (x1, y1, x2, y2), k in zip(b, c):
+            if k == 0:  # the marked box: clipped to the crop, it frames exactly its visible pixels
+                ys, xs = np.nonzero(y[0, 0].numpy() == 2)
+                assert [x1, y1, x2, y2] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+        kept_box += len(b)
+    assert 0 < kept_point < 60 and 0 < kept_box < 60  # sometimes in, sometimes out
+    y, (p,), _ = crop_objects(x, [pts], [np.array([1, 2])], 32, "point", torch.Generator())
+    assert y.shape == x.shape and np.array_equal(p, pts)  # a crop larger than the image keeps it whole
 
 
 def test_count_thresholds_chosen_by_hand_example():

@@ -72,6 +72,33 @@ def augment_objects(x, objects: list[np.ndarray], kind: str, mode: str, gen):
     return torch.stack(xs), out
 
 
+def crop_objects(x, objects: list[np.ndarray], classes: list[np.ndarray], size: int, kind: str, gen):
+    """A random ``size``-sided crop of each image in ``x`` ``(N, C, *spatial)`` (axes shorter than
+    ``size`` are kept whole). Points inside the crop are kept and shifted; boxes are kept when their
+    centre is inside, shifted and clipped to the crop. Returns the cropped tensor and the object and
+    class arrays."""
+    import torch
+
+    dims = x.dim() - 2
+    extent = list(x.shape[2:][::-1])  # x, y[, z]
+    side = [min(size, e) for e in extent]
+    starts = (torch.rand(x.shape[0], dims, generator=gen).numpy() * (np.array(extent) - np.array(side) + 1)).astype(int)
+    xs, objs, cls = [], [], []
+    for i in range(x.shape[0]):
+        lo, hi = starts[i], starts[i] + np.array(side)
+        sl = tuple(slice(int(a), int(b)) for a, b in zip(lo[::-1], hi[::-1]))  # array order: (z,) y, x
+        xs.append(x[(i, slice(None), *sl)])
+        o = np.asarray(objects[i], dtype=np.float32).reshape(-1, 2 * dims if kind == "box" else dims)
+        centre = (o[:, :dims] + o[:, dims:]) / 2 if kind == "box" else o
+        keep = np.all((centre >= lo) & (centre < hi), axis=1)
+        o = o[keep] - np.tile(lo, 2 if kind == "box" else 1).astype(np.float32)
+        if kind == "box":
+            o = np.clip(o, 0, np.tile(side, 2)).astype(np.float32)
+        objs.append(o)
+        cls.append(np.asarray(classes[i])[keep])
+    return torch.stack(xs), objs, cls
+
+
 def predict_objects(model, images: np.ndarray, normalization: str, batch_size: int, *, kind: str,
                     score_threshold: float = 0.05, max_detections: int = 500, nms_iou: float = 0.5) -> list[dict[str, np.ndarray]]:
     """Per image ``{"objects": (n, 4|2), "scores": (n,), "labels": (n,)}`` (detectors) or
@@ -256,8 +283,11 @@ class ObjectTrainer(Trainer):
                         continue  # a batch of one breaks batch norm
                     self._set_lr(ep + step / steps_per_epoch, self.elapsed + self._clock() - t0)
                     x = to_float_tensor(tr.images[idx], spec.normalization)
-                    x, objs = augment_objects(x, [tr.objects[i] for i in idx], self.kind, cfg.data.augment, gen)
-                    loss = self._loss(x, objs, [tr.classes[i] for i in idx])
+                    objs, classes = [tr.objects[i] for i in idx], [tr.classes[i] for i in idx]
+                    if cfg.data.crop:
+                        x, objs, classes = crop_objects(x, objs, classes, cfg.data.crop, self.kind, gen)
+                    x, objs = augment_objects(x, objs, self.kind, cfg.data.augment, gen)
+                    loss = self._loss(x, objs, classes)
                     self._apply(loss, ep, step)
                     tot_loss += loss.item() * len(idx)
                     n_seen += len(idx)

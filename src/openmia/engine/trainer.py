@@ -258,6 +258,8 @@ class Trainer:
             raise ConfigError("eval.tta (flip test-time augmentation) applies to segmentation runs")
         if cfg.eval.postprocess != "none" and spec.task != "segmentation":
             raise ConfigError("eval.postprocess applies to segmentation runs (label maps)")
+        if cfg.data.crop:
+            raise ConfigError(f"data.crop applies to detection and counting runs; {spec.task} runs train on whole images")
         sel = cfg.train.select_metric
         allowed = ("dice", "loss") if spec.task == "segmentation" else ("auc", "acc", "loss")
         if sel != "auto" and sel not in allowed:

@@ -10,6 +10,10 @@ Presets (``data.augment``):
   affine    (segmentation) flip + random rotation (±15° about each axis) and scaling (0.85-1.15)
             by resampling, + brightness/contrast jitter; labels resampled nearest-neighbour
   elastic   affine + a smooth random elastic deformation (displacement up to ~4% of the size)
+  heavy     (segmentation, 2D/3D) for orientation-free photographs such as endoscopy: flip + any
+            rotation angle, scaling 0.75-1.33, the elastic field, reflection padding instead of
+            zeros (no black corners), brightness/contrast jitter + per-channel gain (0.9-1.1,
+            a white-balance change for colour images)
 All randomness comes from the given ``torch.Generator`` so runs are reproducible.
 """
 
@@ -20,8 +24,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-PRESETS = ("none", "flip", "standard", "dihedral", "strong", "affine", "elastic")
-PAIR_ONLY = ("affine", "elastic")  # need a label map to move with the image
+PRESETS = ("none", "flip", "standard", "dihedral", "strong", "affine", "elastic", "heavy")
+PAIR_ONLY = ("affine", "elastic", "heavy")  # need a label map to move with the image
 
 
 def augment_batch(x: "torch.Tensor", preset: str, gen: "torch.Generator") -> "torch.Tensor":
@@ -94,6 +98,10 @@ def augment_pair(x: "torch.Tensor", y: "torch.Tensor", preset: str, gen: "torch.
     """
     if preset == "none":
         return x, y
+    if preset == "heavy":
+        x2, y2 = _resample_pair(*augment_pair(x, y, "flip", gen), gen, elastic=True, max_angle=180.0,
+                                scale_range=(0.75, 1.0 / 0.75), padding="reflection")
+        return _channel_gain(_intensity(x2, gen), gen), y2
     if preset in PAIR_ONLY:
         x2, y2 = _resample_pair(*augment_pair(x, y, "flip", gen), gen, elastic=preset == "elastic")
         return _intensity(x2, gen), y2
@@ -111,6 +119,14 @@ def _intensity(x: "torch.Tensor", gen: "torch.Generator") -> "torch.Tensor":
     scale = 1 + 0.2 * (torch.rand((n,) + (1,) * (nd + 1), generator=gen) - 0.5)
     shift = 0.2 * (torch.rand((n,) + (1,) * (nd + 1), generator=gen) - 0.5)
     return x * scale + shift
+
+
+def _channel_gain(x: "torch.Tensor", gen: "torch.Generator") -> "torch.Tensor":
+    """Per-sample, per-channel gain ``U(0.9, 1.1)`` (for 3 channels a change of white balance)."""
+    import torch
+
+    n, c, nd = x.shape[0], x.shape[1], x.dim() - 2
+    return x * (1 + 0.2 * (torch.rand((n, c) + (1,) * nd, generator=gen) - 0.5))
 
 
 def _rotation(angles: "torch.Tensor", nd: int) -> "torch.Tensor":
@@ -132,10 +148,13 @@ def _rotation(angles: "torch.Tensor", nd: int) -> "torch.Tensor":
 
 
 def _resample_pair(x: "torch.Tensor", y: "torch.Tensor", gen: "torch.Generator", *, elastic: bool,
-                   max_angle: float = 15.0, scale_range: float = 0.15, p: float = 0.8) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Random rotation + isotropic scaling (+ elastic field) applied to images (bilinear, zeros
-    outside) and label maps (nearest, background outside) with one sampling grid per sample;
-    each sample is transformed with probability ``p`` (else the identity)."""
+                   max_angle: float = 15.0, scale_range: float | tuple[float, float] = 0.15, p: float = 0.8,
+                   padding: str = "zeros") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Random rotation + isotropic scaling (+ elastic field) applied to images (bilinear) and label
+    maps (nearest) with one sampling grid per sample; each sample is transformed with probability
+    ``p`` (else the identity). ``scale_range`` is ``r`` for a zoom in ``1 ± r``, or ``(low, high)``
+    drawn log-uniformly; ``padding`` is ``zeros`` (background outside) or ``reflection`` (image and
+    labels mirrored alike at the border)."""
     import math
 
     import torch
@@ -144,7 +163,11 @@ def _resample_pair(x: "torch.Tensor", y: "torch.Tensor", gen: "torch.Generator",
     n, nd = x.shape[0], x.dim() - 2
     on = (torch.rand(n, generator=gen) < p).float()
     angles = (torch.rand(n, 1 if nd == 2 else 3, generator=gen) * 2 - 1) * math.radians(max_angle) * on[:, None]
-    scale = 1 + (torch.rand(n, generator=gen) * 2 - 1) * scale_range * on
+    if isinstance(scale_range, tuple):
+        lo, hi = math.log(scale_range[0]), math.log(scale_range[1])
+        scale = torch.exp((lo + (hi - lo) * torch.rand(n, generator=gen)) * on)
+    else:
+        scale = 1 + (torch.rand(n, generator=gen) * 2 - 1) * scale_range * on
     # rotate in voxel units, not in [-1, 1] units, so non-square images are not sheared
     size = torch.tensor([float(v) for v in reversed(x.shape[2:])])  # grid order: x = last axis
     rot = _rotation(angles, nd) * size[None, None, :] / size[None, :, None]  # S^-1 R S, S = diag(size)
@@ -155,8 +178,8 @@ def _resample_pair(x: "torch.Tensor", y: "torch.Tensor", gen: "torch.Generator",
         coarse = torch.randn((n, nd) + (4,) * nd, generator=gen) * 0.04 * on.view(-1, *([1] * (nd + 1)))
         field = F.interpolate(coarse, size=x.shape[2:], mode="bilinear" if nd == 2 else "trilinear", align_corners=True)
         grid = grid + field.movedim(1, -1)
-    x2 = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    y2 = F.grid_sample(y.unsqueeze(1).to(x.dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    x2 = F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+    y2 = F.grid_sample(y.unsqueeze(1).to(x.dtype), grid, mode="nearest", padding_mode=padding, align_corners=False)
     return x2, y2[:, 0].round().to(y.dtype)
 
 
