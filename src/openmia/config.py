@@ -124,6 +124,9 @@ class LoopConfig:
     # training forward pass precision: fp32, or bf16 autocast (about 1.7x faster on CPUs with
     # AMX/AVX-512 bf16; weights, optimiser, losses and all evaluation stay fp32)
     precision: str = "fp32"
+    # detection/counting: batch-norm statistics recomputed over the training images with the
+    # current weights before each validation (batch norm's running averages lag fast-moving weights)
+    recompute_bn: bool = False
 
     def __post_init__(self) -> None:
         _positive("train.epochs", self.epochs)

@@ -82,6 +82,29 @@ def test_counting_run_with_density_model_resumes_and_counts_images(tmp_path):
     assert all((tmp_path / "counted" / "overlays" / f"img{i}.png").is_file() for i in range(3))
 
 
+def test_recompute_bn_sets_running_means_to_the_training_images_mean(tmp_path):
+    from openmia.data.catalog import get_spec, load_split
+    from openmia.engine.predict import load_run
+    from openmia.transforms.intensity import to_float_tensor
+
+    cfg = _cfg(tmp_path, "task=counting", "data.dataset=synthetic/cells", "model.name=density_counter",
+               "model.kwargs={width: 4, depth: 2}", "train.epochs=1", "data.batch_size=40", "train.recompute_bn=true")
+    train(cfg, run_dir=tmp_path / "run", progress=False)
+    model = load_run(tmp_path / "run").model  # the best (= only) epoch's checkpoint, as validated
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    bn.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].mean(dim=(0, 2, 3))))
+    tr = load_split("synthetic/cells", "train")
+    norm = get_spec("synthetic/cells").normalization
+    with torch.no_grad():
+        for i in range(0, len(tr.images), 40):  # 200 images, 5 equal batches: mean of means = mean
+            model(to_float_tensor(tr.images[i:i + 40], norm))
+    # the first norm layer's input depends on the weights only, not on the layer's mode
+    torch.testing.assert_close(bn.running_mean, torch.stack(seen).mean(0), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ConfigError, match="recompute_bn applies to detection"):
+        train(_cfg(tmp_path, "model.name=cnn_small", "train.recompute_bn=true"), run_dir=tmp_path / "c", progress=False)
+
+
 def test_counting_with_a_point_detector(tmp_path):
     cfg = _cfg(tmp_path, "task=counting", "data.dataset=synthetic/cells", "model.name=centernet",
                "model.kwargs={width: 4, depth: 2, stride: 2}", "train.epochs=1")

@@ -226,6 +226,18 @@ class ObjectTrainer(Trainer):
         return self.model.compute_loss(out, [torch.as_tensor(o, dtype=torch.float32) for o in objects],
                                        [torch.as_tensor(c, dtype=torch.long) for c in classes])
 
+    def _recompute_bn(self, model) -> None:
+        """Batch-norm running statistics of ``model`` replaced by their average over the whole
+        training images (no augmentation), computed with the current weights; the weights are
+        unchanged. (torch's ``update_bn``, the step stochastic weight averaging uses.)"""
+        from torch.optim.swa_utils import update_bn
+
+        from openmia.transforms.intensity import to_float_tensor
+
+        tr, bs = self.splits["train"], self.cfg.data.batch_size
+        update_bn((to_float_tensor(tr.images[idx], self.spec.normalization)
+                   for idx in iterate_batches(len(tr.images), bs, shuffle=False)), model)
+
     def _validate(self, model) -> tuple[float, dict[str, float]]:
         """(selection score, higher is better; scores for metrics.jsonl) on the validation split."""
         va, spec, cfg = self.splits["val"], self.spec, self.cfg
@@ -294,6 +306,8 @@ class ObjectTrainer(Trainer):
                     if self._budget_spent(self.elapsed + self._clock() - t0):
                         break
                 eval_model = self.ema.module if self.ema is not None else model
+                if cfg.train.recompute_bn:
+                    self._recompute_bn(eval_model)
                 sel, scores = self._validate(eval_model)
                 self.elapsed += self._clock() - t0
                 self.epoch = ep + 1

@@ -260,6 +260,8 @@ class Trainer:
             raise ConfigError("eval.postprocess applies to segmentation runs (label maps)")
         if cfg.data.crop:
             raise ConfigError(f"data.crop applies to detection and counting runs; {spec.task} runs train on whole images")
+        if cfg.train.recompute_bn:
+            raise ConfigError(f"train.recompute_bn applies to detection and counting runs, not {spec.task}")
         sel = cfg.train.select_metric
         allowed = ("dice", "loss") if spec.task == "segmentation" else ("auc", "acc", "loss")
         if sel != "auto" and sel not in allowed:
