@@ -32,7 +32,7 @@ def test_int_is_accepted_for_float_and_coerced():
         ("schedule.milestones=[0.5, 1.5]", r"schedule.milestones: expected fractions in \(0, 1\)"),
         ("train.epochs.x=1", r"'train.epochs' is a value, not a section"),
         ("noequals", r"expected KEY=VALUE"),
-        ("data.augment=heavy", r"data.augment: expected one of"),
+        ("data.augment=brutal", r"data.augment: expected one of"),
     ],
 )
 def test_bad_overrides_are_clear_errors(override, pattern):
