@@ -44,6 +44,19 @@ def test_uint8_normalisation_maps_to_minus_one_one():
     assert torch.allclose(t, torch.tensor([[[[-1.0, 1.0], [51 / 127.5 - 1, 102 / 127.5 - 1]]]]))
 
 
+def test_read_only_batches_convert_without_warning_or_aliasing():
+    import warnings
+
+    for arr, norm in ((np.arange(8, dtype=np.uint8).reshape(2, 1, 2, 2), "uint8_unit"),
+                      (np.linspace(-1, 1, 8, dtype=np.float32).reshape(2, 1, 2, 2), "float")):
+        arr.flags.writeable = False  # as a memory-mapped data set hands them out
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            t = to_float_tensor(arr, norm)
+        t.add_(1.0)  # the tensor is the caller's own: the data set is untouched
+        assert arr[0, 0, 0, 0] == (0 if norm == "uint8_unit" else -1.0)
+
+
 @pytest.mark.parametrize("shape", [(4, 1, 8, 8), (3, 2, 6, 6, 6)])
 @pytest.mark.parametrize("preset", ["flip", "standard", "dihedral", "strong"])
 def test_augment_is_seeded_and_keeps_shape(shape, preset):

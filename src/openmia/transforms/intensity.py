@@ -20,14 +20,15 @@ def to_float_tensor(batch: np.ndarray, normalization: str) -> "torch.Tensor":
     import torch
 
     norm = getattr(normalization, "value", normalization)
-    if norm == "float":  # normalised by the loader already
-        return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
-    if norm != "uint8_unit":
+    if norm not in ("float", "uint8_unit"):
         from openmia.errors import ConfigError
 
         raise ConfigError(f"normalization {norm!r} is not supported (expected 'uint8_unit' or 'float')")
-    t = torch.from_numpy(np.ascontiguousarray(batch)).to(torch.float32)
-    return t.mul_(2.0 / 255.0).sub_(1.0)
+    arr = np.ascontiguousarray(batch, dtype=np.float32)
+    if not arr.flags.writeable:  # a read-only (e.g. memory-mapped) float32 input: torch needs its own copy
+        arr = arr.copy()
+    t = torch.from_numpy(arr)
+    return t if norm == "float" else t.mul_(2.0 / 255.0).sub_(1.0)  # "float": normalised by the loader already
 
 
 # ----------------------------------------------------------------------------- per-modality normalisation
