@@ -45,6 +45,8 @@ MINUTES = {"bccd": 30.0, "cells": 5.0}
 REFERENCE = {("bccd", "map50"): 0.92, ("cells", "count_mae"): 3.5}
 
 _COMMON = ["optim.name=adamw", "optim.weight_decay=0.0001", "schedule.name=cosine", "data.augment=flip"]
+_DENSITY = ["model.name=density_counter", "model.kwargs={width: 16, depth: 3}", "data.batch_size=8", *_COMMON[:3],
+            "data.augment=dihedral", "train.precision=bf16"]
 CONFIGS: dict[str, dict[str, list[str]]] = {
     # BCCD at 480x360 (platelets are ~20 px there, ~15 px at 320x240, where FCOS reached 0.852 mAP@0.5 with
     # Platelets AP 0.759 and a validation plateau at 0.86; 2026-12-01), bf16 autocast to afford it
@@ -58,13 +60,10 @@ CONFIGS: dict[str, dict[str, list[str]]] = {
         # random 128 px crops of the 256 px images: more varied batches from 32 images, 4x the steps
         # (4 CPU-min pilots on draw 0: best validation MAE 2.52 with crops vs 3.53 on whole images;
         # batch 16 of crops 3.13; instance norm instead of batch norm 6.34 at half the speed; 2026-12-01)
-        "density_unet": ["model.name=density_counter", "model.kwargs={width: 16, depth: 3}", "data.batch_size=8",
-                         "optim.lr=0.002", *_COMMON[:3], "data.augment=dihedral", "train.precision=bf16", "data.crop=128"],
+        "density_unet": [*_DENSITY, "optim.lr=0.002", "data.crop=128"],
         # ablations: whole images (the recipe before crops), and that at half the peak learning rate
-        "density_unet_whole": ["model.name=density_counter", "model.kwargs={width: 16, depth: 3}", "data.batch_size=8",
-                               "optim.lr=0.002", *_COMMON[:3], "data.augment=dihedral", "train.precision=bf16"],
-        "density_unet_lr1e-3": ["model.name=density_counter", "model.kwargs={width: 16, depth: 3}", "data.batch_size=8",
-                                "optim.lr=0.001", *_COMMON[:3], "data.augment=dihedral", "train.precision=bf16"],
+        "density_unet_whole": [*_DENSITY, "optim.lr=0.002"],
+        "density_unet_lr1e-3": [*_DENSITY, "optim.lr=0.001"],
         "centernet_points": ["model.name=centernet", "model.kwargs={width: 16, depth: 3, stride: 2}", "data.batch_size=8",
                              "optim.lr=0.002", *_COMMON[:3], "data.augment=dihedral", "train.precision=bf16"],
     },

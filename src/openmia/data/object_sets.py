@@ -17,9 +17,10 @@ vgg_cells          counting   VGG synthetic cells, one dot per cell; the standar
 =================  =========  ======================================================  ====================
 
 Images are resized once to the set's input shape (bilinear) and kept as uint8 ``(N, C, H, W)``
-(the 3D synthetic set is generated at its shape: ``(N, C, D, H, W)``); objects are scaled to that grid. ``scales`` keeps original-pixels-per-input-pixel so predictions
-are written, and scored, in the original image's pixel coordinates. BCCD's two zero-area boxes
-follow the VOC reader's policy (dropped and reported; ``openmia data verify bccd`` lists them).
+(the 3D synthetic set is generated at its shape: ``(N, C, D, H, W)``); objects are scaled to
+that grid. ``scales`` keeps original-pixels-per-input-pixel so predictions are written, and
+scored, in the original image's pixel coordinates. BCCD's two zero-area boxes follow the VOC
+reader's policy (dropped and reported; ``openmia data verify bccd`` lists them).
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ pixels. A 3D run (points ``x,y,z``) reads NIfTI volumes (``.nii``/``.nii.gz``) w
 volume keeps its voxel grid (x = the file's first axis i, y = j, z = k; no resampling, the
 detector is fully convolutional), its intensities are min-max scaled to the training range, and
 the overlay is the maximum-intensity projection along z with the points drawn on it. A detector
-counts the detections at or above the run's count threshold (chosen per class on the validation split, saved in ``result.json``) unless ``score_threshold`` is given. The
-classical baseline (``method="log"``) needs no run: Laplacian-of-Gaussian blobs (scikit-image).
+counts the detections at or above the run's count threshold (chosen per class on the validation
+split, saved in ``result.json``) unless ``score_threshold`` is given. The classical baseline
+(``method="log"``) needs no run: Laplacian-of-Gaussian blobs (scikit-image).
 """
 
 from __future__ import annotations

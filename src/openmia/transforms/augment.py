@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 PRESETS = ("none", "flip", "standard", "dihedral", "strong", "affine", "elastic", "heavy")
 PAIR_ONLY = ("affine", "elastic", "heavy")  # need a label map to move with the image
+# the resampling (``_resample_pair`` arguments) of each segmentation preset
+RESAMPLING = {"affine": {"elastic": False}, "elastic": {"elastic": True},
+              "heavy": {"elastic": True, "max_angle": 180.0, "scale_range": (0.75, 1.0 / 0.75), "padding": "reflection"}}
 
 
 def augment_batch(x: "torch.Tensor", preset: str, gen: "torch.Generator") -> "torch.Tensor":
@@ -98,13 +101,10 @@ def augment_pair(x: "torch.Tensor", y: "torch.Tensor", preset: str, gen: "torch.
     """
     if preset == "none":
         return x, y
-    if preset == "heavy":
-        x2, y2 = _resample_pair(*augment_pair(x, y, "flip", gen), gen, elastic=True, max_angle=180.0,
-                                scale_range=(0.75, 1.0 / 0.75), padding="reflection")
-        return _channel_gain(_intensity(x2, gen), gen), y2
     if preset in PAIR_ONLY:
-        x2, y2 = _resample_pair(*augment_pair(x, y, "flip", gen), gen, elastic=preset == "elastic")
-        return _intensity(x2, gen), y2
+        x2, y2 = _resample_pair(*augment_pair(x, y, "flip", gen), gen, **RESAMPLING[preset])
+        x2 = _intensity(x2, gen)
+        return (_channel_gain(x2, gen) if preset == "heavy" else x2), y2
     geometric = "dihedral" if preset == "strong" else preset
     both = augment_batch(_with_labels(x, y), geometric, gen)
     x2, y2 = both[:, :-1], both[:, -1].round().to(y.dtype)
