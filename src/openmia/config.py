@@ -150,6 +150,9 @@ class EvalConfig:
     seed: int = 0
     tta: bool = False  # segmentation: average the final val/test predictions over all axis flips
     postprocess: str = "none"  # segmentation: none | largest (keep each class's largest component)
+    # segmentation, images that always show every class: a class missing from the prediction gets
+    # the region around its most probable voxel with probability >= fill_empty x that peak (0 = off)
+    fill_empty: float = 0.0
     # detection / counting: detections kept per image, class-aware NMS IoU (0 = the model's own
     # decoding only), and the score a detection needs to be counted (None = chosen per class on
     # the validation split to minimise the count MAE)
@@ -162,6 +165,8 @@ class EvalConfig:
 
         _positive("eval.n_resamples", self.n_resamples)
         _one_of("eval.postprocess", self.postprocess, POSTPROCESS)
+        if not 0 <= self.fill_empty <= 1:
+            raise ConfigError(f"eval.fill_empty: expected a fraction of the peak probability in (0, 1], or 0 = off; found {self.fill_empty}")
         _positive("eval.max_detections", self.max_detections)
         if not 0 <= self.nms_iou < 1:
             raise ConfigError(f"eval.nms_iou: expected an IoU in [0, 1) (0 = no NMS), found {self.nms_iou}")

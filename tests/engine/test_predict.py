@@ -65,3 +65,15 @@ def test_classification_predict_csv(tmp_path):
     rows = list(csv.reader(open(tmp_path / "o" / "predictions.csv")))
     assert rows[0] == ["case_id", "score"] and [r[0] for r in rows[1:]] == ["c0", "c1", "c2"]
     assert all(0 <= float(r[1]) <= 1 for r in rows[1:])
+
+
+def test_class_probability_slabs_equal_a_full_softmax():
+    import torch
+
+    from openmia.engine.predict import _argmax_slabs, _class_prob_slabs
+
+    logits = torch.randn(1, 3, 37, 5, 4, generator=torch.Generator().manual_seed(0))
+    full = logits[0].softmax(0).numpy()
+    for k in range(3):
+        np.testing.assert_allclose(_class_prob_slabs(logits, k, slab=8), full[k], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(_argmax_slabs(logits, slab=8), full.argmax(0))

@@ -180,6 +180,16 @@ def test_segmentation_training_end_to_end(tmp_path):
         n_multi += any(ndimage.label(before == k)[1] > 1 for k in (1, 2))
     assert n_multi > 0  # the raw predictions had something to remove
     assert json.loads((rd2 / "result.json").read_text())["status"] == "complete"
+    # filling missing classes: every class present afterwards; only voxels of a missing class change
+    rd3 = reevaluate(rd, tmp_path / "filled", ["eval.fill_empty=0.5"]).run_dir
+    n_filled = 0
+    for f in sorted((rd3 / "predictions" / "test").glob("*.npy")):
+        lab, before = np.load(f), np.load(rd / "predictions" / "test" / f.name)
+        missing = [k for k in (1, 2) if not (before == k).any()]
+        assert all((lab == k).any() for k in (1, 2)), f.name
+        assert np.all((lab == before) | np.isin(lab, missing)), f.name
+        n_filled += bool(missing)
+    assert n_filled > 0  # the 2-epoch model misses a class somewhere
     with pytest.raises(ConfigError, match="eval.\\* overrides only"):
         reevaluate(rd, tmp_path / "other", ["optim.lr=0.1"])
     with pytest.raises(RunDirError, match="already exists"):
@@ -193,6 +203,11 @@ def test_segmentation_training_end_to_end(tmp_path):
     with pytest.raises(ConfigError, match="eval.postprocess applies to segmentation"):
         train(cfg.with_overrides(["data.dataset=synthetic/binary", "task=classification", "model.name=cnn_small",
                                   "eval.postprocess=largest"]), progress=False)
+    with pytest.raises(ConfigError, match="eval.fill_empty applies to segmentation"):
+        train(cfg.with_overrides(["data.dataset=synthetic/binary", "task=classification", "model.name=cnn_small",
+                                  "eval.fill_empty=0.5"]), progress=False)
+    with pytest.raises(ConfigError, match="eval.fill_empty: expected a fraction"):
+        cfg.with_overrides(["eval.fill_empty=1.5"])
 
 
 def test_augment_pair_moves_labels_with_images():

@@ -191,7 +191,8 @@ class ObjectTrainer(Trainer):
         cfg, spec, d = self.cfg, self.spec, self.cfg.data
         for key, bad in (("train.class_weights", cfg.train.class_weights != "none"), ("train.label_smoothing", cfg.train.label_smoothing),
                          ("train.loss", cfg.train.loss != "auto"), ("eval.tta", cfg.eval.tta),
-                         ("eval.postprocess", cfg.eval.postprocess != "none"), ("train.pretrain_epochs", cfg.train.pretrain_epochs)):
+                         ("eval.postprocess", cfg.eval.postprocess != "none"), ("eval.fill_empty", cfg.eval.fill_empty),
+                         ("train.pretrain_epochs", cfg.train.pretrain_epochs)):
             if bad:
                 raise ConfigError(f"{key} does not apply to {spec.task} runs (the model defines its own loss)")
         if d.augment not in AUGMENTS:

@@ -106,6 +106,15 @@ def _argmax_slabs(logits, slab: int = 16) -> np.ndarray:
     return out
 
 
+def _class_prob_slabs(logits, k: int, slab: int = 16) -> np.ndarray:
+    """float32 softmax probability of class ``k`` from ``(1, K, *spatial)`` logits, slab by slab
+    (computed only when ``eval.fill_empty`` needs it)."""
+    out = np.empty(tuple(logits.shape[2:]), np.float32)
+    for z in range(0, out.shape[0], slab):
+        out[z : z + slab] = logits[0, :, z : z + slab].float().softmax(0)[k].numpy()
+    return out
+
+
 def _canonical(arr: np.ndarray, nifti, dims: int):
     """Reorient a 3D NIfTI array (``(X, Y, Z)`` or channels-last 4D) to RAS+; returns it and the
     orientation to undo it (None when nothing to do)."""
@@ -149,7 +158,8 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
                 logits = sliding_window_inference(x, model, spec.spatial_shape, overlap=overlap, batch_size=batch_size,
                                                   flip_tta=tta)
                 del x
-                labels = postprocess_labels(_argmax_slabs(logits), run.cfg.eval.postprocess, spec.num_classes)
+                labels = postprocess_labels(_argmax_slabs(logits), run.cfg.eval.postprocess, spec.num_classes,
+                                            fill_empty=run.cfg.eval.fill_empty, prob=lambda k: _class_prob_slabs(logits, k))
                 del logits
                 if ornt is not None:  # back to the file's own voxel order: the input's affine applies unchanged
                     import nibabel as nib

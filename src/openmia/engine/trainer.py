@@ -258,6 +258,8 @@ class Trainer:
             raise ConfigError("eval.tta (flip test-time augmentation) applies to segmentation runs")
         if cfg.eval.postprocess != "none" and spec.task != "segmentation":
             raise ConfigError("eval.postprocess applies to segmentation runs (label maps)")
+        if cfg.eval.fill_empty and spec.task != "segmentation":
+            raise ConfigError("eval.fill_empty applies to segmentation runs (label maps)")
         if cfg.data.crop:
             raise ConfigError(f"data.crop applies to detection and counting runs; {spec.task} runs train on whole images")
         if cfg.train.recompute_bn:
@@ -511,7 +513,9 @@ class Trainer:
         for i in range(0, len(names), bs):  # batch by batch: a split's probabilities never sit in memory at once
             probs = predict_proba(self.model, self.task, s.images[i : i + bs], spec.normalization, bs, tta=cfg.eval.tta)
             for j, lab in enumerate(probs.argmax(1).astype(np.uint8)):
-                lab = postprocess_labels(lab[regions[i + j]], cfg.eval.postprocess, spec.num_classes)
+                region = regions[i + j]
+                lab = postprocess_labels(lab[region], cfg.eval.postprocess, spec.num_classes, fill_empty=cfg.eval.fill_empty,
+                                         prob=lambda k, p=probs[j], r=region: p[k][r])
                 fileio.save_npy(pred_dir / f"{names[i + j]}.npy", lab)
                 fileio.save_npy(truth_dir / f"{names[i + j]}.npy", np.asarray(s.labels[i + j][regions[i + j]], dtype=np.uint8))
         spacing = spec.spacing or (1.0,) * spec.dims
