@@ -127,6 +127,9 @@ class LoopConfig:
     # detection/counting: batch-norm statistics recomputed over the training images with the
     # current weights before each validation (batch norm's running averages lag fast-moving weights)
     recompute_bn: bool = False
+    # start from another run's kept weights (its directory, or a .pt checkpoint): every tensor
+    # whose name and shape match is copied (transfer learning, progressive resizing)
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         _positive("train.epochs", self.epochs)

@@ -373,7 +373,8 @@ class ObjectTrainer(Trainer):
         elif self.ema is not None:
             self.model.load_state_dict(self.ema.module.state_dict())
         spec, cfg = self.spec, self.cfg
-        prov = finish_provenance(collect_provenance(cfg, self.splits, self.model, threads=self.threads), train_seconds=self.elapsed)
+        prov = finish_provenance(collect_provenance(cfg, self.splits, self.model, threads=self.threads,
+                                                    init_from=self.init_record), train_seconds=self.elapsed)
         fileio.write_json(self.run_dir / "provenance.json", prov)
         preds = {s: predict_objects(self.model, self.splits[s].images, spec.normalization, cfg.data.eval_batch_size,
                                     kind=self.kind, max_detections=self.max_detections, nms_iou=cfg.eval.nms_iou)

@@ -83,8 +83,10 @@ def peak_rss_bytes() -> int:
     return int(r * (1 if sys.platform == "darwin" else 1024))
 
 
-def collect_provenance(cfg, splits: Mapping[str, Any], model, *, threads: int | None = None) -> dict[str, Any]:
-    """Provenance record for a training run (see module docstring)."""
+def collect_provenance(cfg, splits: Mapping[str, Any], model, *, threads: int | None = None,
+                       init_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Provenance record for a training run (see module docstring); ``init_from`` is the record of
+    the weights it started from (``train.init_from``), None for a fresh initialisation."""
     import torch
 
     spec = next(iter(splits.values())).spec
@@ -107,6 +109,7 @@ def collect_provenance(cfg, splits: Mapping[str, Any], model, *, threads: int | 
         "hardware": hardware(),
         "torch_threads": threads if threads is not None else torch.get_num_threads(),
         "parameters": int(sum(p.numel() for p in model.parameters())),
+        "init_from": init_from,
     }
 
 

@@ -8,6 +8,7 @@ Run directory layout (one per run)::
     metrics.jsonl            one JSON line per epoch
     checkpoints/last.pt      model + optimizer + RNG + progress (for --resume), atomic
     checkpoints/best.pt      weights with the best validation score, atomic
+    init_from.json           train.init_from only: the weights the run started from (path, SHA-256, names)
     predictions/{val,test}.csv, truth/{val,test}.csv   evaluator input formats (DESIGN §4.1)
     eval/{val,test}/         per_case.csv, summary.json, report.txt
     result.json              written last: the run is complete when it exists
@@ -287,6 +288,7 @@ class Trainer:
         import torch
 
         cfg = self.cfg
+        self.init_record = self._init_weights()
         o = cfg.optim
         params = self.model.parameters()
         if o.name == "adam":
@@ -309,6 +311,20 @@ class Trainer:
         self.best_val = -float("inf")
         self.best_epoch = -1
         self.pretrained = False
+
+    def _init_weights(self) -> dict[str, Any] | None:
+        """``train.init_from`` on a fresh run; a resumed or re-scored run has its own checkpoint and
+        only reads back the record (``init_from.json``) for its provenance."""
+        if not self.cfg.train.init_from:
+            return None
+        record = self.run_dir / "init_from.json"
+        if (self._ckpt_dir() / "last.pt").is_file():
+            return json.loads(record.read_text()) if record.is_file() else None
+        from openmia.engine.transfer import load_matching_weights
+
+        rec = load_matching_weights(self.model, self.cfg.train.init_from)
+        fileio.write_json(record, rec)
+        return rec
 
     # -- checkpoints
     def _ckpt_dir(self) -> Path:
@@ -545,7 +561,7 @@ class Trainer:
             self.model.load_state_dict(self.ema.module.state_dict())
         spec, cfg = self.spec, self.cfg
         summaries, table = {}, ""
-        prov = collect_provenance(cfg, self.splits, self.model, threads=self.threads)
+        prov = collect_provenance(cfg, self.splits, self.model, threads=self.threads, init_from=self.init_record)
         prov = finish_provenance(prov, train_seconds=self.elapsed)
         fileio.write_json(self.run_dir / "provenance.json", prov)
         for split in ("val", "test"):
@@ -669,6 +685,8 @@ def reevaluate(run_dir: str | Path, out_dir: str | Path, overrides: list[str]) -
         if (src / "checkpoints" / name).is_file():
             shutil.copy2(src / "checkpoints" / name, tmp / "checkpoints" / name)
     shutil.copy2(src / "metrics.jsonl", tmp / "metrics.jsonl")
+    if (src / "init_from.json").is_file():  # the weights it started from stay part of its provenance
+        shutil.copy2(src / "init_from.json", tmp / "init_from.json")
     fileio.write_text(tmp / "config.yaml", dump_yaml(cfg))
     tmp.rename(dst)  # the new run directory appears whole; result.json marks it complete
     trainer = make_trainer(cfg, dst, progress=False)
