@@ -533,7 +533,7 @@ class Trainer:
                 lab = postprocess_labels(lab[region], cfg.eval.postprocess, spec.num_classes, fill_empty=cfg.eval.fill_empty,
                                          prob=lambda k, p=probs[j], r=region: p[k][r])
                 fileio.save_npy(pred_dir / f"{names[i + j]}.npy", lab)
-                fileio.save_npy(truth_dir / f"{names[i + j]}.npy", np.asarray(s.labels[i + j][regions[i + j]], dtype=np.uint8))
+                fileio.save_npy(truth_dir / f"{names[i + j]}.npy", np.asarray(s.labels[i + j][region], dtype=np.uint8))
         spacing = spec.spacing or (1.0,) * spec.dims
         index = {n: k for k, n in enumerate(names)}
 
