@@ -72,6 +72,14 @@ VARIANTS: dict[str, dict[str, list[str]]] = {
 }
 
 
+# openmia configurations trained in stages (progressive resizing) beside the main one: name ->
+# [(share of the set's budget, overrides added to OPENMIA[set])]. Stage k starts from stage k-1's
+# kept weights (train.init_from); the budget and the reported train_seconds / epochs are sums
+# over the stages, and the last stage is the model scored. Earlier stages live in sibling run
+# directories named "<run>-stage<k>".
+STAGED: dict[str, dict[str, list[tuple[float, list[str]]]]] = {}
+
+
 # how the paired tests read each set's label maps (labels compared; ids -> names; pixel spacing)
 PAIRED: dict[str, dict[str, Any]] = {
     "busi": {"labels": ["lesion"], "label_names": {1: "lesion"}, "spacing": (1.0, 1.0)},
@@ -103,6 +111,8 @@ def _overrides(dataset: str, model: str) -> list[str]:
         return OPENMIA[dataset]
     if model == "monai_unet":
         return []
+    if model in STAGED.get(dataset, {}):
+        return OPENMIA[dataset] + STAGED[dataset][model][-1][1]
     if model in RESCORED.get(dataset, {}):
         source, extra = RESCORED[dataset][model]
         return [*_overrides(dataset, source), *extra]
@@ -125,13 +135,39 @@ def _rescore(job: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
 
 
 def _run_openmia(job: dict[str, Any]) -> dict[str, Any]:
-    """Train one openmia configuration in a worker process; reuse a complete run."""
+    """Train one openmia configuration in a worker process (each stage of a staged one, in turn);
+    reuse complete runs."""
     from openmia.config import load_config
 
-    cfg = load_config(None, [*job["overrides"], f"train.max_minutes={job['minutes']}", "train.budget_clock=cpu",
-                             "train.epochs=100000", "train.threads=1", f"eval.n_resamples={job['resamples']}",
-                             f"data.root={job['root']}", "task=segmentation"])
-    return {**job, "reused": train_or_reuse(cfg, job["run_dir"])}
+    reused, source = True, None
+    for k, (share, overrides, run_dir) in enumerate(_stages(job), start=1):
+        init = [f"train.init_from={source}"] if source else []
+        cfg = load_config(None, [*overrides, *init, f"train.max_minutes={job['minutes'] * share:g}", "train.budget_clock=cpu",
+                                 "train.epochs=100000", "train.threads=1", f"eval.n_resamples={job['resamples']}",
+                                 f"data.root={job['root']}", "task=segmentation"])
+        reused &= train_or_reuse(cfg, run_dir)
+        source = run_dir
+    return {**job, "reused": reused}
+
+
+def _staged_description(dataset: str, model: str, minutes: float) -> list[str]:
+    """A staged configuration for the results table: the main overrides, then each stage's own."""
+    out = list(OPENMIA[dataset])
+    for k, (share, extra) in enumerate(STAGED[dataset][model], start=1):
+        start = f", from stage {k - 1}'s weights" if k > 1 else ""
+        out.append(f"; stage {k} ({share * minutes:g} CPU-min{start}): {' '.join(extra) or 'as is'}")
+    return out
+
+
+def _stages(job: dict[str, Any]) -> list[tuple[float, list[str], str]]:
+    """(share of the budget, overrides, run directory) of each training stage of a job; one stage
+    with the whole budget unless the configuration is in STAGED."""
+    stages = STAGED.get(job["dataset"], {}).get(job["model"])
+    if not stages:
+        return [(1.0, job["overrides"], job["run_dir"])]
+    n = len(stages)
+    return [(share, [*OPENMIA[job["dataset"]], *extra], job["run_dir"] if k == n else f"{job['run_dir']}-stage{k}")
+            for k, (share, extra) in enumerate(stages, start=1)]
 
 
 def _run_monai(job: dict[str, Any]) -> dict[str, Any]:
@@ -220,10 +256,13 @@ def _summary_row(summary: dict[str, Any], metric: str, label: str) -> dict[str, 
     raise KeyError(f"{metric}/{label}")
 
 
-def records_for(dataset: str, model: str, run_dir: Path) -> list[dict[str, Any]]:
-    """Benchmark records (one per foreground label and one ``mean``) from a finished run."""
+def records_for(dataset: str, model: str, run_dir: Path, earlier: list[Path] | None = None) -> list[dict[str, Any]]:
+    """Benchmark records (one per foreground label and one ``mean``) from a finished run; the
+    training time and epochs of ``earlier`` stages (a staged configuration) are added in."""
     summary = json.loads((run_dir / "eval" / "test" / "summary.json").read_text())
-    result = json.loads((run_dir / "result.json").read_text())
+    results = [json.loads((d / "result.json").read_text()) for d in [*(earlier or []), run_dir]]
+    result = {"train_seconds": round(sum(r["train_seconds"] for r in results), 3),
+              "epochs_done": sum(r["epochs_done"] for r in results)}
     labels = sorted({str(m["label"]) for m in summary["metrics"] if m["metric"] == "dice" and m["label"] != "all"})
     out = []
     for lab in labels + (["all"] if len(labels) > 1 else []):
@@ -235,6 +274,7 @@ def records_for(dataset: str, model: str, run_dir: Path) -> list[dict[str, Any]]
             "nsd_mean": _summary_row(summary, "nsd", lab)["value"], "train_seconds": result["train_seconds"],
             "reference_dice": REFERENCE_DICE.get((dataset, name)), "epochs": result["epochs_done"],
             "n_test_cases": summary.get("n_cases"),
+            **({"stage_epochs": [r["epochs_done"] for r in results]} if earlier else {}),
         })
     return out
 
@@ -321,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = Path(args.runs_dir) if args.runs_dir else openmia_home() / "bench" / "segmentation"
     jobs = []
     for ds in args.datasets:
-        models = (["openmia", *VARIANTS.get(ds, {})]
+        models = (["openmia", *VARIANTS.get(ds, {}), *STAGED.get(ds, {})]
                   + (["monai_unet"] if ds == "hippocampus" and not args.no_monai else []))
         for model in models:
             rd = runs_dir / f"{ds}-{model}-{budgets[ds]:g}cpumin-s{args.seed}"
@@ -342,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     records, tests = [], []
     for job in jobs:
         rd = Path(job["run_dir"])
-        records += records_for(job["dataset"], job["model"], rd)
+        records += records_for(job["dataset"], job["model"], rd, [Path(d) for _, _, d in _stages(job)[:-1]])
         if job["dataset"] == "busi":
             from openmia.data.readers.image_mask import read_busi
             from openmia.engine.trainer import _safe_name
@@ -355,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     from openmia.evaluation.compare import compare_files
 
     for ds in args.datasets:  # paired tests between the models trained on one set
-        names = ["openmia", *VARIANTS.get(ds, {}), *RESCORED.get(ds, {})]
+        names = ["openmia", *VARIANTS.get(ds, {}), *STAGED.get(ds, {}), *RESCORED.get(ds, {})]
         names += ["monai_unet"] if ds == "hippocampus" and not args.no_monai else []
         # only runs scored at the main run's resolution are paired (case by case, pixel by pixel)
         names = [m for m in names if m == "monai_unet" or _size(ds, m) == _size(ds, "openmia")]
@@ -373,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
                              and {t["model_a"], t["model_b"]} == {r["model"], "monai_unet"}]
     configs = {f"{ds} / {m}": _overrides(ds, m) for ds in args.datasets
                for m in ["openmia", *VARIANTS.get(ds, {}), *RESCORED.get(ds, {})]}
+    configs.update({f"{ds} / {m}": _staged_description(ds, m, budgets[ds]) for ds in args.datasets for m in STAGED.get(ds, {})})
     if "hippocampus" in args.datasets and not args.no_monai:
         configs["hippocampus / monai_unet"] = ["monai.networks.nets.UNet(3, 1, 3, channels=(16, 32, 64, 128, 256), "
                                                "strides=(2, 2, 2, 2), num_res_units=2)", "DiceCELoss", "Adam 1e-3",

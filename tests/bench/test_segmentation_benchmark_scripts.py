@@ -44,12 +44,14 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, writ
     monkeypatch.setitem(bench.VARIANTS, "hippocampus", {"openmia_ema_tta": ["train.ema=0.99", "eval.tta=true"]})
     monkeypatch.setitem(bench.RESCORED, "hippocampus", {"openmia_ema_tta_largest": ("openmia_ema_tta",
                                                                                     ["eval.postprocess=largest"])})
+    # and one trained in two stages, the second from the first's weights at a lower learning rate
+    monkeypatch.setitem(bench.STAGED, "hippocampus", {"openmia_staged": [(0.5, []), (0.5, ["optim.lr=0.0005"])]})
     out = tmp_path / "results"
     args = ["--data", str(tmp_path / "data"), "--datasets", "hippocampus", "--minutes", "hippocampus=0.02",
             "--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--resamples", "100"]
     assert bench.main(args) == 0
     records = json.loads((out / "segmentation.json").read_text())
-    models = ("openmia", "openmia_ema_tta", "openmia_ema_tta_largest", "monai_unet")
+    models = ("openmia", "openmia_ema_tta", "openmia_ema_tta_largest", "openmia_staged", "monai_unet")
     assert {(r["model"], r["label"]) for r in records} == {(m, lab) for m in models for lab in ("anterior", "posterior", "mean")}
     for r in records:
         assert KEYS <= set(r) and r["dataset"] == "hippocampus"
@@ -58,7 +60,17 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, writ
     src, rescored = (json.loads((tmp_path / "runs" / f"hippocampus-{m}-0.02cpumin-s0" / "result.json").read_text())
                      for m in ("openmia_ema_tta", "openmia_ema_tta_largest"))
     assert rescored["train_seconds"] == src["train_seconds"] and rescored["epochs_done"] == src["epochs_done"]
-    for name in ("openmia", "openmia_ema_tta", "openmia_ema_tta_largest"):
+    # the staged run: stage 2 starts from stage 1's kept weights; time and epochs are the sums
+    runs = tmp_path / "runs"
+    stage1, stage2 = runs / "hippocampus-openmia_staged-0.02cpumin-s0-stage1", runs / "hippocampus-openmia_staged-0.02cpumin-s0"
+    init = json.loads((stage2 / "init_from.json").read_text())
+    assert Path(init["source"]) == stage1 / "checkpoints" / "best.pt" and not init["fresh"]
+    parts = [json.loads((d / "result.json").read_text()) for d in (stage1, stage2)]
+    staged = [r for r in records if r["model"] == "openmia_staged" and r["label"] == "mean"][0]
+    assert staged["train_seconds"] == pytest.approx(sum(p["train_seconds"] for p in parts), abs=1e-3)
+    assert staged["stage_epochs"] == [p["epochs_done"] for p in parts] and staged["epochs"] == sum(staged["stage_epochs"])
+    assert "stage 2 (0.01 CPU-min, from stage 1's weights): optim.lr=0.0005" in (out / "segmentation.md").read_text()
+    for name in ("openmia", "openmia_ema_tta", "openmia_ema_tta_largest", "openmia_staged"):
         ours = [r for r in records if r["model"] == name and r["label"] == "mean"][0]
         assert {t["metric"] for t in ours["vs_monai"]} == {"dice", "hd95", "nsd"}  # one row per metric vs MONAI
         assert all(0 <= t["p_value"] <= t["p_holm"] <= 1 and t["label"] == "all" for t in ours["vs_monai"])
