@@ -1,11 +1,13 @@
 """Segmentation benchmark on real data: BUSI (breast ultrasound), Kvasir-SEG (polyps) and MSD
-Task04 Hippocampus (3D MRI, fold 0), with MONAI's standard 3D recipe run side by side on the
-same hippocampus fold, same padded volumes and the same CPU-time budget.
+Task04 Hippocampus (3D MRI, fold 0; ``--folds`` for the others and their pooled cross-validation
+result), with MONAI's standard 3D recipe run side by side on the same hippocampus fold, same padded
+volumes and the same CPU-time budget.
 
 Usage::
 
     python benchmarks/segmentation.py --data ../shared/data --parallel 2
     python benchmarks/segmentation.py --data ../shared/data --datasets busi --minutes busi=10
+    python benchmarks/segmentation.py --data ../shared/data --datasets hippocampus --folds 0 1 2 3 4 --parallel 2
 
 Every run trains with one torch thread against a CPU-time budget (process time, so parallel runs
 get fair budgets), selects its model on the validation split, and is scored once on the test
@@ -127,6 +129,31 @@ def _overrides(dataset: str, model: str) -> list[str]:
     return OPENMIA[dataset] + VARIANTS[dataset][model]
 
 
+def _run_dir(runs_dir: Path, dataset: str, model: str, minutes: float, seed: int, fold: int = 0) -> Path:
+    """Where a run lives; fold 0 has no suffix (the issue's reported fold; older caches stay valid)."""
+    return runs_dir / f"{dataset}-{model}-{minutes:g}cpumin-s{seed}{f'-fold{fold}' if fold else ''}"
+
+
+def _trained(dataset: str, fold: int, monai: bool) -> list[str]:
+    """The configurations trained on a set and fold: all of them on fold 0, else the main one (and MONAI's)."""
+    ours = ["openmia", *VARIANTS.get(dataset, {}), *STAGED.get(dataset, {})] if fold == 0 else ["openmia"]
+    return ours + (["monai_unet"] if dataset == "hippocampus" and monai else [])
+
+
+def _pool_folders(fold_dirs: dict[int, Path], dest: Path) -> Path:
+    """A run-like folder whose test predictions and truth are every fold's (case ids are unique
+    across folds), for paired tests over the pooled cases; rebuilt on every call."""
+    import shutil
+
+    shutil.rmtree(dest, ignore_errors=True)
+    for kind in ("predictions", "truth"):
+        (dest / kind / "test").mkdir(parents=True)
+        for d in fold_dirs.values():
+            for f in sorted((d / kind / "test").iterdir()):
+                shutil.copy2(f, dest / kind / "test" / f.name)
+    return dest
+
+
 def _rescore(job: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
     """Score a finished source run again with other eval.* settings; reuse a complete result."""
     import shutil
@@ -138,7 +165,7 @@ def _rescore(job: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
         return {**job, "reused": True}
     shutil.rmtree(rd, ignore_errors=True)  # an interrupted re-scoring starts over (it is cheap)
     source, extra = RESCORED[job["dataset"]][job["model"]]
-    reevaluate(runs_dir / f"{job['dataset']}-{source}-{job['minutes']:g}cpumin-s{job['seed']}", rd, extra)
+    reevaluate(_run_dir(runs_dir, job["dataset"], source, job["minutes"], job["seed"], job["fold"]), rd, extra)
     return {**job, "reused": False}
 
 
@@ -197,7 +224,7 @@ def _run_monai(job: dict[str, Any]) -> dict[str, Any]:
         return {**job, "reused": True}
     torch.set_num_threads(1)
     torch.manual_seed(job["seed"])
-    splits = {s: load_split("hippocampus", s, root=job["root"]) for s in ("train", "val", "test")}
+    splits = {s: load_split("hippocampus", s, root=job["root"], fold=job["fold"]) for s in ("train", "val", "test")}
     k = splits["train"].spec.num_classes
     net = UNet(spatial_dims=3, in_channels=1, out_channels=k, channels=(16, 32, 64, 128, 256), strides=(2, 2, 2, 2),
                num_res_units=2)
@@ -287,30 +314,60 @@ def records_for(dataset: str, model: str, run_dir: Path, earlier: list[Path] | N
     return out
 
 
-def subgroup_records(dataset: str, model: str, run_dir: Path, groups: dict[str, list[str]], label: str,
-                     n_resamples: int) -> list[dict[str, Any]]:
-    """Dice / HD95 / NSD of ``label`` within named case subsets (BUSI: benign, malignant, both) with BCa CIs."""
+def _case_values(run_dirs: list[Path], label: str) -> dict[tuple[str, str], float]:
+    """(case id, metric) -> value of ``label`` from the test ``per_case.csv`` of each run; the label
+    "all" is the per-case mean over the foreground labels (how the evaluator aggregates)."""
     import csv
 
+    rows: dict[tuple[str, str], list[float]] = {}
+    for rd in run_dirs:
+        with open(rd / "eval" / "test" / "per_case.csv") as f:
+            for row in csv.DictReader(f):
+                if label in ("all", row["label"]):
+                    v = float(row["value"]) if row["value"] not in ("", "nan") else np.nan
+                    rows.setdefault((row["case_id"], row["metric"]), []).append(v)
+    return {k: float(np.nanmean(v)) if np.isfinite(v).any() else np.nan for k, v in rows.items()}
+
+
+def _ci_record(base: dict[str, Any], vals: dict[tuple[str, str], float], cases: list[str], n_resamples: int) -> dict[str, Any]:
+    """``base`` plus Dice / HD95 / NSD means over ``cases``, with the BCa bootstrap CI of the Dice."""
     from openmia.evaluation.aggregate import weighted_nanmean
     from openmia.stats.bootstrap import bootstrap_ci
 
-    vals: dict[tuple[str, str], float] = {}
-    with open(run_dir / "eval" / "test" / "per_case.csv") as f:
-        for row in csv.DictReader(f):
-            if row["label"] == label:
-                vals[(row["case_id"], row["metric"])] = float(row["value"]) if row["value"] not in ("", "nan") else np.nan
+    rec = {**base, "n_test_cases": len(cases)}
+    for metric in ("dice", "hd95", "nsd"):
+        v = np.array([vals.get((c, metric), np.nan) for c in cases])
+        ci = bootstrap_ci(weighted_nanmean(v), len(v), n_resamples=n_resamples, seed=0)
+        rec[f"{metric}_mean"] = ci.value
+        if metric == "dice":
+            rec["dice_ci_low"], rec["dice_ci_high"] = ci.ci_low, ci.ci_high
+    return rec
+
+
+def subgroup_records(dataset: str, model: str, run_dir: Path, groups: dict[str, list[str]], label: str,
+                     n_resamples: int) -> list[dict[str, Any]]:
+    """Dice / HD95 / NSD of ``label`` within named case subsets (BUSI: benign, malignant, both) with BCa CIs."""
+    vals = _case_values([run_dir], label)
+    return [_ci_record({"dataset": dataset, "model": model, "label": label, "subset": g}, vals,
+                       sorted(c for c in members if (c, "dice") in vals), n_resamples) for g, members in groups.items()]
+
+
+def pooled_records(dataset: str, model: str, run_dirs: dict[int, Path], n_resamples: int) -> list[dict[str, Any]]:
+    """Cross-validation summary: every test case of the given folds in one sample (each case is tested
+    by exactly one fold), per foreground label and their mean, with BCa CIs over the pooled cases."""
+    summary = json.loads((next(iter(run_dirs.values())) / "eval" / "test" / "summary.json").read_text())
+    labels = sorted({str(m["label"]) for m in summary["metrics"] if m["metric"] == "dice" and m["label"] != "all"})
+    folds = sorted(run_dirs)
     out = []
-    for g, members in groups.items():
-        cases = sorted(c for c in members if (c, "dice") in vals)
-        rec = {"dataset": dataset, "model": model, "label": label, "subset": g, "n_test_cases": len(cases)}
-        for metric in ("dice", "hd95", "nsd"):
-            v = np.array([vals.get((c, metric), np.nan) for c in cases])
-            ci = bootstrap_ci(weighted_nanmean(v), len(v), n_resamples=n_resamples, seed=0)
-            rec[f"{metric}_mean"] = ci.value
-            if metric == "dice":
-                rec["dice_ci_low"], rec["dice_ci_high"] = ci.ci_low, ci.ci_high
-        out.append(rec)
+    for lab in labels + (["all"] if len(labels) > 1 else []):
+        name = "mean" if lab == "all" else lab
+        vals = _case_values(list(run_dirs.values()), lab)
+        base = {"dataset": dataset, "model": model, "label": name, "fold": "pooled",
+                "subset": f"folds {'+'.join(map(str, folds))} pooled", "folds": folds,
+                "reference_dice": REFERENCE_DICE.get((dataset, name)),
+                "train_seconds": round(sum(json.loads((d / "result.json").read_text())["train_seconds"]
+                                           for d in run_dirs.values()), 3)}
+        out.append(_ci_record(base, vals, sorted({c for c, _ in vals}), n_resamples))
     return out
 
 
@@ -320,7 +377,7 @@ def write_results(records: list[dict[str, Any]], tests: list[dict[str, Any]], ou
     fileio.write_json(out / "segmentation.json", records)
     f = lambda v, d=3: "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{d}f}"  # noqa: E731
     lines = [
-        "# Segmentation on real data: BUSI, Kvasir-SEG, MSD Hippocampus (fold 0)", "",
+        f"# Segmentation on real data: BUSI, Kvasir-SEG, MSD Hippocampus ({meta['folds']})", "",
         f"Budget per run: {meta['budgets']} CPU-minutes of training (train + validation, process CPU time), one torch "
         f"thread per run, {meta['parallel']} run(s) in parallel on {meta['cpus']} cores. Generated by `{meta['command']}` "
         f"on {meta['date']} (openmia git {meta['git']}). Test split scored once by openmia's evaluator; Dice CI = BCa "
@@ -337,7 +394,8 @@ def write_results(records: list[dict[str, Any]], tests: list[dict[str, Any]], ou
                   "| dataset | metric | label | A | B | A | B | diff | 95% CI | Wilcoxon p | Holm p |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for t in tests:
-            lines.append(f"| {t['dataset']} | {t['metric']} | {t['label']} | {t['model_a']} | {t['model_b']} | {f(t['estimate_a'])} "
+            where = t["dataset"] + (f" (fold {t['fold']})" if "fold" in t else "")
+            lines.append(f"| {where} | {t['metric']} | {t['label']} | {t['model_a']} | {t['model_b']} | {f(t['estimate_a'])} "
                          f"| {f(t['estimate_b'])} | {t['diff']:+.3f} | {t['ci_low']:+.3f}–{t['ci_high']:+.3f} | {t['p_value']:.3g} "
                          f"| {t['p_holm']:.3g} |")
     lines += ["", "Configurations:", ""]
@@ -357,6 +415,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--no-monai", action="store_true", help="skip MONAI's hippocampus recipe")
+    ap.add_argument("--folds", type=int, nargs="+", default=[0], choices=range(5), metavar="K",
+                    help="hippocampus test folds (0-4; default 0). Folds other than 0 train openmia's main "
+                         "configuration and MONAI's recipe only; with several folds their test cases are also "
+                         "pooled into one cross-validation result")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
@@ -367,58 +429,70 @@ def main(argv: list[str] | None = None) -> int:
 
     budgets = parse_budgets(ap, MINUTES, args.minutes)
     runs_dir = Path(args.runs_dir) if args.runs_dir else openmia_home() / "bench" / "segmentation"
-    jobs = []
-    for ds in args.datasets:
-        models = (["openmia", *VARIANTS.get(ds, {}), *STAGED.get(ds, {})]
-                  + (["monai_unet"] if ds == "hippocampus" and not args.no_monai else []))
-        for model in models:
-            rd = runs_dir / f"{ds}-{model}-{budgets[ds]:g}cpumin-s{args.seed}"
-            jobs.append({"dataset": ds, "model": model, "overrides": _overrides(ds, model),
-                         "run_dir": str(rd), "minutes": budgets[ds], "seed": args.seed, "root": str(Path(args.data) / ds),
-                         "resamples": args.resamples})
-    rescored = [{"dataset": ds, "model": m, "overrides": _overrides(ds, m), "minutes": budgets[ds], "seed": args.seed,
-                 "run_dir": str(runs_dir / f"{ds}-{m}-{budgets[ds]:g}cpumin-s{args.seed}"), "root": str(Path(args.data) / ds)}
-                for ds in args.datasets for m in RESCORED.get(ds, {})]
+    monai = not args.no_monai
+    folds = {ds: sorted(set(args.folds)) if ds == "hippocampus" else [0] for ds in args.datasets}
+
+    def job(ds: str, model: str, fold: int) -> dict[str, Any]:
+        return {"dataset": ds, "model": model, "fold": fold, "minutes": budgets[ds], "seed": args.seed,
+                "overrides": [*_overrides(ds, model), *([f"data.fold={fold}"] if fold else [])],
+                "run_dir": str(_run_dir(runs_dir, ds, model, budgets[ds], args.seed, fold)),
+                "root": str(Path(args.data) / ds), "resamples": args.resamples}
+
+    jobs = [job(ds, m, k) for ds in args.datasets for k in folds[ds] for m in _trained(ds, k, monai)]
+    rescored = [job(ds, m, 0) for ds in args.datasets for m in RESCORED.get(ds, {}) if 0 in folds[ds]]
     t0 = time.time()
     run_pool(_run, jobs, args.parallel)
 
-    for job in rescored:  # after training: each needs its source run
-        done = _rescore(job, runs_dir)
+    for j in rescored:  # after training: each needs its source run
+        done = _rescore(j, runs_dir)
         logging.info("done %s %s (re-scored%s)", done["dataset"], done["model"], ", reused" if done["reused"] else "")
     jobs += rescored
 
     records, tests = [], []
-    for job in jobs:
-        rd = Path(job["run_dir"])
-        records += records_for(job["dataset"], job["model"], rd, [Path(d) for _, _, d in _stages(job)[:-1]])
-        if job["dataset"] == "busi":
+    for j in jobs:
+        rd = Path(j["run_dir"])
+        recs = records_for(j["dataset"], j["model"], rd, [Path(d) for _, _, d in _stages(j)[:-1]])
+        if j["dataset"] == "hippocampus":
+            recs = [{**r, "fold": j["fold"], "subset": f"fold {j['fold']}"} for r in recs]
+        records += recs
+        if j["dataset"] == "busi":
             from openmia.data.readers.image_mask import read_busi
             from openmia.engine.trainer import _safe_name
 
-            cat = {_safe_name(c.case_id): c.category for c in read_busi(job["root"])}
+            cat = {_safe_name(c.case_id): c.category for c in read_busi(j["root"])}
             # the literature's lesion Dice is over images with a lesion; "all" above also holds the
             # normal images (empty masks, scored by the empty-mask convention)
             groups = {g: [c for c, gg in cat.items() if gg in g.split("+")] for g in ("benign+malignant", "benign", "malignant")}
-            records += subgroup_records("busi", job["model"], rd, groups, "lesion", args.resamples)
+            records += subgroup_records("busi", j["model"], rd, groups, "lesion", args.resamples)
     from openmia.evaluation.compare import compare_files
 
-    for ds in args.datasets:  # paired tests between the models trained on one set
-        names = ["openmia", *VARIANTS.get(ds, {}), *STAGED.get(ds, {}), *RESCORED.get(ds, {})]
-        names += ["monai_unet"] if ds == "hippocampus" and not args.no_monai else []
-        # only runs scored at the main run's resolution are paired (case by case, pixel by pixel)
-        names = [m for m in names if m == "monai_unet" or _size(ds, m) == _size(ds, "openmia")]
-        if len(names) < 2:
-            continue
-        dirs = {m: runs_dir / f"{ds}-{m}-{budgets[ds]:g}cpumin-s{args.seed}" for m in names}
+    def paired(ds: str, fold: int | str, dirs: dict[str, Path], out_dir: Path) -> None:
         res = compare_files("segmentation", dirs["openmia"] / "truth" / "test",
-                            {m: d / "predictions" / "test" for m, d in dirs.items()}, runs_dir / f"{ds}-compare",
+                            {m: d / "predictions" / "test" for m, d in dirs.items()}, out_dir,
                             metrics=["dice", "hd95", "nsd"], n_resamples=args.resamples, **PAIRED[ds])
-        tests += [{"dataset": ds, **r} for r in res["comparisons"]]
+        tests.extend({"dataset": ds, **({"fold": fold} if ds == "hippocampus" else {}), **r} for r in res["comparisons"])
+
+    for ds in args.datasets:  # paired tests between the models trained on one set (and fold)
+        for k in folds[ds]:
+            names = [*_trained(ds, k, monai), *(RESCORED.get(ds, {}) if k == 0 else [])]
+            # only runs scored at the main run's resolution are paired (case by case, pixel by pixel)
+            names = [m for m in names if m == "monai_unet" or _size(ds, m) == _size(ds, "openmia")]
+            if len(names) > 1:
+                paired(ds, k, {m: _run_dir(runs_dir, ds, m, budgets[ds], args.seed, k) for m in names},
+                       runs_dir / f"{ds}-compare{f'-fold{k}' if k else ''}")
+        if len(folds[ds]) > 1:  # cross-validation: the folds' test cases pooled, per model
+            names = _trained(ds, 1, monai)
+            fold_dirs = {m: {k: _run_dir(runs_dir, ds, m, budgets[ds], args.seed, k) for k in folds[ds]} for m in names}
+            records += [r for m in names for r in pooled_records(ds, m, fold_dirs[m], args.resamples)]
+            tag = "-".join(map(str, folds[ds]))
+            pooled_dirs = {m: _pool_folders(fold_dirs[m], runs_dir / f"{ds}-pooled-folds{tag}" / m) for m in names}
+            if len(names) > 1:
+                paired(ds, "pooled", pooled_dirs, runs_dir / f"{ds}-compare-pooled-folds{tag}")
     for r in records:
         if r["dataset"] == "hippocampus" and r["model"] != "monai_unet":
             lab = "all" if r["label"] == "mean" else r["label"]
             r["vs_monai"] = [t for t in tests if t["dataset"] == "hippocampus" and t["label"] == lab
-                             and {t["model_a"], t["model_b"]} == {r["model"], "monai_unet"}]
+                             and t["fold"] == r["fold"] and {t["model_a"], t["model_b"]} == {r["model"], "monai_unet"}]
     configs = {f"{ds} / {m}": _overrides(ds, m) for ds in args.datasets
                for m in ["openmia", *VARIANTS.get(ds, {}), *RESCORED.get(ds, {})]}
     configs.update({f"{ds} / {m}": _staged_description(ds, m, budgets[ds]) for ds in args.datasets for m in STAGED.get(ds, {})})
@@ -426,10 +500,12 @@ def main(argv: list[str] | None = None) -> int:
         configs["hippocampus / monai_unet"] = ["monai.networks.nets.UNet(3, 1, 3, channels=(16, 32, 64, 128, 256), "
                                                "strides=(2, 2, 2, 2), num_res_units=2)", "DiceCELoss", "Adam 1e-3",
                                                "batch 4", "random flips", "best validation Dice"]
+    hf = folds.get("hippocampus", [0])
     meta = {"budgets": ", ".join(f"{d} {budgets[d]:g}" for d in args.datasets), "parallel": args.parallel,
             "cpus": len(os.sched_getaffinity(0)), "date": time.strftime("%Y-%m-%d"), "git": git_commit(ROOT),
             "command": "python benchmarks/segmentation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "configs": configs, "resamples": args.resamples}
+            "configs": configs, "resamples": args.resamples,
+            "folds": f"fold {hf[0]}" if len(hf) == 1 else f"folds {', '.join(map(str, hf))} and pooled"}
     out = Path(args.out)
     write_results(records, tests, out, meta)
     logging.info("wrote %s in %.0f s", out / "segmentation.md", time.time() - t0)

@@ -22,11 +22,9 @@ def _load(name: str):
     return mod
 
 
-def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, write_msd, toy_msd_facts):
-    pytest.importorskip("monai")
-
-    bench = _load("segmentation")
-    # a toy "hippocampus": 10 cases of up to 20^3 voxels padded to 32^3, two labels
+@pytest.fixture
+def toy_hippocampus(tmp_path, write_msd, toy_msd_facts):
+    """A toy "hippocampus" under tmp_path/data: 10 cases of up to 20^3 voxels padded to 32^3, two labels."""
     toy_msd_facts((32, 32, 32), 10, ("background", "anterior", "posterior"))
     rng = np.random.default_rng(0)
     cases = []
@@ -38,6 +36,13 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, writ
         cases.append((f"h{i:02d}", (rng.normal(60, 5, shape) + 40 * lab).astype(np.float32), lab, np.eye(4), None))
     (tmp_path / "data" / "hippocampus").mkdir(parents=True)
     write_msd(tmp_path / "data" / "hippocampus", cases)
+    return tmp_path / "data"
+
+
+def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_hippocampus):
+    pytest.importorskip("monai")
+
+    bench = _load("segmentation")
     monkeypatch.setitem(bench.OPENMIA, "hippocampus", ["data.dataset=hippocampus", "model.name=resunet",
                         "model.kwargs={channels: [4, 8]}", "data.batch_size=2"])
     # one trained variant beside the main configuration, and one re-scored from it
@@ -80,6 +85,41 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, writ
     before = sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json"))
     assert bench.main(args) == 0
     assert sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json")) == before
+
+
+def test_segmentation_benchmark_hippocampus_folds_pooled(tmp_path, monkeypatch, toy_hippocampus):
+    """--folds: each fold trains on its own split (openmia's main configuration and MONAI's); the
+    folds' test cases are pooled into one result with a paired test over all of them."""
+    pytest.importorskip("monai")
+
+    bench = _load("segmentation")
+    monkeypatch.setitem(bench.OPENMIA, "hippocampus", ["data.dataset=hippocampus", "model.name=resunet",
+                        "model.kwargs={channels: [4, 8]}", "data.batch_size=2"])
+    for table in (bench.VARIANTS, bench.STAGED, bench.RESCORED):
+        monkeypatch.setitem(table, "hippocampus", {})
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    assert bench.main(["--data", str(toy_hippocampus), "--datasets", "hippocampus", "--folds", "0", "1", "--minutes",
+                       "hippocampus=0.01", "--runs-dir", str(runs), "--out", str(out), "--resamples", "100"]) == 0
+    records = json.loads((out / "segmentation.json").read_text())
+    for k, suffix in ((0, ""), (1, "-fold1")):  # fold k tests the cases whose sorted index % 5 == k
+        for m in ("openmia", "monai_unet"):
+            ids = sorted(p.stem for p in (runs / f"hippocampus-{m}-0.01cpumin-s0{suffix}" / "truth" / "test").iterdir())
+            assert ids == [f"h{i:02d}" for i in range(10) if i % 5 == k]
+        rec = [r for r in records if r["model"] == "openmia" and r["label"] == "mean" and r["fold"] == k][0]
+        assert rec["subset"] == f"fold {k}" and rec["n_test_cases"] == 2
+    pooled = {(r["model"], r["label"]): r for r in records if r["fold"] == "pooled"}
+    assert set(pooled) == {(m, lab) for m in ("openmia", "monai_unet") for lab in ("anterior", "posterior", "mean")}
+    # the pooled Dice is the mean over the 4 cases of both folds, read back from the folds' own per-case files
+    per_case = []
+    for suffix in ("", "-fold1"):
+        with open(runs / f"hippocampus-openmia-0.01cpumin-s0{suffix}" / "eval" / "test" / "per_case.csv") as f:
+            per_case += [float(line.split(",")[3]) for line in f if ",anterior,dice," in line]
+    assert len(per_case) == 4 and pooled[("openmia", "anterior")]["dice_mean"] == pytest.approx(np.mean(per_case))
+    assert pooled[("openmia", "mean")]["n_test_cases"] == 4 and pooled[("openmia", "mean")]["folds"] == [0, 1]
+    pooled_tests = pooled[("openmia", "mean")]["vs_monai"]
+    assert {t["metric"] for t in pooled_tests} == {"dice", "hd95", "nsd"} and all(t["fold"] == "pooled" for t in pooled_tests)
+    md = (out / "segmentation.md").read_text()
+    assert "MSD Hippocampus (folds 0, 1 and pooled)" in md and "| hippocampus (fold pooled) | dice | all |" in md
 
 
 def test_segmentation_benchmark_rejects_a_bad_budget(capsys):
