@@ -420,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
                          "configuration and MONAI's recipe only; with several folds their test cases are also "
                          "pooled into one cross-validation result")
     args = ap.parse_args(argv)
+    if args.folds != [0] and "hippocampus" not in args.datasets:
+        ap.error(f"--folds {' '.join(map(str, args.folds))} applies to the hippocampus only, which is not in --datasets")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import os

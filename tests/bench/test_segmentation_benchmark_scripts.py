@@ -127,3 +127,6 @@ def test_segmentation_benchmark_rejects_a_bad_budget(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--data", ".", "--minutes", "liver=3"])
     assert "SET=MINUTES" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--data", ".", "--datasets", "busi", "--folds", "1"])
+    assert "applies to the hippocampus only" in capsys.readouterr().err
