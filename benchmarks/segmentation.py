@@ -394,7 +394,7 @@ def write_results(records: list[dict[str, Any]], tests: list[dict[str, Any]], ou
                   "| dataset | metric | label | A | B | A | B | diff | 95% CI | Wilcoxon p | Holm p |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for t in tests:
-            where = t["dataset"] + (f" (fold {t['fold']})" if "fold" in t else "")
+            where = t["dataset"] + ("" if "fold" not in t else " (folds pooled)" if t["fold"] == "pooled" else f" (fold {t['fold']})")
             lines.append(f"| {where} | {t['metric']} | {t['label']} | {t['model_a']} | {t['model_b']} | {f(t['estimate_a'])} "
                          f"| {f(t['estimate_b'])} | {t['diff']:+.3f} | {t['ci_low']:+.3f}–{t['ci_high']:+.3f} | {t['p_value']:.3g} "
                          f"| {t['p_holm']:.3g} |")

@@ -119,7 +119,7 @@ def test_segmentation_benchmark_hippocampus_folds_pooled(tmp_path, monkeypatch, 
     pooled_tests = pooled[("openmia", "mean")]["vs_monai"]
     assert {t["metric"] for t in pooled_tests} == {"dice", "hd95", "nsd"} and all(t["fold"] == "pooled" for t in pooled_tests)
     md = (out / "segmentation.md").read_text()
-    assert "MSD Hippocampus (folds 0, 1 and pooled)" in md and "| hippocampus (fold pooled) | dice | all |" in md
+    assert "MSD Hippocampus (folds 0, 1 and pooled)" in md and "| hippocampus (folds pooled) | dice | all |" in md
 
 
 def test_segmentation_benchmark_rejects_a_bad_budget(capsys):
