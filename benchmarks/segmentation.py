@@ -291,6 +291,13 @@ def _summary_row(summary: dict[str, Any], metric: str, label: str) -> dict[str, 
     raise KeyError(f"{metric}/{label}")
 
 
+def _record_labels(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """(evaluator label, record label) pairs: each foreground label, then "all" as "mean" when
+    there are several."""
+    labels = sorted({str(m["label"]) for m in summary["metrics"] if m["metric"] == "dice" and m["label"] != "all"})
+    return [(lab, lab) for lab in labels] + ([("all", "mean")] if len(labels) > 1 else [])
+
+
 def records_for(dataset: str, model: str, run_dir: Path, earlier: list[Path] | None = None) -> list[dict[str, Any]]:
     """Benchmark records (one per foreground label and one ``mean``) from a finished run; the
     training time and epochs of ``earlier`` stages (a staged configuration) are added in."""
@@ -298,10 +305,8 @@ def records_for(dataset: str, model: str, run_dir: Path, earlier: list[Path] | N
     results = [json.loads((d / "result.json").read_text()) for d in [*(earlier or []), run_dir]]
     result = {"train_seconds": round(sum(r["train_seconds"] for r in results), 3),
               "epochs_done": sum(r["epochs_done"] for r in results)}
-    labels = sorted({str(m["label"]) for m in summary["metrics"] if m["metric"] == "dice" and m["label"] != "all"})
     out = []
-    for lab in labels + (["all"] if len(labels) > 1 else []):
-        name = "mean" if lab == "all" else lab
+    for lab, name in _record_labels(summary):
         d = _summary_row(summary, "dice", lab)
         out.append({
             "dataset": dataset, "model": model, "label": name, "dice_mean": d["value"], "dice_ci_low": d["ci_low"],
@@ -356,17 +361,14 @@ def pooled_records(dataset: str, model: str, run_dirs: dict[int, Path], n_resamp
     """Cross-validation summary: every test case of the given folds in one sample (each case is tested
     by exactly one fold), per foreground label and their mean, with BCa CIs over the pooled cases."""
     summary = json.loads((next(iter(run_dirs.values())) / "eval" / "test" / "summary.json").read_text())
-    labels = sorted({str(m["label"]) for m in summary["metrics"] if m["metric"] == "dice" and m["label"] != "all"})
     folds = sorted(run_dirs)
+    seconds = round(sum(json.loads((d / "result.json").read_text())["train_seconds"] for d in run_dirs.values()), 3)
     out = []
-    for lab in labels + (["all"] if len(labels) > 1 else []):
-        name = "mean" if lab == "all" else lab
+    for lab, name in _record_labels(summary):
         vals = _case_values(list(run_dirs.values()), lab)
         base = {"dataset": dataset, "model": model, "label": name, "fold": "pooled",
                 "subset": f"folds {'+'.join(map(str, folds))} pooled", "folds": folds,
-                "reference_dice": REFERENCE_DICE.get((dataset, name)),
-                "train_seconds": round(sum(json.loads((d / "result.json").read_text())["train_seconds"]
-                                           for d in run_dirs.values()), 3)}
+                "reference_dice": REFERENCE_DICE.get((dataset, name)), "train_seconds": seconds}
         out.append(_ci_record(base, vals, sorted({c for c, _ in vals}), n_resamples))
     return out
 
