@@ -86,6 +86,15 @@ STAGED: dict[str, dict[str, list[tuple[float, list[str]]]]] = {
     "kvasir_seg": {"openmia_staged": [
         (2 / 3, ["eval.postprocess=none", "eval.fill_empty=0.2"]),
         (1 / 3, ["data.size=192", "optim.lr=0.001", "eval.postprocess=none", "eval.fill_empty=0.2"]),
+    ],
+        "staged_image_dice": [
+        (2 / 3, ["train.batch_dice=false", "eval.postprocess=none", "eval.fill_empty=0.2"]),
+        (1 / 3, ["train.batch_dice=false", "data.size=192", "optim.lr=0.001", "eval.postprocess=none", "eval.fill_empty=0.2"]),
+    ],
+        "staged_deep": [
+        (2 / 3, ["model.kwargs={channels: [16, 32, 64, 128, 256, 320]}", "eval.postprocess=none", "eval.fill_empty=0.2"]),
+        (1 / 3, ["model.kwargs={channels: [16, 32, 64, 128, 256, 320]}", "data.size=192", "optim.lr=0.001",
+                 "eval.postprocess=none", "eval.fill_empty=0.2"]),
     ]},
 }
 

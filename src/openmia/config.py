@@ -120,6 +120,9 @@ class LoopConfig:
     pretrain_epochs: int = 0  # models with .pretrain (DBN): unsupervised epochs first
     label_smoothing: float = 0.0
     loss: str = "auto"  # segmentation: dice | ce | dice_ce | focal | tversky (auto = dice_ce); classification: auto
+    # segmentation Dice/Tversky terms: summed over the whole batch (nnU-Net's batch Dice) or per
+    # image and averaged (false), which weighs small structures as much as large ones
+    batch_dice: bool = True
     ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.99); 0 = off
     # training forward pass precision: fp32, or bf16 autocast (about 1.7x faster on CPUs with
     # AMX/AVX-512 bf16; weights, optimiser, losses and all evaluation stay fp32)

@@ -208,6 +208,28 @@ def test_segmentation_training_end_to_end(tmp_path):
                                   "eval.fill_empty=0.5"]), progress=False)
     with pytest.raises(ConfigError, match="eval.fill_empty: expected a fraction"):
         cfg.with_overrides(["eval.fill_empty=1.5"])
+    with pytest.raises(ConfigError, match="batch_dice=false applies to segmentation"):
+        train(cfg.with_overrides(["data.dataset=synthetic/binary", "task=classification", "model.name=cnn_small",
+                                  "train.batch_dice=false"]), progress=False)
+
+
+def test_batch_dice_option_reaches_the_segmentation_loss(tmp_path):
+    import torch
+
+    from openmia.engine.trainer import make_trainer
+    from openmia.losses.segmentation import dice_loss
+
+    base = ["task=segmentation", "data.dataset=synthetic/seg2d", "model.name=unet_small", "train.epochs=1",
+            "train.threads=1", f"out_dir={tmp_path / 'runs'}"]
+    lo = torch.randn(3, 3, 8, 8)
+    t = torch.randint(0, 3, (3, 8, 8))
+    ce = torch.nn.functional.cross_entropy(lo, t)
+    for batch in (True, False):
+        trainer = make_trainer(load_config(None, [*base, f"train.batch_dice={str(batch).lower()}"]), tmp_path / str(batch),
+                               progress=False)
+        trainer._setup()
+        want = dice_loss(lo, t, batch=batch) + ce
+        assert trainer.task.loss(lo, t).item() == pytest.approx(want.item(), rel=1e-6)
 
 
 def test_augment_pair_moves_labels_with_images():

@@ -128,3 +128,21 @@ def test_dice_loss_matches_monai():
     ref_t = monai_losses.TverskyLoss(softmax=True, to_onehot_y=True, include_background=False, batch=True, alpha=0.7,
                                      beta=0.3, smooth_nr=1e-5, smooth_dr=1e-5)(lo, tt.unsqueeze(1))
     assert tversky_loss(lo, tt, alpha=0.7, beta=0.3).item() == pytest.approx(ref_t.item(), rel=1e-5)
+    # per-image Dice (batch=False): MONAI's batch=False averages over images and classes
+    ref_i = monai_losses.DiceLoss(softmax=True, to_onehot_y=True, include_background=False, batch=False,
+                                  smooth_nr=1e-5, smooth_dr=1e-5)(lo, tt.unsqueeze(1))
+    assert dice_loss(lo, tt, batch=False).item() == pytest.approx(ref_i.item(), rel=1e-5)
+
+
+def test_per_image_dice_hand_computed():
+    # image 0: foreground 1 of 4 pixels, image 1: 3 of 4; uniform prediction p = 0.5 everywhere.
+    # per image: Dice_0 = 2 * 0.5 / (2 + 1) = 1/3, Dice_1 = 2 * 1.5 / (2 + 3) = 3/5 -> loss 1 - 7/15
+    # batch: 2 * (0.5 + 1.5) / (4 + 4) = 1/2 -> loss 1/2 (the large structure dominates)
+    t = torch.tensor([[[1, 0], [0, 0]], [[1, 1], [1, 0]]])
+    lo = torch.zeros(2, 2, 2, 2)
+    assert dice_loss(lo, t, batch=False).item() == pytest.approx(1 - 7 / 15, abs=1e-5)
+    assert dice_loss(lo, t).item() == pytest.approx(0.5, abs=1e-5)
+    # make_loss passes batch_dice to the Dice term of dice_ce; CE is unchanged
+    ce = torch.nn.functional.cross_entropy(lo, t).item()
+    assert make_loss("dice_ce", batch_dice=False)(lo, t).item() == pytest.approx(1 - 7 / 15 + ce, abs=1e-5)
+    assert make_loss("ce", batch_dice=False)(lo, t).item() == pytest.approx(ce)

@@ -246,11 +246,15 @@ class Trainer:
             if cfg.train.class_weights != "none" or cfg.train.label_smoothing:
                 raise ConfigError("train.class_weights and train.label_smoothing apply to classification only; "
                                   "for segmentation choose the loss with train.loss (dice, ce, dice_ce, focal, tversky)")
-            self.task = SegmentationTask(spec.num_classes, "dice_ce" if cfg.train.loss == "auto" else cfg.train.loss)
+            self.task = SegmentationTask(spec.num_classes, "dice_ce" if cfg.train.loss == "auto" else cfg.train.loss,
+                                         batch_dice=cfg.train.batch_dice)
         else:
             if cfg.train.loss != "auto":
                 raise ConfigError(f"train.loss={cfg.train.loss!r} applies to segmentation; classification uses the "
                                   "task type's loss (cross-entropy or binary cross-entropy)")
+            if not cfg.train.batch_dice:
+                raise ConfigError("train.batch_dice=false applies to segmentation's Dice loss; classification uses "
+                                  "the task type's loss (cross-entropy or binary cross-entropy)")
             weights = None
             if cfg.train.class_weights == "balanced":
                 weights = balanced_class_weights(self.splits["train"].labels, spec.task_type, spec.num_classes)

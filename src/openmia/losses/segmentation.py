@@ -2,7 +2,9 @@
 
 - ``dice``: soft Dice loss 1 - mean_k 2 Σ p_k t_k / (Σ p_k + Σ t_k), probabilities from softmax,
   sums over the batch and space ("batch Dice", as nnU-Net) with smoothing ``smooth`` in numerator
-  and denominator; background excluded by default.
+  and denominator; background excluded by default. ``batch=False`` computes Dice per image and
+  averages (MONAI's ``batch=False``): every image counts equally, as in the per-case metric, so
+  small structures weigh as much as large ones.
 - ``ce``: cross-entropy. ``dice_ce``: their sum (nnU-Net's default).
 - ``focal``: (1 - p_t)^γ-weighted cross-entropy (Lin et al. 2017); γ = 0 is cross-entropy.
 - ``tversky``: 1 - mean_k TP / (TP + α FP + β FN) (Salehi et al. 2017); α = β = 0.5 is Dice.
@@ -34,25 +36,28 @@ def _onehot(target: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def tversky_loss(logits: torch.Tensor, target: torch.Tensor, *, alpha: float = 0.5, beta: float = 0.5,
-                 smooth: float = 1e-5, include_background: bool = False) -> torch.Tensor:
-    """Tversky loss (α weights false positives, β false negatives)."""
+                 smooth: float = 1e-5, include_background: bool = False, batch: bool = True) -> torch.Tensor:
+    """Tversky loss (α weights false positives, β false negatives); ``batch`` sums over the batch
+    before the ratio, otherwise the ratio is per image and averaged over images and classes."""
     target = _check(logits, target)
     k = logits.shape[1]
     p = torch.softmax(logits, dim=1)
     t = _onehot(target, k)
-    dims = (0, *range(2, logits.dim()))
+    dims = (0, *range(2, logits.dim())) if batch else tuple(range(2, logits.dim()))
     tp = (p * t).sum(dims)
     fp = (p * (1 - t)).sum(dims)
     fn = ((1 - p) * t).sum(dims)
-    score = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
+    score = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)  # (K,) or (N, K)
     if not include_background and k > 1:
-        score = score[1:]
+        score = score[..., 1:]
     return 1 - score.mean()
 
 
-def dice_loss(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1e-5, include_background: bool = False) -> torch.Tensor:
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, *, smooth: float = 1e-5, include_background: bool = False,
+              batch: bool = True) -> torch.Tensor:
     """Soft Dice loss (batch Dice over the foreground classes by default)."""
-    return tversky_loss(logits, target, alpha=0.5, beta=0.5, smooth=smooth, include_background=include_background)
+    return tversky_loss(logits, target, alpha=0.5, beta=0.5, smooth=smooth, include_background=include_background,
+                        batch=batch)
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0) -> torch.Tensor:
@@ -62,8 +67,11 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0
     return (-(1 - logp.exp()) ** gamma * logp).mean()
 
 
-def make_loss(name: str, **kw) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """A loss ``(logits, target) -> scalar`` by name (:data:`LOSSES`)."""
+def make_loss(name: str, *, batch_dice: bool = True, **kw) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A loss ``(logits, target) -> scalar`` by name (:data:`LOSSES`); ``batch_dice`` is the Dice /
+    Tversky terms' ``batch`` (ignored by ``ce`` and ``focal``)."""
+    if name in ("dice", "dice_ce", "tversky"):
+        kw["batch"] = batch_dice
     if name == "dice":
         return lambda lo, t: dice_loss(lo, t, **kw)
     if name == "ce":

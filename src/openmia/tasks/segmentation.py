@@ -18,6 +18,7 @@ class SegmentationTask:
 
     num_classes: int
     loss_name: str = "dice_ce"
+    batch_dice: bool = True  # Dice/Tversky over the whole batch (nnU-Net) or per image (False)
     name: str = "segmentation"
     task_type: str = "segmentation"
 
@@ -26,7 +27,7 @@ class SegmentationTask:
 
         if self.num_classes < 2:
             raise ConfigError(f"segmentation needs at least 2 labels (background + 1), found {self.num_classes}")
-        self._loss = make_loss(self.loss_name)
+        self._loss = make_loss(self.loss_name, batch_dice=self.batch_dice)
 
     def num_outputs(self) -> int:
         return self.num_classes
