@@ -115,7 +115,10 @@ RESCORED: dict[str, dict[str, tuple[str, list[str]]]] = {
     # Kvasir-SEG: every image shows a polyp, so an empty prediction is a certain miss; chosen on the
     # validation split (2026-12-01, the main run's model): no largest-component rule and fill_empty
     # 0.2 gave validation Dice 0.840, vs 0.838 (0.3), 0.832 (0.5), 0.829 (neither), 0.822 (largest)
-    "kvasir_seg": {"openmia_filled": ("openmia", ["eval.postprocess=none", "eval.fill_empty=0.2"])},
+    "kvasir_seg": {"openmia_filled": ("openmia", ["eval.postprocess=none", "eval.fill_empty=0.2"]),
+                   # multi-scale flip TTA on the staged model, scales chosen on validation Dice (2026-12-01:
+                   # 0.865 for 0.75-1.5, 0.859 for 1 + 1.25, 0.857 for 0.75-1.25, 0.850 for 1 alone)
+                   "staged_multiscale": ("openmia_staged", ["eval.tta_scales=[0.75, 1.0, 1.25, 1.5]"])},
 }
 
 

@@ -155,6 +155,9 @@ class EvalConfig:
     n_resamples: int = 2000
     seed: int = 0
     tta: bool = False  # segmentation: average the final val/test predictions over all axis flips
+    # segmentation: also average the final val/test logits over these input scale factors (each
+    # image resized, predicted, the logits resized back); (1.0,) = the image as it is
+    tta_scales: tuple[float, ...] = (1.0,)
     postprocess: str = "none"  # segmentation: none | largest (keep each class's largest component)
     # segmentation, images that always show every class: a class missing from the prediction gets
     # the region around its most probable voxel with probability >= fill_empty x that peak (0 = off)
@@ -171,6 +174,9 @@ class EvalConfig:
 
         _positive("eval.n_resamples", self.n_resamples)
         _one_of("eval.postprocess", self.postprocess, POSTPROCESS)
+        from openmia.engine.inference import check_scales
+
+        check_scales(self.tta_scales)
         if not 0 <= self.fill_empty <= 1:
             raise ConfigError(f"eval.fill_empty: expected a fraction of the peak probability in (0, 1], or 0 = off; found {self.fill_empty}")
         _positive("eval.max_detections", self.max_detections)

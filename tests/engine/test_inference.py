@@ -58,3 +58,27 @@ def test_bad_arguments():
         sliding_window_inference(torch.zeros(1, 1, 8, 8), lambda t: t, (4, 4), overlap=1.0)
     with pytest.raises(ConfigError, match="predictor returned"):
         sliding_window_inference(torch.zeros(1, 1, 8, 8), lambda t: t[:, :, :2], (4, 4))
+
+
+def test_multiscale_logits_resizes_each_scale_back_and_averages():
+    from openmia.engine.inference import multiscale_logits
+
+    x = torch.randn(2, 1, 8, 6, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def width_map(t):  # logits that state the width the predictor saw
+        seen.append(tuple(t.shape[2:]))
+        return torch.full((t.shape[0], 2, *t.shape[2:]), float(t.shape[-1]))
+
+    # scale 0.5 sees 4 x 3, scale 1 the image, scale 1.5 sees 12 x 9: mean of 3, 6 and 9 = 6
+    out = multiscale_logits(x, width_map, (0.5, 1.0, 1.5))
+    assert seen == [(4, 3), (8, 6), (12, 9)]
+    assert out.shape == (2, 2, 8, 6) and torch.allclose(out, torch.full_like(out, 6.0))
+    # scale 1 alone is the predictor's own output; a 3D image resizes trilinearly and comes back whole
+    net = torch.nn.Conv2d(1, 2, 3, padding=1)
+    with torch.no_grad():
+        assert torch.equal(multiscale_logits(x, net, (1.0,)), net(x))
+        assert multiscale_logits(torch.zeros(1, 1, 5, 6, 7), lambda t: t, (0.6, 1.3)).shape == (1, 1, 5, 6, 7)
+    for bad in ([], [0.0], [1.0, -2], [5.0], [True]):
+        with pytest.raises(ConfigError, match="eval.tta_scales: expected a non-empty list"):
+            multiscale_logits(x, net, bad)

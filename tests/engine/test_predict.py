@@ -10,7 +10,7 @@ import pytest
 from openmia.cli.main import main
 from openmia.config import load_config
 from openmia.engine.trainer import train
-from openmia.errors import DataError, RunDirError
+from openmia.errors import ConfigError, DataError, RunDirError
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +77,19 @@ def test_class_probability_slabs_equal_a_full_softmax():
     for k in range(3):
         np.testing.assert_allclose(_class_prob_slabs(logits, k, slab=8), full[k], rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(_argmax_slabs(logits, slab=8), full.argmax(0))
+
+
+def test_predict_multiscale_tta(seg_run, tmp_path, capsys):
+    from openmia.engine.predict import predict_folder
+
+    inp = tmp_path / "in"
+    inp.mkdir()
+    np.save(inp / "a.npy", np.random.default_rng(1).integers(0, 255, (80, 70), dtype=np.uint8))
+    predict_folder(seg_run, inp, tmp_path / "plain")
+    predict_folder(seg_run, inp, tmp_path / "one", scales=[1.0])  # the run's default (1.0,) is the plain path
+    np.testing.assert_array_equal(np.load(tmp_path / "one" / "a.npy"), np.load(tmp_path / "plain" / "a.npy"))
+    rc = main(["predict", "--model", str(seg_run), "--input", str(inp), "--out", str(tmp_path / "ms"),
+               "--tta-scales", "0.75", "1", "1.25"])
+    assert rc == 0 and np.load(tmp_path / "ms" / "a.npy").shape == (80, 70)
+    with pytest.raises(ConfigError, match="--tta-scales: expected a non-empty list"):
+        predict_folder(seg_run, inp, tmp_path / "bad", scales=[0.0])

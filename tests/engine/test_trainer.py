@@ -190,6 +190,25 @@ def test_segmentation_training_end_to_end(tmp_path):
         assert np.all((lab == before) | np.isin(lab, missing)), f.name
         n_filled += bool(missing)
     assert n_filled > 0  # the 2-epoch model misses a class somewhere
+    # multi-scale TTA: the kept model's test predictions at scales 0.75 and 1, logits averaged
+    from openmia.engine.inference import multiscale_logits
+    from openmia.engine.predict import load_run
+
+    rd4 = reevaluate(rd, tmp_path / "scales", ["eval.tta_scales=[0.75, 1.0]"]).run_dir
+    run = load_run(rd4)
+    assert run.cfg.eval.tta_scales == (0.75, 1.0)
+    import torch
+
+    from openmia.engine.trainer import _safe_name, make_trainer
+    from openmia.transforms.intensity import to_float_tensor
+
+    loader = make_trainer(run.cfg, tmp_path / "scratch", progress=False)
+    loader._load_data()
+    test = loader.splits["test"]
+    with torch.no_grad():
+        want = multiscale_logits(to_float_tensor(test.images[:3], run.spec.normalization), run.model, (0.75, 1.0))
+    for cid, lab in zip(test.case_ids[:3], want.argmax(1).numpy()):
+        np.testing.assert_array_equal(np.load(rd4 / "predictions" / "test" / f"{_safe_name(cid)}.npy"), lab)
     with pytest.raises(ConfigError, match="eval.\\* overrides only"):
         reevaluate(rd, tmp_path / "other", ["optim.lr=0.1"])
     with pytest.raises(RunDirError, match="already exists"):
@@ -208,6 +227,11 @@ def test_segmentation_training_end_to_end(tmp_path):
                                   "eval.fill_empty=0.5"]), progress=False)
     with pytest.raises(ConfigError, match="eval.fill_empty: expected a fraction"):
         cfg.with_overrides(["eval.fill_empty=1.5"])
+    with pytest.raises(ConfigError, match="eval.tta_scales \\(multi-scale test-time augmentation\\) applies to segmentation"):
+        train(cfg.with_overrides(["data.dataset=synthetic/binary", "task=classification", "model.name=cnn_small",
+                                  "eval.tta_scales=[1.0, 1.5]"]), progress=False)
+    with pytest.raises(ConfigError, match="eval.tta_scales: expected a non-empty list"):
+        cfg.with_overrides(["eval.tta_scales=[]"])
     with pytest.raises(ConfigError, match="batch_dice=false applies to segmentation"):
         train(cfg.with_overrides(["data.dataset=synthetic/binary", "task=classification", "model.name=cnn_small",
                                   "train.batch_dice=false"]), progress=False)

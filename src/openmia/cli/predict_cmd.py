@@ -14,6 +14,9 @@ def add_parser(sub) -> None:
     p.add_argument("--input", required=True, help="folder of images <case_id>.nii.gz|.nii|.png|.npy")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tta", action="store_true", help="segmentation: average over all axis flips")
+    p.add_argument("--tta-scales", type=float, nargs="+", default=None, metavar="S",
+                   help="segmentation: also average over these input scale factors, e.g. 1 1.25 "
+                        "(default: the run's eval.tta_scales)")
     p.add_argument("--overlap", type=float, default=0.5, help="segmentation: sliding-window overlap (default 0.5)")
     p.add_argument("--batch-size", type=int, default=4, help="segmentation: windows per forward pass (default 4)")
 
@@ -21,7 +24,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from openmia.engine.predict import predict_folder
 
-    res = predict_folder(args.model, args.input, args.out, tta=args.tta, overlap=args.overlap,
+    res = predict_folder(args.model, args.input, args.out, tta=args.tta, scales=args.tta_scales, overlap=args.overlap,
                         batch_size=args.batch_size)
     what = "label maps" if res["task"] == "segmentation" else "predictions.csv"
     print(f"predicted {res['cases']} case(s); wrote {what} to {res['out']}")

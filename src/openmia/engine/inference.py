@@ -100,3 +100,34 @@ def sliding_window_inference(image: torch.Tensor, predictor: Callable[[torch.Ten
                     norm[(0, 0, *sl)] += weight
     out /= norm
     return out[(slice(None), slice(None), *(slice(b, b + s) for b, s in zip(before, size)))]
+
+
+def multiscale_logits(image: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Tensor],
+                      scales: Sequence[float] = (1.0,)) -> torch.Tensor:
+    """Logits ``(N, K, *spatial)`` averaged over input scales (multi-scale test-time augmentation).
+
+    For each factor ``s`` the image ``(N, C, *spatial)`` is resized to ``round(s x size)`` per axis
+    (bilinear / trilinear), ``logits_fn`` predicts on it, and its logits are resized back to the
+    image's size; scale 1 is the image itself. Zooming out (s < 1) lets a model see large
+    structures whole; zooming in (s > 1) shows small ones with more pixels.
+    """
+    check_scales(scales)
+    size = tuple(image.shape[2:])
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(size)]
+    total = None
+    for s in scales:
+        if s == 1:
+            out = logits_fn(image)
+        else:
+            scaled = tuple(max(1, round(n * s)) for n in size)
+            out = logits_fn(F.interpolate(image, size=scaled, mode=mode, align_corners=False))
+            out = F.interpolate(out.float(), size=size, mode=mode, align_corners=False)
+        total = out if total is None else total + out
+    return total / len(scales)
+
+
+def check_scales(scales: Sequence[float], where: str = "eval.tta_scales") -> None:
+    """Raise ConfigError unless ``scales`` is a non-empty list of factors in (0, 4]."""
+    if not scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s <= 4 for s in scales):
+        raise ConfigError(f"{where}: expected a non-empty list of scale factors in (0, 4], e.g. [1.0, 1.25]; "
+                          f"found {list(scales)!r}")

@@ -191,6 +191,7 @@ class ObjectTrainer(Trainer):
         cfg, spec, d = self.cfg, self.spec, self.cfg.data
         for key, bad in (("train.class_weights", cfg.train.class_weights != "none"), ("train.label_smoothing", cfg.train.label_smoothing),
                          ("train.loss", cfg.train.loss != "auto"), ("eval.tta", cfg.eval.tta),
+                         ("eval.tta_scales", tuple(cfg.eval.tta_scales) != (1.0,)), ("train.batch_dice", not cfg.train.batch_dice),
                          ("eval.postprocess", cfg.eval.postprocess != "none"), ("eval.fill_empty", cfg.eval.fill_empty),
                          ("train.pretrain_epochs", cfg.train.pretrain_epochs)):
             if bad:

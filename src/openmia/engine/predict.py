@@ -130,17 +130,23 @@ def _canonical(arr: np.ndarray, nifti, dims: int):
 
 
 def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Path, *, tta: bool = False,
-                   overlap: float = 0.5, batch_size: int = 4) -> dict[str, Any]:
-    """Predict every image in ``input_dir``; returns ``{"cases": n, "out": path, "task": ...}``."""
+                   scales: list[float] | tuple[float, ...] | None = None, overlap: float = 0.5,
+                   batch_size: int = 4) -> dict[str, Any]:
+    """Predict every image in ``input_dir``; returns ``{"cases": n, "out": path, "task": ...}``.
+    ``scales``: segmentation multi-scale TTA factors (None = the run's ``eval.tta_scales``)."""
     import torch
 
-    from openmia.engine.inference import sliding_window_inference
+    from openmia.engine.inference import check_scales, multiscale_logits, sliding_window_inference
     from openmia.evaluation.label_maps import index_folder, read_array
     from openmia.transforms.intensity import to_float_tensor
     from openmia.transforms.postprocess import postprocess_labels
 
     run = load_run(run_dir)
     spec, model = run.spec, run.model
+    scales = tuple(run.cfg.eval.tta_scales if scales is None else scales)
+    check_scales(scales, "--tta-scales")
+    if scales != (1.0,) and spec.task != "segmentation":
+        raise RunDirError(f"{run_dir} is a {spec.task} run; multi-scale TTA (--tta-scales) applies to segmentation")
     if spec.task in ("detection", "counting"):
         raise RunDirError(f"{run_dir} is a {spec.task} run; use `openmia count --model {run_dir} IMAGES... --out DIR` "
                           "(counts, detections and overlays)")
@@ -155,8 +161,8 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
             x = to_float_tensor(_to_batch(arr, spec, cid, path), spec.normalization)
             del arr
             if spec.task == "segmentation":
-                logits = sliding_window_inference(x, model, spec.spatial_shape, overlap=overlap, batch_size=batch_size,
-                                                  flip_tta=tta)
+                logits = multiscale_logits(x, lambda xs: sliding_window_inference(
+                    xs, model, spec.spatial_shape, overlap=overlap, batch_size=batch_size, flip_tta=tta), scales)
                 del x
                 labels = postprocess_labels(_argmax_slabs(logits), run.cfg.eval.postprocess, spec.num_classes,
                                             fill_empty=run.cfg.eval.fill_empty, prob=lambda k: _class_prob_slabs(logits, k))

@@ -88,26 +88,31 @@ def iterate_batches(n: int, batch_size: int, *, shuffle: bool, gen=None) -> Iter
         yield np.sort(order[s : s + batch_size])
 
 
-def predict_proba(model, task, images: np.ndarray, normalization: str, batch_size: int, *, tta: bool = False) -> np.ndarray:
+def predict_proba(model, task, images: np.ndarray, normalization: str, batch_size: int, *, tta: bool = False,
+                  scales: tuple[float, ...] = (1.0,)) -> np.ndarray:
     """Probabilities ``(N, K)`` (segmentation ``(N, K, *spatial)``) for images ``(N, C, *spatial)``
-    in eval mode; ``tta`` averages the logits over every combination of axis flips."""
+    in eval mode; ``tta`` averages the logits over every combination of axis flips, ``scales``
+    (segmentation) over input scale factors (:func:`~openmia.engine.inference.multiscale_logits`)."""
     import itertools
 
     import torch
 
+    from openmia.engine.inference import multiscale_logits
     from openmia.transforms.intensity import to_float_tensor
+
+    def flipped(x):
+        if not tta:
+            return model(x)
+        axes = range(2, x.dim())
+        flips = [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
+        return sum(torch.flip(model(torch.flip(x, f)), f) if f else model(x) for f in flips) / len(flips)
 
     model.eval()
     out = []
     with torch.no_grad():
         for idx in iterate_batches(len(images), batch_size, shuffle=False):
             x = to_float_tensor(images[idx], normalization)
-            if not tta:
-                out.append(task.probabilities(model(x)))
-                continue
-            axes = range(2, x.dim())
-            flips = [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
-            logits = sum(torch.flip(model(torch.flip(x, f)), f) if f else model(x) for f in flips) / len(flips)
+            logits = flipped(x) if tuple(scales) == (1.0,) else multiscale_logits(x, flipped, scales)
             out.append(task.probabilities(logits))
     return np.concatenate(out, axis=0) if out else np.zeros((0, task.num_outputs()))
 
@@ -261,6 +266,8 @@ class Trainer:
             self.task = ClassificationTask(spec.task_type, spec.num_classes, weights, cfg.train.label_smoothing)
         if cfg.eval.tta and spec.task != "segmentation":
             raise ConfigError("eval.tta (flip test-time augmentation) applies to segmentation runs")
+        if tuple(cfg.eval.tta_scales) != (1.0,) and spec.task != "segmentation":
+            raise ConfigError("eval.tta_scales (multi-scale test-time augmentation) applies to segmentation runs")
         if cfg.eval.postprocess != "none" and spec.task != "segmentation":
             raise ConfigError("eval.postprocess applies to segmentation runs (label maps)")
         if cfg.eval.fill_empty and spec.task != "segmentation":
@@ -531,7 +538,8 @@ class Trainer:
         regions = s.regions or [(...,)] * len(names)
         bs = cfg.data.eval_batch_size
         for i in range(0, len(names), bs):  # batch by batch: a split's probabilities never sit in memory at once
-            probs = predict_proba(self.model, self.task, s.images[i : i + bs], spec.normalization, bs, tta=cfg.eval.tta)
+            probs = predict_proba(self.model, self.task, s.images[i : i + bs], spec.normalization, bs, tta=cfg.eval.tta,
+                                  scales=cfg.eval.tta_scales)
             for j, lab in enumerate(probs.argmax(1).astype(np.uint8)):
                 region = regions[i + j]
                 lab = postprocess_labels(lab[region], cfg.eval.postprocess, spec.num_classes, fill_empty=cfg.eval.fill_empty,
