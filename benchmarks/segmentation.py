@@ -74,11 +74,11 @@ VARIANTS: dict[str, dict[str, list[str]]] = {
 }
 
 
-def _kvasir_staged(*extra: str) -> list[tuple[float, list[str]]]:
+def _kvasir_staged(*extra: str, last: int = 192) -> list[tuple[float, list[str]]]:
     """Kvasir-SEG in two stages with ``extra`` overrides in both: 20 CPU-min at 128 x 128, then 10 at
-    192 x 192 with lr 1e-3, both scored like openmia_filled."""
+    ``last`` x ``last`` with lr 1e-3, both scored like openmia_filled."""
     fill = ["eval.postprocess=none", "eval.fill_empty=0.2"]
-    return [(2 / 3, [*extra, *fill]), (1 / 3, [*extra, "data.size=192", "optim.lr=0.001", *fill])]
+    return [(2 / 3, [*extra, *fill]), (1 / 3, [*extra, f"data.size={last}", "optim.lr=0.001", *fill])]
 
 
 # openmia configurations trained in stages (progressive resizing) beside the main one: name ->
@@ -94,9 +94,18 @@ STAGED: dict[str, dict[str, list[tuple[float, list[str]]]]] = {
         "openmia_staged": _kvasir_staged(),
         # per-image Dice in the loss (train.batch_dice=false), so small polyps count as much as large ones
         "staged_image_dice": _kvasir_staged("train.batch_dice=false"),
-        # the same, wider (about 2.2x and 4x the compute per image)
+        # the same, wider (1.5x and 1.7x the CPU time per epoch at 128 x 128)
         "staged_image_dice_w24": _kvasir_staged("model.kwargs={channels: [24, 48, 96, 192, 320]}", "train.batch_dice=false"),
         "staged_image_dice_w32": _kvasir_staged("model.kwargs={channels: [32, 64, 128, 256, 320]}", "train.batch_dice=false"),
+        # per-image Dice with the second stage at 224 x 224, and in three stages (15 min at 128, 10 at
+        # 192, 5 at 256 with lr 5e-4)
+        "staged_image_dice_224": _kvasir_staged("train.batch_dice=false", last=224),
+        "staged3_image_dice": [
+            (0.5, ["train.batch_dice=false", "eval.postprocess=none", "eval.fill_empty=0.2"]),
+            (1 / 3, ["train.batch_dice=false", "data.size=192", "optim.lr=0.001", "eval.postprocess=none", "eval.fill_empty=0.2"]),
+            (1 / 6, ["train.batch_dice=false", "data.size=256", "optim.lr=0.0005", "eval.postprocess=none",
+                     "eval.fill_empty=0.2"]),
+        ],
         # a sixth level (4 x 4 bottom at 128 x 128) for a wider view of large polyps
         "staged_deep": _kvasir_staged("model.kwargs={channels: [16, 32, 64, 128, 256, 320]}"),
     },
@@ -221,6 +230,16 @@ def _stages(job: dict[str, Any]) -> list[tuple[float, list[str], str]]:
     n = len(stages)
     return [(share, [*OPENMIA[job["dataset"]], *extra], job["run_dir"] if k == n else f"{job['run_dir']}-stage{k}")
             for k, (share, extra) in enumerate(stages, start=1)]
+
+
+def _earlier_stages(job: dict[str, Any], runs_dir: Path) -> list[Path]:
+    """Run directories of the stages before the scored one: a staged configuration's own, or for a
+    re-scored one its source's (its weights, training time and epochs are the source's)."""
+    ds, model = job["dataset"], job["model"]
+    if model in RESCORED.get(ds, {}):
+        source = RESCORED[ds][model][0]
+        job = {**job, "model": source, "run_dir": str(_run_dir(runs_dir, ds, source, job["minutes"], job["seed"], job["fold"]))}
+    return [Path(d) for _, _, d in _stages(job)[:-1]]
 
 
 def _run_monai(job: dict[str, Any]) -> dict[str, Any]:
@@ -410,11 +429,12 @@ def write_results(records: list[dict[str, Any]], tests: list[dict[str, Any]], ou
                      f"| {f(r['dice_mean'])} | {f(r['dice_ci_low'])}–{f(r['dice_ci_high'])} | {f(r['hd95_mean'], 2)} "
                      f"| {f(r['nsd_mean'])} | {f(r.get('train_seconds'), 0)} | {r.get('epochs', '')} | {f(r.get('reference_dice'))} |")
     if tests:
-        lines += ["", "## Paired comparisons on the same test cases (A - B; Wilcoxon signed-rank, Holm within metric x label)", "",
+        lines += ["", "## Paired comparisons on the same test cases (A - B; Wilcoxon signed-rank, Holm within metric x label and scoring resolution)", "",
                   "| dataset | metric | label | A | B | A | B | diff | 95% CI | Wilcoxon p | Holm p |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for t in tests:
             where = t["dataset"] + ("" if "fold" not in t else " (folds pooled)" if t["fold"] == "pooled" else f" (fold {t['fold']})")
+            where += f" (scored at {t['size']}²)" if "size" in t else ""
             lines.append(f"| {where} | {t['metric']} | {t['label']} | {t['model_a']} | {t['model_b']} | {f(t['estimate_a'])} "
                          f"| {f(t['estimate_b'])} | {t['diff']:+.3f} | {t['ci_low']:+.3f}–{t['ci_high']:+.3f} | {t['p_value']:.3g} "
                          f"| {t['p_holm']:.3g} |")
@@ -473,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     records, tests = [], []
     for j in jobs:
         rd = Path(j["run_dir"])
-        recs = records_for(j["dataset"], j["model"], rd, [Path(d) for _, _, d in _stages(j)[:-1]])
+        recs = records_for(j["dataset"], j["model"], rd, _earlier_stages(j, runs_dir))
         if j["dataset"] == "hippocampus":
             recs = [{**r, "fold": j["fold"], "subset": f"fold {j['fold']}"} for r in recs]
         records += recs
@@ -488,20 +508,27 @@ def main(argv: list[str] | None = None) -> int:
             records += subgroup_records("busi", j["model"], rd, groups, "lesion", args.resamples)
     from openmia.evaluation.compare import compare_files
 
-    def paired(ds: str, fold: int | str, dirs: dict[str, Path], out_dir: Path) -> None:
-        res = compare_files("segmentation", dirs["openmia"] / "truth" / "test",
+    def paired(ds: str, fold: int | str, dirs: dict[str, Path], out_dir: Path, size: str | None = None) -> None:
+        res = compare_files("segmentation", next(iter(dirs.values())) / "truth" / "test",
                             {m: d / "predictions" / "test" for m, d in dirs.items()}, out_dir,
                             metrics=["dice", "hd95", "nsd"], n_resamples=args.resamples, **PAIRED[ds])
-        tests.extend({"dataset": ds, **({"fold": fold} if ds == "hippocampus" else {}), **r} for r in res["comparisons"])
+        tests.extend({"dataset": ds, **({"fold": fold} if ds == "hippocampus" else {}), **({"size": size} if size else {}), **r}
+                     for r in res["comparisons"])
 
     for ds in args.datasets:  # paired tests between the models trained on one set (and fold)
         for k in folds[ds]:
             names = [*_trained(ds, k, monai), *(RESCORED.get(ds, {}) if k == 0 else [])]
-            # only runs scored at the main run's resolution are paired (case by case, pixel by pixel)
-            names = [m for m in names if m == "monai_unet" or _size(ds, m) == _size(ds, "openmia")]
-            if len(names) > 1:
-                paired(ds, k, {m: _run_dir(runs_dir, ds, m, budgets[ds], args.seed, k) for m in names},
-                       runs_dir / f"{ds}-compare{f'-fold{k}' if k else ''}")
+            # runs are paired case by case, pixel by pixel, so only those scored at one resolution:
+            # each resolution is its own family of tests (the main run's first)
+            main_size = _size(ds, "openmia")
+            by_size: dict[str | None, list[str]] = {main_size: []}
+            for m in names:
+                by_size.setdefault(main_size if m == "monai_unet" else _size(ds, m), []).append(m)
+            for size, group in by_size.items():
+                if len(group) > 1:
+                    tag = f"{f'-fold{k}' if k else ''}{f'-{size}px' if size != main_size else ''}"
+                    paired(ds, k, {m: _run_dir(runs_dir, ds, m, budgets[ds], args.seed, k) for m in group},
+                           runs_dir / f"{ds}-compare{tag}", size if size != main_size else None)
         if len(folds[ds]) > 1:  # cross-validation: the folds' test cases pooled, per model
             names = _trained(ds, 1, monai)
             fold_dirs = {m: {k: _run_dir(runs_dir, ds, m, budgets[ds], args.seed, k) for k in folds[ds]} for m in names}

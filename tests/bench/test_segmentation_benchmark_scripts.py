@@ -48,15 +48,20 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
     # one trained variant beside the main configuration, and one re-scored from it
     monkeypatch.setitem(bench.VARIANTS, "hippocampus", {"openmia_ema_tta": ["train.ema=0.99", "eval.tta=true"]})
     monkeypatch.setitem(bench.RESCORED, "hippocampus", {"openmia_ema_tta_largest": ("openmia_ema_tta",
-                                                                                    ["eval.postprocess=largest"])})
+                                                                                    ["eval.postprocess=largest"]),
+                                                        "openmia_staged_tta": ("openmia_staged", ["eval.tta=true"])})
     # and one trained in two stages, the second from the first's weights at a lower learning rate
     monkeypatch.setitem(bench.STAGED, "hippocampus", {"openmia_staged": [(0.5, []), (0.5, ["optim.lr=0.0005"])]})
+    # the staged run and its re-scored copy stand for runs scored at another resolution: they are
+    # paired with each other only, as their own family of tests
+    real_size = bench._size
+    monkeypatch.setattr(bench, "_size", lambda ds, m: "64" if m.startswith("openmia_staged") else real_size(ds, m))
     out = tmp_path / "results"
     args = ["--data", str(tmp_path / "data"), "--datasets", "hippocampus", "--minutes", "hippocampus=0.02",
             "--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--resamples", "100"]
     assert bench.main(args) == 0
     records = json.loads((out / "segmentation.json").read_text())
-    models = ("openmia", "openmia_ema_tta", "openmia_ema_tta_largest", "openmia_staged", "monai_unet")
+    models = ("openmia", "openmia_ema_tta", "openmia_ema_tta_largest", "openmia_staged", "openmia_staged_tta", "monai_unet")
     assert {(r["model"], r["label"]) for r in records} == {(m, lab) for m in models for lab in ("anterior", "posterior", "mean")}
     for r in records:
         assert KEYS <= set(r) and r["dataset"] == "hippocampus"
@@ -75,7 +80,14 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
     assert staged["train_seconds"] == pytest.approx(sum(p["train_seconds"] for p in parts), abs=1e-3)
     assert staged["stage_epochs"] == [p["epochs_done"] for p in parts] and staged["epochs"] == sum(staged["stage_epochs"])
     assert "stage 2 (0.01 CPU-min, from stage 1's weights): optim.lr=0.0005" in (out / "segmentation.md").read_text()
-    for name in ("openmia", "openmia_ema_tta", "openmia_ema_tta_largest", "openmia_staged"):
+    # re-scoring a staged run keeps the source's summed training time and epochs
+    staged_tta = [r for r in records if r["model"] == "openmia_staged_tta" and r["label"] == "mean"][0]
+    assert (staged_tta["train_seconds"], staged_tta["epochs"]) == (staged["train_seconds"], staged["epochs"])
+    md = (out / "segmentation.md").read_text()
+    assert "| hippocampus (fold 0) (scored at 64²) | dice | all | openmia_staged | openmia_staged_tta |" in md
+    assert "| openmia | openmia_staged |" not in md and "| openmia_staged | monai_unet |" not in md
+    assert [r["vs_monai"] for r in records if r["model"].startswith("openmia_staged")] == [[]] * 6
+    for name in ("openmia", "openmia_ema_tta", "openmia_ema_tta_largest"):
         ours = [r for r in records if r["model"] == name and r["label"] == "mean"][0]
         assert {t["metric"] for t in ours["vs_monai"]} == {"dice", "hd95", "nsd"}  # one row per metric vs MONAI
         assert all(0 <= t["p_value"] <= t["p_holm"] <= 1 and t["label"] == "all" for t in ours["vs_monai"])
