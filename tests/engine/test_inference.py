@@ -79,6 +79,10 @@ def test_multiscale_logits_resizes_each_scale_back_and_averages():
     with torch.no_grad():
         assert torch.equal(multiscale_logits(x, net, (1.0,)), net(x))
         assert multiscale_logits(torch.zeros(1, 1, 5, 6, 7), lambda t: t, (0.6, 1.3)).shape == (1, 1, 5, 6, 7)
+        # a predictor that returns its input: the average leaves the caller's image untouched
+        before = x.clone()
+        multiscale_logits(x, lambda t: t, (1.0, 0.5))
+        assert torch.equal(x, before)
     for bad in ([], [0.0], [1.0, -2], [5.0], [True]):
         with pytest.raises(ConfigError, match="eval.tta_scales: expected a non-empty list"):
             multiscale_logits(x, net, bad)

@@ -112,6 +112,8 @@ def multiscale_logits(image: torch.Tensor, logits_fn: Callable[[torch.Tensor], t
     structures whole; zooming in (s > 1) shows small ones with more pixels.
     """
     check_scales(scales)
+    if tuple(scales) == (1.0,):  # the plain prediction, without a second accumulator (CT-sized volumes)
+        return logits_fn(image)
     size = tuple(image.shape[2:])
     mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(size)]
     total = None
@@ -122,8 +124,12 @@ def multiscale_logits(image: torch.Tensor, logits_fn: Callable[[torch.Tensor], t
             scaled = tuple(max(1, round(n * s)) for n in size)
             out = logits_fn(F.interpolate(image, size=scaled, mode=mode, align_corners=False))
             out = F.interpolate(out.float(), size=size, mode=mode, align_corners=False)
-        total = out if total is None else total + out
-    return total / len(scales)
+        if total is None:
+            total = out.to(torch.float32, copy=True)  # never accumulate into a tensor the predictor owns
+        else:
+            total += out  # in place: one accumulator besides the current scale's logits
+        del out
+    return total.div_(len(scales))
 
 
 def check_scales(scales: Sequence[float], where: str = "eval.tta_scales") -> None:
