@@ -74,11 +74,14 @@ VARIANTS: dict[str, dict[str, list[str]]] = {
 }
 
 
-def _kvasir_staged(*extra: str, last: int = 192) -> list[tuple[float, list[str]]]:
-    """Kvasir-SEG in two stages with ``extra`` overrides in both: 20 CPU-min at 128 x 128, then 10 at
-    ``last`` x ``last`` with lr 1e-3, both scored like openmia_filled."""
+def _kvasir_staged(*extra: str, first: float = 2 / 3,
+                   later: tuple[tuple[float, int, float], ...] = ((1 / 3, 192, 0.001),)) -> list[tuple[float, list[str]]]:
+    """Kvasir-SEG in stages with ``extra`` overrides in each: a ``first`` share of the budget at
+    128 x 128, then one stage per (share, size, lr) in ``later`` (default: 20 CPU-min at 128, then 10
+    at 192 x 192 with lr 1e-3); every stage is scored like openmia_filled."""
     fill = ["eval.postprocess=none", "eval.fill_empty=0.2"]
-    return [(2 / 3, [*extra, *fill]), (1 / 3, [*extra, f"data.size={last}", "optim.lr=0.001", *fill])]
+    return [(first, [*extra, *fill]),
+            *((share, [*extra, f"data.size={size}", f"optim.lr={lr}", *fill]) for share, size, lr in later)]
 
 
 # openmia configurations trained in stages (progressive resizing) beside the main one: name ->
@@ -99,13 +102,9 @@ STAGED: dict[str, dict[str, list[tuple[float, list[str]]]]] = {
         "staged_image_dice_w32": _kvasir_staged("model.kwargs={channels: [32, 64, 128, 256, 320]}", "train.batch_dice=false"),
         # per-image Dice with the second stage at 224 x 224, and in three stages (15 min at 128, 10 at
         # 192, 5 at 256 with lr 5e-4)
-        "staged_image_dice_224": _kvasir_staged("train.batch_dice=false", last=224),
-        "staged3_image_dice": [
-            (0.5, ["train.batch_dice=false", "eval.postprocess=none", "eval.fill_empty=0.2"]),
-            (1 / 3, ["train.batch_dice=false", "data.size=192", "optim.lr=0.001", "eval.postprocess=none", "eval.fill_empty=0.2"]),
-            (1 / 6, ["train.batch_dice=false", "data.size=256", "optim.lr=0.0005", "eval.postprocess=none",
-                     "eval.fill_empty=0.2"]),
-        ],
+        "staged_image_dice_224": _kvasir_staged("train.batch_dice=false", later=((1 / 3, 224, 0.001),)),
+        "staged3_image_dice": _kvasir_staged("train.batch_dice=false", first=0.5,
+                                             later=((1 / 3, 192, 0.001), (1 / 6, 256, 0.0005))),
         # a sixth level (4 x 4 bottom at 128 x 128) for a wider view of large polyps
         "staged_deep": _kvasir_staged("model.kwargs={channels: [16, 32, 64, 128, 256, 320]}"),
     },
@@ -516,11 +515,11 @@ def main(argv: list[str] | None = None) -> int:
                      for r in res["comparisons"])
 
     for ds in args.datasets:  # paired tests between the models trained on one set (and fold)
+        main_size = _size(ds, "openmia")
         for k in folds[ds]:
             names = [*_trained(ds, k, monai), *(RESCORED.get(ds, {}) if k == 0 else [])]
             # runs are paired case by case, pixel by pixel, so only those scored at one resolution:
             # each resolution is its own family of tests (the main run's first)
-            main_size = _size(ds, "openmia")
             by_size: dict[str | None, list[str]] = {main_size: []}
             for m in names:
                 by_size.setdefault(main_size if m == "monai_unet" else _size(ds, m), []).append(m)

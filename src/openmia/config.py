@@ -25,6 +25,13 @@ def _one_of(path: str, value: Any, allowed: tuple) -> None:
         raise ConfigError(f"{path}: expected one of {', '.join(map(repr, allowed))}, found {value!r}{hint}")
 
 
+def check_tta_scales(scales: Any, where: str = "eval.tta_scales") -> None:
+    """Raise ConfigError unless ``scales`` is a non-empty list of scale factors in (0, 4]."""
+    if not scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s <= 4 for s in scales):
+        raise ConfigError(f"{where}: expected a non-empty list of scale factors in (0, 4], e.g. [1.0, 1.25]; "
+                          f"found {list(scales)!r}")
+
+
 def _positive(path: str, value: float | int | None, allow_zero: bool = False) -> None:
     if value is None:
         return
@@ -174,9 +181,7 @@ class EvalConfig:
 
         _positive("eval.n_resamples", self.n_resamples)
         _one_of("eval.postprocess", self.postprocess, POSTPROCESS)
-        from openmia.engine.inference import check_scales
-
-        check_scales(self.tta_scales)
+        check_tta_scales(self.tta_scales)
         if not 0 <= self.fill_empty <= 1:
             raise ConfigError(f"eval.fill_empty: expected a fraction of the peak probability in (0, 1], or 0 = off; found {self.fill_empty}")
         _positive("eval.max_detections", self.max_detections)

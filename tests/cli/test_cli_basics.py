@@ -12,6 +12,14 @@ def test_import_openmia_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
+
+def test_loading_a_config_does_not_import_torch():
+    # validating every field (e.g. eval.tta_scales) stays light: `openmia train --help`, config errors
+    code = ("import sys; from openmia.config import load_config; "
+            "load_config(None, ['eval.tta_scales=[1.0, 1.25]', 'train.batch_dice=false']); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
 def test_help_lists_every_subcommand(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from openmia.config import check_tta_scales
 from openmia.errors import ConfigError
 
 
@@ -111,7 +112,7 @@ def multiscale_logits(image: torch.Tensor, logits_fn: Callable[[torch.Tensor], t
     image's size; scale 1 is the image itself. Zooming out (s < 1) lets a model see large
     structures whole; zooming in (s > 1) shows small ones with more pixels.
     """
-    check_scales(scales)
+    check_tta_scales(scales)
     if tuple(scales) == (1.0,):  # the plain prediction, without a second accumulator (CT-sized volumes)
         return logits_fn(image)
     size = tuple(image.shape[2:])
@@ -130,10 +131,3 @@ def multiscale_logits(image: torch.Tensor, logits_fn: Callable[[torch.Tensor], t
             total += out  # in place: one accumulator besides the current scale's logits
         del out
     return total.div_(len(scales))
-
-
-def check_scales(scales: Sequence[float], where: str = "eval.tta_scales") -> None:
-    """Raise ConfigError unless ``scales`` is a non-empty list of factors in (0, 4]."""
-    if not scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s <= 4 for s in scales):
-        raise ConfigError(f"{where}: expected a non-empty list of scale factors in (0, 4], e.g. [1.0, 1.25]; "
-                          f"found {list(scales)!r}")

@@ -136,7 +136,8 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
     ``scales``: segmentation multi-scale TTA factors (None = the run's ``eval.tta_scales``)."""
     import torch
 
-    from openmia.engine.inference import check_scales, multiscale_logits, sliding_window_inference
+    from openmia.config import check_tta_scales
+    from openmia.engine.inference import multiscale_logits, sliding_window_inference
     from openmia.evaluation.label_maps import index_folder, read_array
     from openmia.transforms.intensity import to_float_tensor
     from openmia.transforms.postprocess import postprocess_labels
@@ -144,7 +145,7 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
     run = load_run(run_dir)
     spec, model = run.spec, run.model
     scales = tuple(run.cfg.eval.tta_scales if scales is None else scales)
-    check_scales(scales, "--tta-scales")
+    check_tta_scales(scales, "--tta-scales")
     if scales != (1.0,) and spec.task != "segmentation":
         raise RunDirError(f"{run_dir} is a {spec.task} run; multi-scale TTA (--tta-scales) applies to segmentation")
     if spec.task in ("detection", "counting"):

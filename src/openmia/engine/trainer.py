@@ -112,8 +112,7 @@ def predict_proba(model, task, images: np.ndarray, normalization: str, batch_siz
     with torch.no_grad():
         for idx in iterate_batches(len(images), batch_size, shuffle=False):
             x = to_float_tensor(images[idx], normalization)
-            logits = flipped(x) if tuple(scales) == (1.0,) else multiscale_logits(x, flipped, scales)
-            out.append(task.probabilities(logits))
+            out.append(task.probabilities(multiscale_logits(x, flipped, scales)))  # scale 1 alone: flipped(x)
     return np.concatenate(out, axis=0) if out else np.zeros((0, task.num_outputs()))
 
 
