@@ -136,6 +136,22 @@ RESCORED: dict[str, dict[str, tuple[str, list[str]]]] = {
 }
 
 
+# seed replicates: configurations trained again (fold 0) with other seeds (train.seed and the run
+# directory's s<seed>) to measure run-to-run spread; a re-scored configuration whose source is
+# replicated is re-scored on every seed too. Each seed is reported, and so is their mean
+REPLICATES: dict[str, dict[str, tuple[int, ...]]] = {
+    # Kvasir-SEG: the chosen configuration's source (2026-12-02)
+    "kvasir_seg": {"staged_image_dice": (1, 2)},
+}
+
+
+def _replicated(dataset: str, model: str) -> tuple[int, ...]:
+    """The extra seeds of a configuration: its own replicates, or for a re-scored one its source's."""
+    reps = REPLICATES.get(dataset, {})
+    source = RESCORED.get(dataset, {}).get(model, (model,))[0]
+    return reps.get(model) or reps.get(source) or ()
+
+
 def _size(dataset: str, model: str) -> str | None:
     """The ``data.size`` a configuration trains and is scored at (the last override wins)."""
     sizes = [o.split("=", 1)[1] for o in _overrides(dataset, model) if o.startswith("data.size=")]
@@ -204,7 +220,8 @@ def _run_openmia(job: dict[str, Any]) -> dict[str, Any]:
     for k, (share, overrides, run_dir) in enumerate(_stages(job), start=1):
         init = [f"train.init_from={source}"] if source else []
         cfg = load_config(None, [*overrides, *init, f"train.max_minutes={job['minutes'] * share:g}", "train.budget_clock=cpu",
-                                 "train.epochs=100000", "train.threads=1", f"eval.n_resamples={job['resamples']}",
+                                 "train.epochs=100000", "train.threads=1", f"train.seed={job['seed']}",
+                                 f"eval.n_resamples={job['resamples']}",
                                  f"data.root={job['root']}", "task=segmentation"])
         reused &= train_or_reuse(cfg, run_dir)
         source = run_dir
@@ -258,6 +275,9 @@ def _run_monai(job: dict[str, Any]) -> dict[str, Any]:
     rd = Path(job["run_dir"])
     if (rd / "result.json").is_file():
         return {**job, "reused": True}
+    import shutil
+
+    shutil.rmtree(rd, ignore_errors=True)  # an interrupted run starts over (no stale history or weights)
     torch.set_num_threads(1)
     torch.manual_seed(job["seed"])
     splits = {s: load_split("hippocampus", s, root=job["root"], fold=job["fold"]) for s in ("train", "val", "test")}
@@ -393,6 +413,25 @@ def subgroup_records(dataset: str, model: str, run_dir: Path, groups: dict[str, 
                        sorted(c for c in members if (c, "dice") in vals), n_resamples) for g, members in groups.items()]
 
 
+def seed_mean_records(dataset: str, model: str, run_dirs: dict[int, Path], n_resamples: int) -> list[dict[str, Any]]:
+    """Seed replicates of one configuration summarised: per foreground label (and their mean), each
+    test case's value averaged over the seeds, then the mean over cases with its BCa CI (the
+    expected score of one run, with case sampling as the uncertainty); ``dice_by_seed`` holds each
+    run's own mean Dice and ``dice_seed_sd`` their standard deviation (run-to-run spread)."""
+    summaries = {s: json.loads((d / "eval" / "test" / "summary.json").read_text()) for s, d in run_dirs.items()}
+    seeds = sorted(run_dirs)
+    seconds = np.mean([json.loads((d / "result.json").read_text())["train_seconds"] for d in run_dirs.values()])
+    out = []
+    for lab, name in _record_labels(summaries[seeds[0]]):
+        by_seed = [_summary_row(summaries[s], "dice", lab)["value"] for s in seeds]
+        vals = _case_values([run_dirs[s] for s in seeds], lab)
+        base = {"dataset": dataset, "model": model, "label": name, "subset": f"mean of seeds {'+'.join(map(str, seeds))}",
+                "seeds": seeds, "dice_by_seed": by_seed, "dice_seed_sd": float(np.std(by_seed, ddof=1)),
+                "reference_dice": REFERENCE_DICE.get((dataset, name)), "train_seconds": round(float(seconds), 3)}
+        out.append(_ci_record(base, vals, sorted({c for c, _ in vals}), n_resamples))
+    return out
+
+
 def pooled_records(dataset: str, model: str, run_dirs: dict[int, Path], n_resamples: int) -> list[dict[str, Any]]:
     """Cross-validation summary: every test case of the given folds in one sample (each case is tested
     by exactly one fold), per foreground label and their mean, with BCa CIs over the pooled cases."""
@@ -437,6 +476,13 @@ def write_results(records: list[dict[str, Any]], tests: list[dict[str, Any]], ou
             lines.append(f"| {where} | {t['metric']} | {t['label']} | {t['model_a']} | {t['model_b']} | {f(t['estimate_a'])} "
                          f"| {f(t['estimate_b'])} | {t['diff']:+.3f} | {t['ci_low']:+.3f}–{t['ci_high']:+.3f} | {t['p_value']:.3g} "
                          f"| {t['p_holm']:.3g} |")
+    reps = [r for r in records if "seeds" in r]
+    if reps:
+        lines += ["", "## Seed replicates (the same configuration trained again with other seeds)", "",
+                  "| dataset | model | label | seeds | Dice per seed | SD over seeds | seed mean | 95% CI |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['dataset']} | {r['model']} | {r['label']} | {', '.join(map(str, r['seeds']))} "
+                  f"| {', '.join(f(v) for v in r['dice_by_seed'])} | {f(r['dice_seed_sd'])} | {f(r['dice_mean'])} "
+                  f"| {f(r['dice_ci_low'])}–{f(r['dice_ci_high'])} |" for r in reps]
     lines += ["", "Configurations:", ""]
     for key, ov in meta["configs"].items():
         lines.append(f"- {key}: `{' '.join(ov)}`")
@@ -473,15 +519,20 @@ def main(argv: list[str] | None = None) -> int:
     monai = not args.no_monai
     folds = {ds: sorted(set(args.folds)) if ds == "hippocampus" else [0] for ds in args.datasets}
 
-    def job(ds: str, model: str, fold: int) -> dict[str, Any]:
-        return {"dataset": ds, "model": model, "fold": fold, "minutes": budgets[ds], "seed": args.seed,
+    def job(ds: str, model: str, fold: int, seed: int = args.seed) -> dict[str, Any]:
+        return {"dataset": ds, "model": model, "fold": fold, "minutes": budgets[ds], "seed": seed,
                 "overrides": [*_overrides(ds, model), *([f"data.fold={fold}"] if fold else [])],
-                "run_dir": str(_run_dir(runs_dir, ds, model, budgets[ds], args.seed, fold)),
+                "run_dir": str(_run_dir(runs_dir, ds, model, budgets[ds], seed, fold)),
                 "root": str(Path(args.data) / ds), "resamples": args.resamples}
 
     jobs = [job(ds, m, k) for ds in args.datasets for k in folds[ds] for m in _trained(ds, k, monai)]
     rescored = [job(ds, m, 0) for ds in args.datasets for m in RESCORED.get(ds, {}) if 0 in folds[ds]]
+    # seed replicates (fold 0): trained beside the main runs, re-scored after them
+    replicas = [job(ds, m, 0, s) for ds in args.datasets if 0 in folds[ds] for m in [*_trained(ds, 0, monai), *RESCORED.get(ds, {})]
+                for s in _replicated(ds, m) if s != args.seed]
     t0 = time.time()
+    jobs += [j for j in replicas if j["model"] not in RESCORED.get(j["dataset"], {})]
+    rescored += [j for j in replicas if j["model"] in RESCORED.get(j["dataset"], {})]
     run_pool(_run, jobs, args.parallel)
 
     for j in rescored:  # after training: each needs its source run
@@ -495,7 +546,11 @@ def main(argv: list[str] | None = None) -> int:
         recs = records_for(j["dataset"], j["model"], rd, _earlier_stages(j, runs_dir))
         if j["dataset"] == "hippocampus":
             recs = [{**r, "fold": j["fold"], "subset": f"fold {j['fold']}"} for r in recs]
-        records += recs
+        if j["seed"] != args.seed:
+            recs = [{**r, "subset": f"{r['subset']}, seed {j['seed']}" if "subset" in r else f"seed {j['seed']}"} for r in recs]
+        records += [{**r, "seed": j["seed"]} for r in recs]
+        if j["seed"] != args.seed:
+            continue
         if j["dataset"] == "busi":
             from openmia.data.readers.image_mask import read_busi
             from openmia.engine.trainer import _safe_name
@@ -514,7 +569,12 @@ def main(argv: list[str] | None = None) -> int:
         tests.extend({"dataset": ds, **({"fold": fold} if ds == "hippocampus" else {}), **({"size": size} if size else {}), **r}
                      for r in res["comparisons"])
 
-    for ds in args.datasets:  # paired tests between the models trained on one set (and fold)
+    for ds in args.datasets:  # each replicated configuration: its seeds' mean
+        for m in [*_trained(ds, 0, monai), *RESCORED.get(ds, {})]:
+            if 0 in folds[ds] and (extra := [s for s in _replicated(ds, m) if s != args.seed]):
+                records += seed_mean_records(ds, m, {s: _run_dir(runs_dir, ds, m, budgets[ds], s) for s in [args.seed, *extra]},
+                                             args.resamples)
+    for ds in args.datasets:  # paired tests between the models trained on one set (and fold) with the main seed
         main_size = _size(ds, "openmia")
         for k in folds[ds]:
             names = [*_trained(ds, k, monai), *(RESCORED.get(ds, {}) if k == 0 else [])]
@@ -537,9 +597,12 @@ def main(argv: list[str] | None = None) -> int:
             if len(names) > 1:
                 paired(ds, "pooled", pooled_dirs, runs_dir / f"{ds}-compare-pooled-folds{tag}")
     for r in records:
-        if r["dataset"] == "hippocampus" and r["model"] != "monai_unet":
+        if "seeds" not in r:
+            r.setdefault("seed", args.seed)
+        if r["dataset"] == "hippocampus" and r["model"] != "monai_unet":  # the paired tests are the main seed's
             lab = "all" if r["label"] == "mean" else r["label"]
-            r["vs_monai"] = [t for t in tests if t["dataset"] == "hippocampus" and t["label"] == lab
+            main_seed = "seeds" not in r and r["seed"] == args.seed
+            r["vs_monai"] = [t for t in tests if main_seed and t["dataset"] == "hippocampus" and t["label"] == lab
                              and t["fold"] == r["fold"] and {t["model_a"], t["model_b"]} == {r["model"], "monai_unet"}]
     configs = {f"{ds} / {m}": _overrides(ds, m) for ds in args.datasets
                for m in ["openmia", *VARIANTS.get(ds, {}), *RESCORED.get(ds, {})]}

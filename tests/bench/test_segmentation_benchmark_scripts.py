@@ -50,6 +50,8 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
     monkeypatch.setitem(bench.RESCORED, "hippocampus", {"openmia_ema_tta_largest": ("openmia_ema_tta",
                                                                                     ["eval.postprocess=largest"]),
                                                         "openmia_staged_tta": ("openmia_staged", ["eval.tta=true"])})
+    # the variant trained again with seed 1 (and so re-scored again)
+    monkeypatch.setitem(bench.REPLICATES, "hippocampus", {"openmia_ema_tta": (1,)})
     # and one trained in two stages, the second from the first's weights at a lower learning rate
     monkeypatch.setitem(bench.STAGED, "hippocampus", {"openmia_staged": [(0.5, []), (0.5, ["optim.lr=0.0005"])]})
     # the staged run and its re-scored copy stand for runs scored at another resolution: they are
@@ -87,6 +89,25 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
     assert "| hippocampus (fold 0) (scored at 64²) | dice | all | openmia_staged | openmia_staged_tta |" in md
     assert "| openmia | openmia_staged |" not in md and "| openmia_staged | monai_unet |" not in md
     assert [r["vs_monai"] for r in records if r["model"].startswith("openmia_staged")] == [[]] * 6
+    # seed replicates: the variant and its re-scored copy once more with seed 1, then their seed means
+    runs = tmp_path / "runs"
+    assert "seed: 1" in (runs / "hippocampus-openmia_ema_tta-0.02cpumin-s1" / "config.yaml").read_text()
+    for name in ("openmia_ema_tta", "openmia_ema_tta_largest"):
+        by_seed = {r["seed"]: r for r in records if r["model"] == name and r["label"] == "anterior" and "seed" in r}
+        assert set(by_seed) == {0, 1} and by_seed[1]["subset"] == "fold 0, seed 1" and by_seed[1]["vs_monai"] == []
+        mean = [r for r in records if r["model"] == name and r["label"] == "anterior" and "seeds" in r][0]
+        assert mean["seeds"] == [0, 1] and mean["dice_by_seed"] == [by_seed[0]["dice_mean"], by_seed[1]["dice_mean"]]
+        per_case: dict[str, list[float]] = {}  # each test case's Dice averaged over the seeds, then over cases
+        for seed in (0, 1):
+            with open(runs / f"hippocampus-{name}-0.02cpumin-s{seed}" / "eval" / "test" / "per_case.csv") as f:
+                for line in f:
+                    if ",anterior,dice," in line:
+                        per_case.setdefault(line.split(",")[0], []).append(float(line.split(",")[3]))
+        assert len(per_case) == 2 and all(len(v) == 2 for v in per_case.values())
+        assert mean["dice_mean"] == pytest.approx(np.mean([np.mean(v) for v in per_case.values()]))
+        assert mean["dice_seed_sd"] == pytest.approx(np.std(mean["dice_by_seed"], ddof=1))
+        assert mean["dice_ci_low"] <= mean["dice_mean"] <= mean["dice_ci_high"]
+    assert "## Seed replicates" in (out / "segmentation.md").read_text()
     for name in ("openmia", "openmia_ema_tta", "openmia_ema_tta_largest"):
         ours = [r for r in records if r["model"] == name and r["label"] == "mean"][0]
         assert {t["metric"] for t in ours["vs_monai"]} == {"dice", "hd95", "nsd"}  # one row per metric vs MONAI

@@ -93,3 +93,49 @@ def test_predict_multiscale_tta(seg_run, tmp_path, capsys):
     assert rc == 0 and np.load(tmp_path / "ms" / "a.npy").shape == (80, 70)
     with pytest.raises(ConfigError, match="--tta-scales: expected a non-empty list"):
         predict_folder(seg_run, inp, tmp_path / "bad", scales=[0.0])
+
+
+def test_predict_resizes_inputs_of_sets_trained_on_resized_images(tmp_path):
+    """Kvasir-SEG trains on whole images resized to data.size: predict resizes a new image the same
+    way, predicts, and resizes the logits back to the image's size (not a sliding window over the
+    full-resolution pixels, where a polyp would look several times larger than in training)."""
+    import torch
+    from PIL import Image
+
+    from openmia.data.segmentation_sets import resize_image
+    from openmia.engine.predict import load_run, predict_folder
+    from openmia.transforms.intensity import to_float_tensor
+
+    root = tmp_path / "kvasir"
+    (root / "Kvasir-SEG" / "images").mkdir(parents=True)
+    (root / "Kvasir-SEG" / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    ids = [f"k{i:02d}" for i in range(14)]
+    for cid in ids:
+        img = rng.integers(0, 60, (40, 52, 3), dtype=np.uint8)
+        m = np.zeros((40, 52), np.uint8)
+        m[10:25, 15:35] = 255
+        img[m > 0] += 150
+        Image.fromarray(img).save(root / "Kvasir-SEG" / "images" / f"{cid}.jpg")
+        Image.fromarray(m).save(root / "Kvasir-SEG" / "masks" / f"{cid}.jpg")
+    (root / "split_880_120").mkdir()
+    (root / "split_880_120" / "train.txt").write_text("\n".join(ids[:11]) + "\n")
+    (root / "split_880_120" / "val.txt").write_text("\n".join(ids[11:]) + "\n")
+    cfg = load_config(None, ["task=segmentation", "data.dataset=kvasir_seg", f"data.root={root}", "data.size=32",
+                             "model.name=unet_small", "model.kwargs.width=4", "train.epochs=1", "eval.n_resamples=50",
+                             "train.threads=1", f"out_dir={tmp_path / 'runs'}"])
+    rd = train(cfg, progress=False).run_dir
+    run = load_run(rd)
+    assert run.spec.resized_input and run.spec.size == 32
+    inp = tmp_path / "in"
+    inp.mkdir()
+    big = rng.integers(0, 255, (45, 70, 3), dtype=np.uint8)
+    Image.fromarray(big).save(inp / "new.png")
+    predict_folder(rd, inp, tmp_path / "out")
+    got = np.asarray(Image.open(tmp_path / "out" / "new.png"))
+    # by hand: channels first, resized to 32 x 32 as in training, the model, logits back to 45 x 70
+    with torch.no_grad():
+        x = to_float_tensor(resize_image(np.moveaxis(big, -1, 0), 32)[None], run.spec.normalization)
+        logits = torch.nn.functional.interpolate(run.model(x), size=(45, 70), mode="bilinear", align_corners=False)
+    assert got.shape == (45, 70)
+    np.testing.assert_array_equal(got, logits[0].argmax(0).numpy().astype(np.uint8))

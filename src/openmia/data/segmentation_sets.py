@@ -39,7 +39,7 @@ def spec_for(name: str, size: int | None = None) -> DatasetSpec:
             split_sizes=tuple((k, len(sp[k])) for k in ("train", "val", "test")), normalization=Normalization.UINT8_UNIT,
             licence="research use with citation (uncertain; see the data set's SOURCE.md)",
             citation="Al-Dhabyani et al., Dataset of breast ultrasound images, Data in Brief 28:104863, 2020",
-            source="busi", spacing=None,
+            source="busi", spacing=None, resized_input=True,
             description="breast ultrasound, benign / malignant lesions and normal images (empty masks); masks OR-ed",
         )
     if name == "kvasir_seg":
@@ -49,7 +49,7 @@ def spec_for(name: str, size: int | None = None) -> DatasetSpec:
             split_sizes=(("train", 800), ("val", 80), ("test", 120)), normalization=Normalization.UINT8_UNIT,
             licence="academic/research use; commercial use needs permission",
             citation="Jha et al., Kvasir-SEG: A Segmented Polyp Dataset, MMM 2020",
-            source="kvasir_seg", description="colonoscopy polyps, RGB; the authors' 880/120 split",
+            source="kvasir_seg", description="colonoscopy polyps, RGB; the authors' 880/120 split", resized_input=True,
         )
     raise KeyError(name)
 
@@ -64,12 +64,18 @@ def _root(name: str, root: str | Path | None) -> Path:
     return r
 
 
+def resize_image(img: np.ndarray, size: int) -> np.ndarray:
+    """uint8 ``(C, H, W)`` -> ``(C, size, size)``, each channel bilinear (PIL): how the training
+    images were made, and how ``openmia predict`` prepares new ones."""
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(c).resize((size, size), Image.BILINEAR)) for c in img])
+
+
 def _resize(img: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
 
-    chans = [np.asarray(Image.fromarray(c).resize((size, size), Image.BILINEAR)) for c in img]
-    m = np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
-    return np.stack(chans), m
+    return resize_image(img, size), np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
 
 
 @lru_cache(maxsize=4)

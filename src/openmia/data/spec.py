@@ -56,6 +56,9 @@ class DatasetSpec:
     shape: tuple[int, ...] | None = None  # spatial shape when not a square/cube of ``size``
     folds: int = 0  # > 0: cross-validation folds (``data.fold`` picks the test fold)
     modality: str | None = None  # float sets: the per-modality normalisation rule (CT, MRI, XR)
+    # 2D segmentation sets trained on whole images resized to size x size (BUSI, Kvasir-SEG):
+    # `openmia predict` resizes each input the same way and the logits back to the input's size
+    resized_input: bool = False
 
     def __post_init__(self) -> None:
         where = f"dataset spec {self.name!r}"

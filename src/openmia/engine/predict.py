@@ -3,7 +3,9 @@
 Segmentation runs write one label map per input, in the input's format; NIfTI outputs keep the
 input's affine and header geometry exactly (only the data type changes to uint8). Images larger
 than the training size go through sliding-window inference (Gaussian weighting, overlap 0.5,
-optional flip TTA). Classification runs write ``predictions.csv`` in the evaluator's format.
+optional flip TTA). Sets trained on whole images resized to a square (``spec.resized_input``: BUSI,
+Kvasir-SEG) are predicted the same way: each image resized to the training size (bilinear), and
+the logits resized back to the image's own size (bilinear) before the argmax. Classification runs write ``predictions.csv`` in the evaluator's format.
 
 Intensities: the run's data spec states the normalisation. ``uint8_unit`` needs uint8 images
 (another dtype is an error, never a silent rescale); ``float`` sets (e.g. MSD MRI) apply the spec's
@@ -159,12 +161,21 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
         for cid, path in files.items():
             arr, nifti = read_array(path, cid, DataError)
             arr, ornt = _canonical(arr, nifti, spec.dims)
-            x = to_float_tensor(_to_batch(arr, spec, cid, path), spec.normalization)
+            batch = _to_batch(arr, spec, cid, path)
             del arr
+            shape = batch.shape[2:]
+            if spec.task == "segmentation" and spec.resized_input:  # as the training images were made
+                from openmia.data.segmentation_sets import resize_image
+
+                batch = resize_image(batch[0], spec.size)[None]
+            x = to_float_tensor(batch, spec.normalization)
+            del batch
             if spec.task == "segmentation":
                 logits = multiscale_logits(x, lambda xs: sliding_window_inference(
                     xs, model, spec.spatial_shape, overlap=overlap, batch_size=batch_size, flip_tta=tta), scales)
                 del x
+                if tuple(logits.shape[2:]) != shape:  # back to the input's size (resized_input sets)
+                    logits = torch.nn.functional.interpolate(logits, size=shape, mode="bilinear", align_corners=False)
                 labels = postprocess_labels(_argmax_slabs(logits), run.cfg.eval.postprocess, spec.num_classes,
                                             fill_empty=run.cfg.eval.fill_empty, prob=lambda k: _class_prob_slabs(logits, k))
                 del logits
