@@ -131,11 +131,14 @@ def test_predict_resizes_inputs_of_sets_trained_on_resized_images(tmp_path):
     inp.mkdir()
     big = rng.integers(0, 255, (45, 70, 3), dtype=np.uint8)
     Image.fromarray(big).save(inp / "new.png")
-    predict_folder(rd, inp, tmp_path / "out")
-    got = np.asarray(Image.open(tmp_path / "out" / "new.png"))
-    # by hand: channels first, resized to 32 x 32 as in training, the model, logits back to 45 x 70
-    with torch.no_grad():
-        x = to_float_tensor(resize_image(np.moveaxis(big, -1, 0), 32)[None], run.spec.normalization)
-        logits = torch.nn.functional.interpolate(run.model(x), size=(45, 70), mode="bilinear", align_corners=False)
-    assert got.shape == (45, 70)
-    np.testing.assert_array_equal(got, logits[0].argmax(0).numpy().astype(np.uint8))
+    Image.fromarray(big[:30]).save(inp / "photo.jpg")  # a JPEG photograph: its label map is a PNG
+    assert predict_folder(rd, inp, tmp_path / "out")["cases"] == 2
+    for name, img in (("new", big), ("photo", np.asarray(Image.open(inp / "photo.jpg")))):
+        got = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
+        # by hand: channels first, resized to 32 x 32 as in training, the model, logits back to the image's size
+        with torch.no_grad():
+            x = to_float_tensor(resize_image(np.moveaxis(img, -1, 0), 32)[None], run.spec.normalization)
+            logits = torch.nn.functional.interpolate(run.model(x), size=img.shape[:2], mode="bilinear", align_corners=False)
+        assert got.shape == img.shape[:2]
+        np.testing.assert_array_equal(got, logits[0].argmax(0).numpy().astype(np.uint8))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["new.png", "photo.png"]

@@ -140,7 +140,7 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
 
     from openmia.config import check_tta_scales
     from openmia.engine.inference import multiscale_logits, sliding_window_inference
-    from openmia.evaluation.label_maps import index_folder, read_array
+    from openmia.evaluation.label_maps import IMAGE_SUFFIXES, index_folder, read_array
     from openmia.transforms.intensity import to_float_tensor
     from openmia.transforms.postprocess import postprocess_labels
 
@@ -153,7 +153,7 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
     if spec.task in ("detection", "counting"):
         raise RunDirError(f"{run_dir} is a {spec.task} run; use `openmia count --model {run_dir} IMAGES... --out DIR` "
                           "(counts, detections and overlays)")
-    files = index_folder(input_dir, "input")
+    files = index_folder(input_dir, "input", IMAGE_SUFFIXES)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -219,10 +219,10 @@ def _write_label_map(labels: np.ndarray, src: Path, out: Path, cid: str, nifti) 
         with fileio.atomic_path(dst) as tmp:
             tmp.write_bytes(data)
         return dst
-    if src.name.endswith(".png"):
+    if src.name.endswith((".png", ".jpg", ".jpeg")):  # label maps are always lossless PNG
         from PIL import Image
 
-        dst = out / src.name
+        dst = out / f"{cid}.png"
         with fileio.atomic_path(dst) as tmp:
             Image.fromarray(labels).save(tmp, format="PNG")
         return dst

@@ -18,6 +18,8 @@ import numpy as np
 from openmia.errors import PredictionError
 
 SUFFIXES = (".nii.gz", ".nii", ".png", ".npy")
+# images to predict may also be JPEG photographs (Kvasir-SEG); label maps never are (lossy)
+IMAGE_SUFFIXES = (*SUFFIXES, ".jpg", ".jpeg")
 
 # np.load parses the .npy header with ast.literal_eval, and CPython 3.11.7 raises "SystemError: AST
 # constructor recursion depth mismatch" when two threads build ASTs at once (cpython gh-106905);
@@ -31,17 +33,18 @@ def load_npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
 
 
-def case_id_of(path: Path) -> str | None:
+def case_id_of(path: Path, suffixes: tuple[str, ...] = SUFFIXES) -> str | None:
     """The case id of a label-map file name, or ``None`` if the suffix is not supported."""
     name = path.name
-    for suf in SUFFIXES:
+    for suf in suffixes:
         if name.endswith(suf) and len(name) > len(suf):
             return name[: -len(suf)]
     return None
 
 
-def index_folder(folder: str | Path, role: str) -> dict[str, Path]:
-    """``{case_id: path}`` of a prediction or truth folder; duplicate ids are an error."""
+def index_folder(folder: str | Path, role: str, suffixes: tuple[str, ...] = SUFFIXES) -> dict[str, Path]:
+    """``{case_id: path}`` of a prediction or truth folder (files with one of ``suffixes``);
+    duplicate ids are an error."""
     d = Path(folder)
     if not d.is_dir():
         raise PredictionError(f"{role} folder {d} does not exist or is not a folder")
@@ -49,14 +52,15 @@ def index_folder(folder: str | Path, role: str) -> dict[str, Path]:
     for p in sorted(d.iterdir()):
         if not p.is_file() or p.name.startswith("."):
             continue
-        cid = case_id_of(p)
+        cid = case_id_of(p, suffixes)
         if cid is None:
             continue
         if cid in out:
             raise PredictionError(f"{role} folder {d}: case {cid!r} appears twice ({out[cid].name} and {p.name}); keep one file per case")
         out[cid] = p
     if not out:
-        raise PredictionError(f"{role} folder {d} holds no label maps (expected files named <case_id>{{{','.join(SUFFIXES)}}})")
+        what = "label maps" if suffixes == SUFFIXES else "images"
+        raise PredictionError(f"{role} folder {d} holds no {what} (expected files named <case_id>{{{','.join(suffixes)}}})")
     return out
 
 
@@ -76,7 +80,7 @@ def read_array(path: Path, case: str, error: type[Exception] = PredictionError) 
 
             img = nib.load(str(path))
             return np.asarray(img.dataobj), img
-        if name.endswith(".png"):
+        if name.endswith((".png", ".jpg", ".jpeg")):
             from PIL import Image
 
             with Image.open(path) as im:
