@@ -413,14 +413,17 @@ def subgroup_records(dataset: str, model: str, run_dir: Path, groups: dict[str, 
                        sorted(c for c in members if (c, "dice") in vals), n_resamples) for g, members in groups.items()]
 
 
-def seed_mean_records(dataset: str, model: str, run_dirs: dict[int, Path], n_resamples: int) -> list[dict[str, Any]]:
+def seed_mean_records(dataset: str, model: str, run_dirs: dict[int, Path], n_resamples: int,
+                      earlier: dict[int, list[Path]] | None = None) -> list[dict[str, Any]]:
     """Seed replicates of one configuration summarised: per foreground label (and their mean), each
     test case's value averaged over the seeds, then the mean over cases with its BCa CI (the
     expected score of one run, with case sampling as the uncertainty); ``dice_by_seed`` holds each
-    run's own mean Dice and ``dice_seed_sd`` their standard deviation (run-to-run spread)."""
+    run's own mean Dice and ``dice_seed_sd`` their standard deviation (run-to-run spread);
+    ``train_seconds`` is the mean per run, with each seed's ``earlier`` stages added in."""
     summaries = {s: json.loads((d / "eval" / "test" / "summary.json").read_text()) for s, d in run_dirs.items()}
     seeds = sorted(run_dirs)
-    seconds = np.mean([json.loads((d / "result.json").read_text())["train_seconds"] for d in run_dirs.values()])
+    seconds = np.mean([sum(json.loads((d / "result.json").read_text())["train_seconds"] for d in [*(earlier or {}).get(s, []), rd])
+                       for s, rd in run_dirs.items()])
     out = []
     for lab, name in _record_labels(summaries[seeds[0]]):
         by_seed = [_summary_row(summaries[s], "dice", lab)["value"] for s in seeds]
@@ -572,8 +575,9 @@ def main(argv: list[str] | None = None) -> int:
     for ds in args.datasets:  # each replicated configuration: its seeds' mean
         for m in [*_trained(ds, 0, monai), *RESCORED.get(ds, {})]:
             if 0 in folds[ds] and (extra := [s for s in _replicated(ds, m) if s != args.seed]):
-                records += seed_mean_records(ds, m, {s: _run_dir(runs_dir, ds, m, budgets[ds], s) for s in [args.seed, *extra]},
-                                             args.resamples)
+                seeds = [args.seed, *extra]
+                records += seed_mean_records(ds, m, {s: _run_dir(runs_dir, ds, m, budgets[ds], s) for s in seeds}, args.resamples,
+                                             {s: _earlier_stages(job(ds, m, 0, s), runs_dir) for s in seeds})
     for ds in args.datasets:  # paired tests between the models trained on one set (and fold) with the main seed
         main_size = _size(ds, "openmia")
         for k in folds[ds]:

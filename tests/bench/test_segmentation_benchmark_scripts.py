@@ -50,8 +50,8 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
     monkeypatch.setitem(bench.RESCORED, "hippocampus", {"openmia_ema_tta_largest": ("openmia_ema_tta",
                                                                                     ["eval.postprocess=largest"]),
                                                         "openmia_staged_tta": ("openmia_staged", ["eval.tta=true"])})
-    # the variant trained again with seed 1 (and so re-scored again)
-    monkeypatch.setitem(bench.REPLICATES, "hippocampus", {"openmia_ema_tta": (1,)})
+    # the variant and the staged run (below) trained again with seed 1 (and so re-scored again)
+    monkeypatch.setitem(bench.REPLICATES, "hippocampus", {"openmia_ema_tta": (1,), "openmia_staged": (1,)})
     # and one trained in two stages, the second from the first's weights at a lower learning rate
     monkeypatch.setitem(bench.STAGED, "hippocampus", {"openmia_staged": [(0.5, []), (0.5, ["optim.lr=0.0005"])]})
     # the staged run and its re-scored copy stand for runs scored at another resolution: they are
@@ -78,21 +78,21 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
     init = json.loads((stage2 / "init_from.json").read_text())
     assert Path(init["source"]) == stage1 / "checkpoints" / "best.pt" and not init["fresh"]
     parts = [json.loads((d / "result.json").read_text()) for d in (stage1, stage2)]
-    staged = [r for r in records if r["model"] == "openmia_staged" and r["label"] == "mean"][0]
+    staged = [r for r in records if r["model"] == "openmia_staged" and r["label"] == "mean" and r.get("seed") == 0][0]
     assert staged["train_seconds"] == pytest.approx(sum(p["train_seconds"] for p in parts), abs=1e-3)
     assert staged["stage_epochs"] == [p["epochs_done"] for p in parts] and staged["epochs"] == sum(staged["stage_epochs"])
     assert "stage 2 (0.01 CPU-min, from stage 1's weights): optim.lr=0.0005" in (out / "segmentation.md").read_text()
     # re-scoring a staged run keeps the source's summed training time and epochs
-    staged_tta = [r for r in records if r["model"] == "openmia_staged_tta" and r["label"] == "mean"][0]
+    staged_tta = [r for r in records if r["model"] == "openmia_staged_tta" and r["label"] == "mean" and r.get("seed") == 0][0]
     assert (staged_tta["train_seconds"], staged_tta["epochs"]) == (staged["train_seconds"], staged["epochs"])
     md = (out / "segmentation.md").read_text()
     assert "| hippocampus (fold 0) (scored at 64²) | dice | all | openmia_staged | openmia_staged_tta |" in md
     assert "| openmia | openmia_staged |" not in md and "| openmia_staged | monai_unet |" not in md
-    assert [r["vs_monai"] for r in records if r["model"].startswith("openmia_staged")] == [[]] * 6
+    assert [r["vs_monai"] for r in records if r["model"].startswith("openmia_staged")] == [[]] * 18  # 3 seeds
     # seed replicates: the variant and its re-scored copy once more with seed 1, then their seed means
     runs = tmp_path / "runs"
     assert "seed: 1" in (runs / "hippocampus-openmia_ema_tta-0.02cpumin-s1" / "config.yaml").read_text()
-    for name in ("openmia_ema_tta", "openmia_ema_tta_largest"):
+    for name in ("openmia_ema_tta", "openmia_ema_tta_largest", "openmia_staged", "openmia_staged_tta"):
         by_seed = {r["seed"]: r for r in records if r["model"] == name and r["label"] == "anterior" and "seed" in r}
         assert set(by_seed) == {0, 1} and by_seed[1]["subset"] == "fold 0, seed 1" and by_seed[1]["vs_monai"] == []
         mean = [r for r in records if r["model"] == name and r["label"] == "anterior" and "seeds" in r][0]
@@ -106,6 +106,8 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
         assert len(per_case) == 2 and all(len(v) == 2 for v in per_case.values())
         assert mean["dice_mean"] == pytest.approx(np.mean([np.mean(v) for v in per_case.values()]))
         assert mean["dice_seed_sd"] == pytest.approx(np.std(mean["dice_by_seed"], ddof=1))
+        # the mean training time per run (a staged run's: all its stages)
+        assert mean["train_seconds"] == pytest.approx(np.mean([r["train_seconds"] for r in by_seed.values()]), abs=1e-3)
         assert mean["dice_ci_low"] <= mean["dice_mean"] <= mean["dice_ci_high"]
     assert "## Seed replicates" in (out / "segmentation.md").read_text()
     for name in ("openmia", "openmia_ema_tta", "openmia_ema_tta_largest"):
