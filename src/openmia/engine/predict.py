@@ -5,7 +5,8 @@ input's affine and header geometry exactly (only the data type changes to uint8)
 than the training size go through sliding-window inference (Gaussian weighting, overlap 0.5,
 optional flip TTA). Sets trained on whole images resized to a square (``spec.resized_input``: BUSI,
 Kvasir-SEG) are predicted the same way: each image resized to the training size (bilinear), and
-the logits resized back to the image's own size (bilinear) before the argmax. Classification runs write ``predictions.csv`` in the evaluator's format.
+the logits resized back to the image's own size (bilinear) before the argmax. Classification runs
+write ``predictions.csv`` in the evaluator's format.
 
 Intensities: the run's data spec states the normalisation. ``uint8_unit`` needs uint8 images
 (another dtype is an error, never a silent rescale); ``float`` sets (e.g. MSD MRI) apply the spec's
