@@ -549,11 +549,11 @@ def main(argv: list[str] | None = None) -> int:
         recs = records_for(j["dataset"], j["model"], rd, _earlier_stages(j, runs_dir))
         if j["dataset"] == "hippocampus":
             recs = [{**r, "fold": j["fold"], "subset": f"fold {j['fold']}"} for r in recs]
-        if j["seed"] != args.seed:
-            recs = [{**r, "subset": f"{r['subset']}, seed {j['seed']}" if "subset" in r else f"seed {j['seed']}"} for r in recs]
-        records += [{**r, "seed": j["seed"]} for r in recs]
-        if j["seed"] != args.seed:
+        if j["seed"] != args.seed:  # a seed replicate: its own rows only (subsets and paired tests are the main seed's)
+            records += [{**r, "seed": j["seed"], "subset": f"{r['subset']}, seed {j['seed']}" if "subset" in r
+                         else f"seed {j['seed']}"} for r in recs]
             continue
+        records += [{**r, "seed": j["seed"]} for r in recs]
         if j["dataset"] == "busi":
             from openmia.data.readers.image_mask import read_busi
             from openmia.engine.trainer import _safe_name
