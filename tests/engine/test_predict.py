@@ -142,3 +142,20 @@ def test_predict_resizes_inputs_of_sets_trained_on_resized_images(tmp_path):
         assert got.shape == img.shape[:2]
         np.testing.assert_array_equal(got, logits[0].argmax(0).numpy().astype(np.uint8))
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["new.png", "photo.png"]
+    # with flip + multi-scale TTA, images already at the training size are labelled exactly as the
+    # run's own evaluation labels them: whole images at every scale (a 48 x 48 scale is no sliding
+    # window of 32 x 32 tiles, a 24 x 24 one no zero-padded window)
+    from openmia.engine.trainer import make_trainer, predict_proba
+
+    trainer = make_trainer(run.cfg, tmp_path / "scratch", progress=False)
+    trainer._load_data()
+    test = trainer.splits["test"]
+    same = tmp_path / "same"
+    same.mkdir()
+    for cid, img in zip(test.case_ids, test.images):
+        Image.fromarray(np.moveaxis(img, 0, -1)).save(same / f"{cid}.png")
+    scales = (0.75, 1.0, 1.5)
+    assert predict_folder(rd, same, tmp_path / "same_out", tta=True, scales=scales)["cases"] == len(test.case_ids) == 3
+    want = predict_proba(run.model, run.task, test.images, run.spec.normalization, 8, tta=True, scales=scales).argmax(1)
+    for cid, lab in zip(test.case_ids, want):
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "same_out" / f"{cid}.png")), lab)

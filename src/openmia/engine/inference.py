@@ -103,6 +103,16 @@ def sliding_window_inference(image: torch.Tensor, predictor: Callable[[torch.Ten
     return out[(slice(None), slice(None), *(slice(b, b + s) for b, s in zip(before, size)))]
 
 
+def flip_tta_logits(predictor: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor, tta: bool = True) -> torch.Tensor:
+    """Logits ``(N, K, *spatial)`` of a whole image ``(N, C, *spatial)`` in one pass, or with ``tta``
+    averaged over every combination of axis flips (2^d passes, each flipped back)."""
+    if not tta:
+        return predictor(image)
+    axes = range(2, image.dim())
+    flips = [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
+    return sum(torch.flip(predictor(torch.flip(image, f)), f) if f else predictor(image) for f in flips) / len(flips)
+
+
 def multiscale_logits(image: torch.Tensor, logits_fn: Callable[[torch.Tensor], torch.Tensor],
                       scales: Sequence[float] = (1.0,)) -> torch.Tensor:
     """Logits ``(N, K, *spatial)`` averaged over input scales (multi-scale test-time augmentation).

@@ -4,8 +4,9 @@ Segmentation runs write one label map per input, in the input's format; NIfTI ou
 input's affine and header geometry exactly (only the data type changes to uint8). Images larger
 than the training size go through sliding-window inference (Gaussian weighting, overlap 0.5,
 optional flip TTA). Sets trained on whole images resized to a square (``spec.resized_input``: BUSI,
-Kvasir-SEG) are predicted the same way: each image resized to the training size (bilinear), and
-the logits resized back to the image's own size (bilinear) before the argmax. Classification runs
+Kvasir-SEG) are predicted the same way as their evaluation scored them: each image resized to the
+training size (bilinear) and predicted whole at every TTA scale (no windows), and the logits
+resized back to the image's own size (bilinear) before the argmax. Classification runs
 write ``predictions.csv`` in the evaluator's format.
 
 Intensities: the run's data spec states the normalisation. ``uint8_unit`` needs uint8 images
@@ -140,7 +141,7 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
     import torch
 
     from openmia.config import check_tta_scales
-    from openmia.engine.inference import multiscale_logits, sliding_window_inference
+    from openmia.engine.inference import flip_tta_logits, multiscale_logits, sliding_window_inference
     from openmia.evaluation.label_maps import IMAGE_SUFFIXES, index_folder, read_array
     from openmia.transforms.intensity import to_float_tensor
     from openmia.transforms.postprocess import postprocess_labels
@@ -171,9 +172,13 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
                 batch = resize_image(batch[0], spec.size)[None]
             x = to_float_tensor(batch, spec.normalization)
             del batch
-            if spec.task == "segmentation":
+            if spec.task == "segmentation" and spec.resized_input:
+                # whole images at every scale, as the run's own evaluation scored them (no windows)
+                logits = multiscale_logits(x, lambda xs: flip_tta_logits(model, xs, tta), scales)
+            elif spec.task == "segmentation":
                 logits = multiscale_logits(x, lambda xs: sliding_window_inference(
                     xs, model, spec.spatial_shape, overlap=overlap, batch_size=batch_size, flip_tta=tta), scales)
+            if spec.task == "segmentation":
                 del x
                 if tuple(logits.shape[2:]) != shape:  # back to the input's size (resized_input sets)
                     logits = torch.nn.functional.interpolate(logits, size=shape, mode="bilinear", align_corners=False)

@@ -93,26 +93,17 @@ def predict_proba(model, task, images: np.ndarray, normalization: str, batch_siz
     """Probabilities ``(N, K)`` (segmentation ``(N, K, *spatial)``) for images ``(N, C, *spatial)``
     in eval mode; ``tta`` averages the logits over every combination of axis flips, ``scales``
     (segmentation) over input scale factors (:func:`~openmia.engine.inference.multiscale_logits`)."""
-    import itertools
-
     import torch
 
-    from openmia.engine.inference import multiscale_logits
+    from openmia.engine.inference import flip_tta_logits, multiscale_logits
     from openmia.transforms.intensity import to_float_tensor
-
-    def flipped(x):
-        if not tta:
-            return model(x)
-        axes = range(2, x.dim())
-        flips = [c for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
-        return sum(torch.flip(model(torch.flip(x, f)), f) if f else model(x) for f in flips) / len(flips)
 
     model.eval()
     out = []
     with torch.no_grad():
         for idx in iterate_batches(len(images), batch_size, shuffle=False):
             x = to_float_tensor(images[idx], normalization)
-            out.append(task.probabilities(multiscale_logits(x, flipped, scales)))  # scale 1 alone: flipped(x)
+            out.append(task.probabilities(multiscale_logits(x, lambda xs: flip_tta_logits(model, xs, tta), scales)))
     return np.concatenate(out, axis=0) if out else np.zeros((0, task.num_outputs()))
 
 
