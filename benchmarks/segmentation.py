@@ -37,6 +37,8 @@ from _runs import parse_budgets, run_pool, train_or_reuse  # noqa: E402
 # U-Net about 0.82; hippocampus nnU-Net about 0.90 / 0.89 (anterior / posterior).
 REFERENCE_DICE = {("busi", "lesion"): 0.742, ("kvasir_seg", "polyp"): 0.82, ("hippocampus", "anterior"): 0.90,
                   ("hippocampus", "posterior"): 0.89, ("hippocampus", "mean"): 0.895}
+# the case subset a literature Dice describes, where it is not the whole test split
+REFERENCE_SUBSET = {"busi": "benign+malignant"}
 MINUTES = {"busi": 30.0, "kvasir_seg": 30.0, "hippocampus": 45.0}
 
 # openmia's configuration per set: the CPU-efficient residual U-Net (strided convolutions, batch
@@ -413,10 +415,14 @@ def _ci_record(base: dict[str, Any], vals: dict[tuple[str, str], float], cases: 
 
 def subgroup_records(dataset: str, model: str, run_dir: Path, groups: dict[str, list[str]], label: str,
                      n_resamples: int) -> list[dict[str, Any]]:
-    """Dice / HD95 / NSD of ``label`` within named case subsets (BUSI: benign, malignant, both) with BCa CIs."""
+    """Dice / HD95 / NSD of ``label`` within named case subsets (BUSI: benign, malignant, both) with BCa
+    CIs. ``train_seconds`` is the run's; ``reference_dice`` is the literature's only for a subset named
+    in ``REFERENCE_SUBSET`` (BUSI's lesion Dice is over the images with a lesion), else None."""
     vals = _case_values([run_dir], label)
-    return [_ci_record({"dataset": dataset, "model": model, "label": label, "subset": g}, vals,
-                       sorted(c for c in members if (c, "dice") in vals), n_resamples) for g, members in groups.items()]
+    seconds = json.loads((run_dir / "result.json").read_text())["train_seconds"]
+    return [_ci_record({"dataset": dataset, "model": model, "label": label, "subset": g, "train_seconds": seconds,
+                        "reference_dice": REFERENCE_DICE.get((dataset, label)) if REFERENCE_SUBSET.get(dataset) == g else None},
+                       vals, sorted(c for c in members if (c, "dice") in vals), n_resamples) for g, members in groups.items()]
 
 
 def seed_mean_records(dataset: str, model: str, run_dirs: dict[int, Path], n_resamples: int,

@@ -165,3 +165,24 @@ def test_segmentation_benchmark_rejects_a_bad_budget(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--data", ".", "--datasets", "busi", "--folds", "1"])
     assert "applies to the hippocampus only" in capsys.readouterr().err
+
+
+def test_subgroup_records_carry_every_key(tmp_path):
+    """BUSI's benign / malignant subsets: the means over their cases (by hand), the run's training
+    time, and the literature's Dice only for the subset it describes (the images with a lesion)."""
+    bench = _load("segmentation")
+    rd = tmp_path / "run"
+    (rd / "eval" / "test").mkdir(parents=True)
+    (rd / "result.json").write_text(json.dumps({"train_seconds": 12.5}))
+    dice = {"b1": 0.9, "b2": 0.7, "m1": 0.4, "n1": 0.0}
+    rows = ["case_id,label,metric,value"] + [f"{c},lesion,{m},{v if m == 'dice' else 1.0}"
+                                             for c, v in dice.items() for m in ("dice", "hd95", "nsd")]
+    (rd / "eval" / "test" / "per_case.csv").write_text("\n".join(rows) + "\n")
+    groups = {"benign+malignant": ["b1", "b2", "m1"], "benign": ["b1", "b2"], "malignant": ["m1"]}
+    recs = {r["subset"]: r for r in bench.subgroup_records("busi", "openmia", rd, groups, "lesion", 200)}
+    for r in recs.values():
+        assert KEYS <= set(r) and r["train_seconds"] == 12.5
+    assert recs["benign+malignant"]["dice_mean"] == pytest.approx((0.9 + 0.7 + 0.4) / 3)
+    assert recs["benign"]["dice_mean"] == pytest.approx(0.8) and recs["benign"]["n_test_cases"] == 2
+    assert recs["benign+malignant"]["reference_dice"] == 0.742
+    assert recs["benign"]["reference_dice"] is None and recs["malignant"]["reference_dice"] is None
