@@ -77,19 +77,13 @@ def sliding_window_inference(image: torch.Tensor, predictor: Callable[[torch.Ten
     weight = importance_map(window, mode, sigma_scale).to(image.device)
     starts = [window_starts(s, w, overlap) for s, w in zip(full, window)]
     slices = [tuple(slice(a, a + w) for a, w in zip(pos, window)) for pos in itertools.product(*starts)]
-    flips = [()] if not flip_tta else [c for r in range(d + 1) for c in itertools.combinations(range(2, d + 2), r)]
     out = None
     norm = torch.zeros((1, 1, *full), device=image.device)
     for n in range(image.shape[0]):
         for i in range(0, len(slices), batch_size):
             chunk = slices[i : i + batch_size]
             x = torch.cat([image[(slice(n, n + 1), slice(None), *sl)] for sl in chunk])
-            y = None
-            for f in flips:
-                yf = predictor(torch.flip(x, f) if f else x)
-                yf = torch.flip(yf, f) if f else yf
-                y = yf if y is None else y + yf
-            y = y / len(flips)
+            y = flip_tta_logits(predictor, x, flip_tta)
             if y.shape[2:] != x.shape[2:] or y.shape[0] != x.shape[0]:
                 raise ConfigError(f"sliding window: the predictor returned {tuple(y.shape)} for windows {tuple(x.shape)}; "
                                   "expected (B, K, *window)")

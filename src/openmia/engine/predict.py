@@ -172,13 +172,12 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
                 batch = resize_image(batch[0], spec.size)[None]
             x = to_float_tensor(batch, spec.normalization)
             del batch
-            if spec.task == "segmentation" and spec.resized_input:
-                # whole images at every scale, as the run's own evaluation scored them (no windows)
-                logits = multiscale_logits(x, lambda xs: flip_tta_logits(model, xs, tta), scales)
-            elif spec.task == "segmentation":
-                logits = multiscale_logits(x, lambda xs: sliding_window_inference(
-                    xs, model, spec.spatial_shape, overlap=overlap, batch_size=batch_size, flip_tta=tta), scales)
             if spec.task == "segmentation":
+                if spec.resized_input:  # whole images at every scale, as the run's own evaluation scored them
+                    logits = multiscale_logits(x, lambda xs: flip_tta_logits(model, xs, tta), scales)
+                else:
+                    logits = multiscale_logits(x, lambda xs: sliding_window_inference(
+                        xs, model, spec.spatial_shape, overlap=overlap, batch_size=batch_size, flip_tta=tta), scales)
                 del x
                 if tuple(logits.shape[2:]) != shape:  # back to the input's size (resized_input sets)
                     logits = torch.nn.functional.interpolate(logits, size=shape, mode="bilinear", align_corners=False)
