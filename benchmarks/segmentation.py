@@ -115,6 +115,12 @@ STAGED: dict[str, dict[str, list[tuple[float, list[str]]]]] = {
         # Dice (TTA + fill) 0.826 and 0.832 against 0.857 for staged_image_dice (2026-12-02)
         "staged_image_dice_wd": _kvasir_staged("train.batch_dice=false", "optim.weight_decay=0.05"),
         "staged_image_dice_b8": _kvasir_staged("train.batch_dice=false", "data.batch_size=8"),
+        # per-image Dice with deep supervision (1x1-conv heads on the 3 coarser decoder levels)
+        "staged_image_dice_ds": _kvasir_staged("train.batch_dice=false",
+                                               "model.kwargs={channels: [16, 32, 64, 128, 256], deep_supervision: true}"),
+        # the chosen recipe refit on all 880 training images (the authors' protocol; validation images
+        # join training, nothing is selected: each stage keeps its last EMA weights)
+        "staged_image_dice_refit": _kvasir_staged("train.batch_dice=false", "train.refit=true"),
     },
 }
 
@@ -140,7 +146,8 @@ RESCORED: dict[str, dict[str, tuple[str, list[str]]]] = {
                    # 0.865 for 0.75-1.5, 0.859 for 1 + 1.25, 0.857 for 0.75-1.25, 0.850 for 1 alone)
                    "staged_multiscale": ("openmia_staged", ["eval.tta_scales=[0.75, 1.0, 1.25, 1.5]"]),
                    # the same scales on the per-image-Dice staged model (validation 0.871 vs 0.857 without)
-                   "image_dice_multiscale": ("staged_image_dice", ["eval.tta_scales=[0.75, 1.0, 1.25, 1.5]"])},
+                   "image_dice_multiscale": ("staged_image_dice", ["eval.tta_scales=[0.75, 1.0, 1.25, 1.5]"]),
+                   "refit_multiscale": ("staged_image_dice_refit", ["eval.tta_scales=[0.75, 1.0, 1.25, 1.5]"])},
 }
 
 
@@ -149,7 +156,7 @@ RESCORED: dict[str, dict[str, tuple[str, list[str]]]] = {
 # replicated is re-scored on every seed too. Each seed is reported, and so is their mean
 REPLICATES: dict[str, dict[str, tuple[int, ...]]] = {
     # Kvasir-SEG: the chosen configuration's source (2026-12-02)
-    "kvasir_seg": {"staged_image_dice": (1, 2)},
+    "kvasir_seg": {"staged_image_dice": (1, 2), "staged_image_dice_refit": (1, 2)},
 }
 
 

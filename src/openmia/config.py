@@ -140,6 +140,11 @@ class LoopConfig:
     # start from another run's kept weights (its directory, or a .pt checkpoint): every tensor
     # whose name and shape match is copied (transfer learning, progressive resizing)
     init_from: str | None = None
+    # refit: train on the training and validation splits together and keep the last weights (the
+    # EMA's when train.ema is on), with no model selection and no validation scores; test is
+    # scored as usual. For the final model of a recipe already chosen on validation (published
+    # protocols such as Kvasir-SEG's 880/120 train on every training image)
+    refit: bool = False
 
     def __post_init__(self) -> None:
         _positive("train.epochs", self.epochs)

@@ -309,3 +309,61 @@ def test_bf16_precision_autocasts_the_training_forward_only(tmp_path):
     assert np.isfinite(dice["value"])
     with pytest.raises(ConfigError, match="train.precision"):
         load_config(None, [*base, "train.precision=fp16"])
+
+
+def test_refit_trains_on_train_and_val_and_keeps_the_last_ema_weights(tmp_path):
+    from openmia.data.catalog import load_split
+
+    cfg = _cfg(tmp_path, "train.epochs=3", "train.ema=0.9", "train.refit=true")
+    res = train(cfg, run_dir=tmp_path / "refit", progress=False)
+    n_train, n_val = (len(load_split("synthetic/binary", s).case_ids) for s in ("train", "val"))
+    splits = json.loads((res.run_dir / "provenance.json").read_text())["data"]["splits"]
+    assert splits["train"]["n"] == n_train + n_val and splits["val"]["n"] == n_val
+    # no validation: the metrics hold no val scores, every epoch is kept, and the val split is not scored
+    lines = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2, 3] and all(r["best"] and "val_auc" not in r for r in lines)
+    ck = torch.load(res.run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    ema_sd = {k.removeprefix("module."): v for k, v in ck["ema"].items() if k.startswith("module.")}
+    best = _weights(res.run_dir, "best.pt")
+    assert all(torch.equal(best[k], ema_sd[k]) for k in best)
+    result = json.loads((res.run_dir / "result.json").read_text())
+    assert result["refit"] is True and result["best_epoch"] == 3 and result["best_val"] is None and result["val"] == {}
+    assert result["test"]["auc"]["value"] is not None
+    assert not (res.run_dir / "eval" / "val").exists() and (res.run_dir / "eval" / "test" / "summary.json").is_file()
+    # a killed refit resumes to the same weights
+    assert train(cfg, run_dir=tmp_path / "killed", progress=False, stop_after_epoch=2) is None
+    resume(tmp_path / "killed", progress=False)
+    assert all(torch.equal(best[k], _weights(tmp_path / "killed", "best.pt")[k]) for k in best)
+
+
+def test_refit_segmentation_run_scores_test_only(tmp_path):
+    cfg = load_config(None, ["task=segmentation", "data.dataset=synthetic/seg2d", "model.name=unet_small", "train.epochs=1",
+                             "train.threads=1", "eval.n_resamples=100", "train.refit=true", f"out_dir={tmp_path / 'runs'}"])
+    res = train(cfg, progress=False)
+    assert res.val_summary == {} and res.test_summary["n_cases"] > 0
+    assert not (res.run_dir / "predictions" / "val").exists() and any((res.run_dir / "predictions" / "test").iterdir())
+
+
+def test_refit_is_rejected_where_validation_chooses_thresholds(tmp_path):
+    from openmia.errors import ConfigError
+
+    cfg = load_config(None, ["task=detection", "data.dataset=synthetic/lesions", "model.name=fcos", "train.epochs=1",
+                             "train.refit=true", f"out_dir={tmp_path / 'runs'}"])
+    with pytest.raises(ConfigError, match="train.refit applies to classification and segmentation runs; detection"):
+        train(cfg, progress=False)
+
+
+def test_merge_splits_concatenates_cases_and_keeps_regions():
+    from openmia.data.catalog import SplitArrays, merge_splits, load_split
+    from openmia.errors import DataError
+
+    tr, va = load_split("synthetic/seg2d", "train"), load_split("synthetic/seg2d", "val")
+    m = merge_splits(tr, va)
+    assert m.case_ids == tr.case_ids + va.case_ids and m.regions is None
+    np.testing.assert_array_equal(m.images[len(tr.case_ids):], va.images)
+    np.testing.assert_array_equal(m.labels[: len(tr.case_ids)], tr.labels)
+    a = SplitArrays(tr.images[:2], tr.labels[:2], tr.case_ids[:2], tr.spec, [(slice(0, 3),), (slice(0, 4),)])
+    assert merge_splits(a, SplitArrays(va.images[:1], va.labels[:1], va.case_ids[:1], va.spec)).regions == \
+        [(slice(0, 3),), (slice(0, 4),), (...,)]
+    with pytest.raises(DataError, match="cannot merge splits with image shapes"):
+        merge_splits(a, SplitArrays(va.images[:1, :, :8], va.labels[:1, :8], va.case_ids[:1], va.spec))

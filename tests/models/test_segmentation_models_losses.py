@@ -43,6 +43,30 @@ def test_attention_gates_and_deep_supervision():
     assert torch.isfinite(loss)
 
 
+@pytest.mark.parametrize("dims,shape", [(2, (2, 1, 30, 34)), (3, (1, 1, 12, 16, 18))])
+def test_resunet_deep_supervision_outputs_every_coarser_level(dims, shape):
+    m = build_model("resunet", in_channels=1, num_classes=3, dims=dims, channels=[4, 8, 16, 16], deep_supervision=True)
+    m.train()
+    x = torch.randn(*shape)
+    out = m(x)
+    # 3 down-sampling steps -> levels 1 and 2 (half and quarter size, rounded up), finest first
+    assert out.shape == (shape[0], 3, *shape[2:])
+    assert [a.shape[2:] for a in m.aux_outputs] == [tuple(-(-s // 2**k) for s in shape[2:]) for k in (1, 2)]
+    target = torch.randint(0, 3, (shape[0], *shape[2:]))
+    loss = DeepSupervision(make_loss("dice_ce"))(out, m.aux_outputs, target)
+    loss.backward()
+    assert torch.isfinite(loss) and all(h.weight.grad is not None and h.weight.grad.abs().sum() > 0 for h in m.aux_heads)
+    # inference: no auxiliary outputs, and the main logits do not depend on the heads
+    m.eval()
+    with torch.no_grad():
+        main = m(x)
+        assert m.aux_outputs == []
+        plain = build_model("resunet", in_channels=1, num_classes=3, dims=dims, channels=[4, 8, 16, 16])
+        plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("aux_heads")})
+        plain.eval()
+        torch.testing.assert_close(plain(x), main)
+
+
 @pytest.mark.parametrize("memory_format", ["channels_last", "contiguous"])
 @pytest.mark.parametrize("in_channels", [1, 3])
 def test_memory_format_gives_the_same_function(memory_format, in_channels):

@@ -33,6 +33,24 @@ class SplitArrays:
     regions: list[tuple[slice, ...]] | None = None
 
 
+def merge_splits(first: SplitArrays, second: SplitArrays) -> SplitArrays:
+    """One split holding ``first``'s cases, then ``second``'s (e.g. train + val for a refit).
+
+    Images and labels are concatenated along the case axis, so both must share the per-case
+    shape (every catalogue set stores a split as one array); regions are kept when both have them.
+    """
+    if first.spec != second.spec:
+        raise DataError(f"cannot merge splits of {first.spec.name} and {second.spec.name}")
+    if first.images.shape[1:] != second.images.shape[1:]:
+        raise DataError(f"{first.spec.name}: cannot merge splits with image shapes {first.images.shape[1:]} and "
+                        f"{second.images.shape[1:]} per case")
+    regions = None
+    if first.regions is not None or second.regions is not None:
+        regions = [*(first.regions or [(...,)] * len(first.case_ids)), *(second.regions or [(...,)] * len(second.case_ids))]
+    return SplitArrays(np.concatenate([first.images, second.images]), np.concatenate([first.labels, second.labels]),
+                       [*first.case_ids, *second.case_ids], first.spec, regions)
+
+
 def _medmnist_spec(name: str, size: int) -> DatasetSpec:
     f = medmnist.FACTS[name]
     if size not in f.md5:

@@ -223,6 +223,14 @@ class Trainer:
         d = cfg.data
         self.splits = {s: load_split(d.dataset, s, size=d.size, root=d.root, fold=d.fold) for s in ("train", "val", "test")}
         self.spec = self.splits["train"].spec
+        if cfg.train.refit:  # the validation cases join training; nothing is validated or selected
+            from openmia.data.catalog import merge_splits
+
+            if self.spec.task not in ("classification", "segmentation"):
+                raise ConfigError(f"train.refit applies to classification and segmentation runs; {self.spec.task} runs "
+                                  "need the validation split (their score thresholds are chosen on it)")
+
+            self.splits["train"] = merge_splits(self.splits["train"], self.splits["val"])
         if cfg.task != self.spec.task:
             raise ConfigError(f"data.dataset={d.dataset!r} is a {self.spec.task} data set but the run's task is {cfg.task!r}; "
                               f"set task: {self.spec.task}")
@@ -490,6 +498,18 @@ class Trainer:
                     if self._budget_spent(self.elapsed + self._clock() - t0):
                         break
                 eval_model = self.ema.module if self.ema is not None else model
+                if cfg.train.refit:  # no validation: every epoch's weights replace the kept ones
+                    self.elapsed += self._clock() - t0
+                    self.epoch, self.best_epoch = ep + 1, ep + 1
+                    train_loss = tot_loss / max(n_seen, 1)
+                    fileio.torch_save({"model": eval_model.state_dict(), "epoch": self.epoch}, self._ckpt_dir() / "best.pt")
+                    _append_jsonl(metrics_path, {"epoch": self.epoch, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"],
+                                                 "elapsed": round(self.elapsed, 3), "best": True})
+                    self._save_last()
+                    bar.update(job, completed=self.epoch, info=f"loss {train_loss:.3f} (refit: no validation)")
+                    if stop_after_epoch is not None and self.epoch >= stop_after_epoch:
+                        return None
+                    continue
                 val_probs = predict_proba(eval_model, task, va.images, spec.normalization, cfg.data.eval_batch_size)
                 scores = quick_scores(val_probs, va.labels, spec.task_type)
                 self.elapsed += self._clock() - t0
@@ -566,7 +586,8 @@ class Trainer:
         prov = collect_provenance(cfg, self.splits, self.model, threads=self.threads, init_from=self.init_record)
         prov = finish_provenance(prov, train_seconds=self.elapsed)
         fileio.write_json(self.run_dir / "provenance.json", prov)
-        for split in ("val", "test"):
+        summaries["val"] = {}  # a refit run trained on the validation cases: they are not scored
+        for split in ("test",) if cfg.train.refit else ("val", "test"):
             s = self.splits[split]
             if spec.task == "segmentation":
                 res = self._evaluate_segmentation(split, prov)
@@ -592,7 +613,8 @@ class Trainer:
                              summaries["test"], summaries["val"], table)
         fileio.write_json(self.run_dir / "result.json", {
             "status": "complete", "epochs_done": self.epoch, "best_epoch": self.best_epoch,
-            "best_val": self.best_val, "select_metric": self.select_metric,
+            "best_val": self.best_val if np.isfinite(self.best_val) else None, "select_metric": self.select_metric,
+            "refit": cfg.train.refit,
             "train_seconds": round(self.elapsed, 3),
             "test": _headline(summaries["test"]), "val": _headline(summaries["val"]),
         })

@@ -226,10 +226,13 @@ class ResUNet(nn.Module):
     stride 2, then a stride-1 bottom unit). Each decoder step concatenates the skip, up-samples
     with a stride-2 transposed convolution and refines with one residual unit; the last step
     outputs the class logits at full resolution. Inputs of any size (padded to ``2**steps``).
+    With ``deep_supervision``, training-mode forwards also keep 1x1-conv logits of every coarser
+    decoder output (``steps - 1`` levels, finest first, cropped to the input's extent) in
+    ``aux_outputs`` for :class:`openmia.losses.segmentation.DeepSupervision`.
     """
 
     def __init__(self, dims: int, in_channels: int, num_classes: int, *, channels: tuple[int, ...] = (16, 32, 64, 128, 256),
-                 subunits: int = 2, norm: str = "batch", memory_format: str = "auto") -> None:
+                 subunits: int = 2, norm: str = "batch", deep_supervision: bool = False, memory_format: str = "auto") -> None:
         super().__init__()
         chans = list(channels)
         if len(chans) < 2 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in chans):
@@ -256,6 +259,11 @@ class ResUNet(nn.Module):
             layers.append(ResidualUnit(dims, out, out, stride=1, subunits=1, norm=norm, last_conv_only=last))
             self.up.append(nn.Sequential(*layers))
             below = out
+        Conv = {2: nn.Conv2d, 3: nn.Conv3d}[dims]
+        # decoder level i (1 = half resolution) outputs chans[i - 1] channels
+        self.aux_heads = (nn.ModuleList([Conv(chans[i - 1], num_classes, 1) for i in range(1, self.steps)])
+                          if deep_supervision else None)
+        self.aux_outputs: list[torch.Tensor] = []
         self.to(memory_format=self.memory_format)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -267,8 +275,14 @@ class ResUNet(nn.Module):
             x = d(x)
             skips.append(x)
         x = self.bottom(x)
-        for up, skip in zip(self.up, reversed(skips)):
+        aux = []
+        for j, (up, skip) in enumerate(zip(self.up, reversed(skips))):
             x = up(torch.cat([skip, x], dim=1))
+            level = self.steps - 1 - j  # resolution level of x now (0 = full)
+            if self.aux_heads is not None and self.training and level >= 1:
+                crop = tuple(slice(0, -(-s // 2**level)) for s in size)
+                aux.append(self.aux_heads[level - 1](x)[(slice(None), slice(None), *crop)])
+        self.aux_outputs = aux[::-1]  # finest first
         return x[(slice(None), slice(None), *(slice(0, s) for s in size))].contiguous()
 
 
@@ -318,10 +332,10 @@ def unet_small(in_channels: int, num_classes: int, dims: int = 2, input_size: in
 @register_model("resunet", task="segmentation", dims=(2, 3), family="unet")
 def resunet(in_channels: int, num_classes: int, dims: int = 2, input_size: int = 64,
             channels: list[int] | tuple[int, ...] = (16, 32, 64, 128, 256), subunits: int = 2, norm: str = "batch",
-            memory_format: str = "auto") -> nn.Module:
+            deep_supervision: bool = False, memory_format: str = "auto") -> nn.Module:
     """Residual U-Net with strided convolutions (Kerfoot et al., STACOM 2018): fast on a CPU."""
     check_args("resunet", in_channels=in_channels, num_classes=num_classes, dims=dims, input_size=input_size, supported=(2, 3))
     if norm not in NORMS:
         raise ConfigError(f"model 'resunet': norm must be one of {NORMS}, found {norm!r}")
     return ResUNet(dims, in_channels, num_classes, channels=tuple(channels), subunits=subunits, norm=norm,
-                   memory_format=memory_format)
+                   deep_supervision=deep_supervision, memory_format=memory_format)
