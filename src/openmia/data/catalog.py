@@ -37,7 +37,8 @@ def merge_splits(first: SplitArrays, second: SplitArrays) -> SplitArrays:
     """One split holding ``first``'s cases, then ``second``'s (e.g. train + val for a refit).
 
     Images and labels are concatenated along the case axis, so both must share the per-case
-    shape (every catalogue set stores a split as one array); regions are kept when both have them.
+    shape (every catalogue set stores a split as one array); when either has regions, the merged
+    split has one per case (the whole array for cases that had none).
     """
     if first.spec != second.spec:
         raise DataError(f"cannot merge splits of {first.spec.name} and {second.spec.name}")

@@ -229,7 +229,6 @@ class Trainer:
             if self.spec.task not in ("classification", "segmentation"):
                 raise ConfigError(f"train.refit applies to classification and segmentation runs; {self.spec.task} runs "
                                   "need the validation split (their score thresholds are chosen on it)")
-
             self.splits["train"] = merge_splits(self.splits["train"], self.splits["val"])
         if cfg.task != self.spec.task:
             raise ConfigError(f"data.dataset={d.dataset!r} is a {self.spec.task} data set but the run's task is {cfg.task!r}; "
@@ -498,36 +497,33 @@ class Trainer:
                     if self._budget_spent(self.elapsed + self._clock() - t0):
                         break
                 eval_model = self.ema.module if self.ema is not None else model
-                if cfg.train.refit:  # no validation: every epoch's weights replace the kept ones
-                    self.elapsed += self._clock() - t0
-                    self.epoch, self.best_epoch = ep + 1, ep + 1
-                    train_loss = tot_loss / max(n_seen, 1)
-                    fileio.torch_save({"model": eval_model.state_dict(), "epoch": self.epoch}, self._ckpt_dir() / "best.pt")
-                    _append_jsonl(metrics_path, {"epoch": self.epoch, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"],
-                                                 "elapsed": round(self.elapsed, 3), "best": True})
-                    self._save_last()
-                    bar.update(job, completed=self.epoch, info=f"loss {train_loss:.3f} (refit: no validation)")
-                    if stop_after_epoch is not None and self.epoch >= stop_after_epoch:
-                        return None
-                    continue
-                val_probs = predict_proba(eval_model, task, va.images, spec.normalization, cfg.data.eval_batch_size)
-                scores = quick_scores(val_probs, va.labels, spec.task_type)
+                scores = None  # a refit has no validation: every epoch's weights replace the kept ones
+                if not cfg.train.refit:
+                    val_probs = predict_proba(eval_model, task, va.images, spec.normalization, cfg.data.eval_batch_size)
+                    scores = quick_scores(val_probs, va.labels, spec.task_type)
                 self.elapsed += self._clock() - t0
                 self.epoch = ep + 1
                 train_loss = tot_loss / max(n_seen, 1)
-                # model selection on the validation split only ("loss" = validation NLL, lower is better)
-                sel = -scores["loss"] if self.select_metric == "loss" else scores[self.select_metric]
-                improved = bool(np.isfinite(sel) and sel > self.best_val)
+                rec: dict[str, Any] = {"epoch": self.epoch, "train_loss": train_loss}
+                if scores is None:
+                    improved, kept, info = True, {}, "(refit: no validation)"
+                    self.best_epoch = self.epoch
+                else:
+                    # model selection on the validation split only ("loss" = validation NLL, lower is better)
+                    sel = -scores["loss"] if self.select_metric == "loss" else scores[self.select_metric]
+                    improved = bool(np.isfinite(sel) and sel > self.best_val)
+                    if improved:
+                        self.best_val, self.best_epoch = float(sel), self.epoch
+                    kept = {"val": float(sel)}
+                    rec.update({"val_auc": scores["auc"], "val_acc": scores["acc"],
+                                **({"val_dice": scores["dice"]} if "dice" in scores else {}), "val_loss": scores["loss"]})
+                    info = f"val {self.select_metric} {scores.get(self.select_metric, -scores['loss']):.3f}"
                 if improved:
-                    self.best_val, self.best_epoch = float(sel), self.epoch
-                    fileio.torch_save({"model": eval_model.state_dict(), "epoch": self.epoch, "val": float(sel)}, self._ckpt_dir() / "best.pt")
-                rec = {"epoch": self.epoch, "train_loss": train_loss, "val_auc": scores["auc"], "val_acc": scores["acc"],
-                       **({"val_dice": scores["dice"]} if "dice" in scores else {}),
-                       "val_loss": scores["loss"], "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(self.elapsed, 3), "best": improved}
-                _append_jsonl(metrics_path, rec)
+                    fileio.torch_save({"model": eval_model.state_dict(), "epoch": self.epoch, **kept}, self._ckpt_dir() / "best.pt")
+                _append_jsonl(metrics_path, {**rec, "lr": self.optimizer.param_groups[0]["lr"], "elapsed": round(self.elapsed, 3),
+                                             "best": improved})
                 self._save_last()
-                bar.update(job, completed=self.epoch, info=f"loss {train_loss:.3f} val {self.select_metric} "
-                                                          f"{scores.get(self.select_metric, -scores['loss']):.3f}")
+                bar.update(job, completed=self.epoch, info=f"loss {train_loss:.3f} {info}")
                 if stop_after_epoch is not None and self.epoch >= stop_after_epoch:
                     return None
         return self._finish()

@@ -259,7 +259,7 @@ class ResUNet(nn.Module):
             layers.append(ResidualUnit(dims, out, out, stride=1, subunits=1, norm=norm, last_conv_only=last))
             self.up.append(nn.Sequential(*layers))
             below = out
-        Conv = {2: nn.Conv2d, 3: nn.Conv3d}[dims]
+        Conv = conv_nd(dims)
         # decoder level i (1 = half resolution) outputs chans[i - 1] channels
         self.aux_heads = (nn.ModuleList([Conv(chans[i - 1], num_classes, 1) for i in range(1, self.steps)])
                           if deep_supervision else None)
