@@ -1,11 +1,23 @@
-"""The functions the CLI calls (also the Python API): train, resume, evaluate, quickstart."""
+"""openmia's public Python API, and the only door the CLI and ``benchmarks/`` use.
+
+>>> from openmia import api
+>>> res = api.train(None, ["task=segmentation", "train.epochs=2"])     # doctest: +SKIP
+>>> api.predict(res.run_dir, "images/", "labels/")                      # doctest: +SKIP
+
+Every function raises an :class:`~openmia.errors.OpenmiaError` subclass on bad input, with a
+message naming the file/case/field, what was expected and what was found.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from openmia.config import RunConfig, load_config
+
+if TYPE_CHECKING:
+    from openmia.engine.loop import TrainResult
+    from openmia.evaluation.result import EvaluationResult
 
 # the quick, CPU-friendly default: trains in about a minute on 2 cores
 QUICKSTART_OVERRIDES = (
@@ -20,43 +32,116 @@ QUICKSTART_OVERRIDES = (
 )
 
 
-def train(config: str | Path | RunConfig | None = None, overrides: list[str] | tuple[str, ...] = (), *,
-          progress: bool = True, run_dir: str | Path | None = None):
-    """Train a model; ``config`` is a YAML path, a :class:`RunConfig` or None (defaults)."""
-    from openmia.engine.trainer import train as _train
+def _index_hooks(index: bool) -> tuple:
+    """The run-index callback (``openmia runs list``) when ``index`` is set."""
+    if not index:
+        return ()
+    from openmia.bench.store import RunStore
+
+    def record_in_run_index(run_dir: Path) -> None:
+        RunStore.default().record(run_dir)
+
+    return (record_in_run_index,)
+
+
+def train(config: str | Path | RunConfig | None = None, overrides: Sequence[str] = (), *, progress: bool = True,
+          run_dir: str | Path | None = None, index: bool = True) -> "TrainResult":
+    """Train a model and evaluate it on the test split.
+
+    Args:
+        config: a YAML path, a :class:`RunConfig`, or None (the defaults of ``task``).
+        overrides: ``"a.b=value"`` strings applied on top (e.g. ``"train.device=cuda"``).
+        run_dir: the run directory (default: a new one under ``out_dir``); must be new or empty.
+        index: add the finished run to the run index (``openmia runs list``).
+
+    Returns:
+        The :class:`~openmia.engine.loop.TrainResult` (``run_dir``, test/val summaries, report table).
+    """
+    from openmia.engine.run_dir import train as _train
 
     cfg = config.with_overrides(list(overrides)) if isinstance(config, RunConfig) else load_config(config, overrides)
-    return _train(cfg, run_dir=run_dir, progress=progress)
+    return _train(cfg, run_dir=run_dir, progress=progress, on_complete=_index_hooks(index))
 
 
-def resume(run_dir: str | Path, *, progress: bool = True):
-    """Continue an interrupted run."""
-    from openmia.engine.trainer import resume as _resume
+def resume(run_dir: str | Path, *, progress: bool = True, index: bool = True) -> "TrainResult":
+    """Continue an interrupted run from its last checkpoint (same config, same result as unbroken)."""
+    from openmia.engine.run_dir import resume as _resume
 
-    return _resume(run_dir, progress=progress)
-
-
-def evaluate(task: str, pred: str | Path, truth: str | Path, out: str | Path, **kwargs: Any):
-    """Score prediction files from any tool (DESIGN §4) with the evaluator of ``task``."""
-    from openmia.errors import ConfigError
-
-    if task == "classification":
-        from openmia.evaluation.classification import evaluate_files
-
-        return evaluate_files(pred, truth, out, **kwargs)
-    if task == "segmentation":
-        from openmia.evaluation.segmentation import evaluate_folders
-
-        return evaluate_folders(pred, truth, out, **kwargs)
-    from openmia.evaluation import other_tasks as T
-
-    evaluators = {"detection": T.evaluate_detection_files, "counting": T.evaluate_counting_files,
-                  "clustering": T.evaluate_clustering_files, "inpainting": T.evaluate_inpainting_folders}
-    if task not in evaluators:
-        raise ConfigError(f"--task {task}: unknown task; choose classification, segmentation, {', '.join(evaluators)}")
-    return evaluators[task](pred, truth, out, **kwargs)
+    return _resume(run_dir, progress=progress, on_complete=_index_hooks(index))
 
 
-def quickstart(out_dir: str | Path = "runs", *, progress: bool = True, extra: tuple[str, ...] = ()):
+def reevaluate(run_dir: str | Path, out_dir: str | Path, overrides: Sequence[str] = (), *,
+               index: bool = True) -> "TrainResult":
+    """Score a finished run's kept model again with other evaluation settings (``eval.*``,
+    ``train.device`` and the task's inference options, e.g. ``segmentation.tta=true``) in a new
+    run directory ``out_dir``."""
+    from openmia.engine.run_dir import reevaluate as _reevaluate
+
+    return _reevaluate(run_dir, out_dir, list(overrides), on_complete=_index_hooks(index))
+
+
+def predict(run_dir: str | Path, input_dir: str | Path, out_dir: str | Path, *, tta: bool = False,
+            scales: Sequence[float] | None = None, overlap: float = 0.5, batch_size: int = 4,
+            device: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Apply a finished run to a folder of images; returns ``{"cases", "out", "task"}``.
+
+    Segmentation runs write a label map per image (NIfTI keeps the input's geometry);
+    classification runs write ``predictions.csv`` in the evaluator's format."""
+    from openmia.engine.predict import predict_folder
+
+    return predict_folder(run_dir, input_dir, out_dir, tta=tta, scales=scales, overlap=overlap, batch_size=batch_size,
+                          device=device, overwrite=overwrite)
+
+
+def count(images: Sequence[str | Path], out_dir: str | Path, *, run_dir: str | Path | None = None, method: str = "model",
+          score_threshold: float | None = None, log_threshold: float = 0.05, overlays: bool = True,
+          device: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Count (and mark) objects in images with a detection/counting run or the classical
+    Laplacian-of-Gaussian baseline (``method="log"``); returns ``{"cases", "out", "counts"}``."""
+    from openmia.engine.count import count_images
+
+    return count_images(images, out_dir, run_dir=run_dir, method=method, score_threshold=score_threshold,
+                        log_threshold=log_threshold, overlays=overlays, device=device, overwrite=overwrite)
+
+
+def evaluate(task: str, pred: str | Path, truth: str | Path, out: str | Path | None, **kwargs: Any) -> "EvaluationResult":
+    """Score prediction files from any tool (DESIGN §4) with the evaluator of ``task``
+    (classification, segmentation, detection, counting, clustering, inpainting)."""
+    from openmia.evaluation.registry import get_evaluator
+
+    return get_evaluator(task)(pred, truth, out, **kwargs)
+
+
+def compare(task: str, truth: str | Path, preds: dict[str, str | Path], out: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """Paired tests of every pair of models scored on the same cases, Holm-corrected, with rankings."""
+    from openmia.evaluation.compare import compare_files
+
+    return compare_files(task, truth, preds, out, **kwargs)
+
+
+def list_models(task: str | None = None) -> list[Any]:
+    """Registry entries of the models (``entry.name``, ``entry.meta['task']``, ``entry.doc``)."""
+    from openmia.models import load_all
+
+    return [e for e in load_all() if task is None or e.meta.get("task") == task]
+
+
+def list_datasets(task: str | None = None) -> list[Any]:
+    """Specs of every catalogue data set (``spec.name``, ``spec.task``, ...)."""
+    from openmia.data.catalog import list_datasets as _list
+
+    return _list(task=task)
+
+
+def list_tasks() -> list[Any]:
+    """The registered task families (their Task classes: ``name``, ``default_model``, ...)."""
+    from openmia.tasks.registry import TASKS
+
+    return [e.factory for e in TASKS]
+
+
+def quickstart(out_dir: str | Path = "runs", *, progress: bool = True, extra: Sequence[str] = (),
+               index: bool = True) -> "TrainResult":
     """Train a small CNN on the synthetic binary default and evaluate it on the test split."""
-    return train(None, (*QUICKSTART_OVERRIDES, f"out_dir={out_dir}", "name=quickstart", *extra), progress=progress)
+    return train(None, (*QUICKSTART_OVERRIDES, f"out_dir={out_dir}", "name=quickstart", *extra), progress=progress,
+                 index=index)

@@ -1,6 +1,13 @@
 """Run configuration: frozen dataclasses are the schema, YAML the file format, ``--set a.b=v``
 the override. Unknown keys and badly typed values are :class:`ConfigError` listing the valid
-keys (with close matches)."""
+keys (with close matches).
+
+Layout: the shared sections ``data``, ``model``, ``optim``, ``schedule``, ``train`` (the loop) and
+``eval`` hold what every task uses; a task's own keys live in a section named after the task
+(``segmentation.tta``, ``detection.crop``), whose dataclass the task defines (``Task.section``,
+found through :data:`openmia.tasks.registry.TASKS`). Run directories written before this layout
+(task keys inside ``train``/``eval``/``data``) are migrated on load by :func:`load_run_config`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,8 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import logging
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,75 +24,116 @@ from typing import Any, Mapping
 
 from openmia.errors import ConfigError
 
-TASK_TYPES = ("binary", "multi-class", "ordinal", "multi-label")
+log = logging.getLogger(__name__)
+
+# the allowed values of the shared options (one table each; the code that implements them uses these)
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "step", "multistep", "cosine")
+BUDGET_CLOCKS = ("wall", "cpu")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
 
 
-def _one_of(path: str, value: Any, allowed: tuple) -> None:
+def one_of(path: str, value: Any, allowed: tuple) -> None:
+    """Raise ConfigError (with a close match) unless ``value`` is in ``allowed``."""
     if value not in allowed:
         close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"{path}: expected one of {', '.join(map(repr, allowed))}, found {value!r}{hint}")
 
 
-def check_tta_scales(scales: Any, where: str = "eval.tta_scales") -> None:
-    """Raise ConfigError unless ``scales`` is a non-empty list of scale factors in (0, 4]."""
-    if not scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s <= 4 for s in scales):
-        raise ConfigError(f"{where}: expected a non-empty list of scale factors in (0, 4], e.g. [1.0, 1.25]; "
-                          f"found {list(scales)!r}")
-
-
-def _positive(path: str, value: float | int | None, allow_zero: bool = False) -> None:
+def positive(path: str, value: float | int | None, allow_zero: bool = False) -> None:
+    """Raise ConfigError unless ``value`` is None or a positive (non-negative) number."""
     if value is None:
         return
     if value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"{path}: expected a {'non-negative' if allow_zero else 'positive'} number, found {value!r}")
 
 
+def check_tta_scales(scales: Any, where: str = "segmentation.tta_scales") -> None:
+    """Raise ConfigError unless ``scales`` is a non-empty list of scale factors in (0, 4]."""
+    if not scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s <= 4 for s in scales):
+        raise ConfigError(f"{where}: expected a non-empty list of scale factors in (0, 4], e.g. [1.0, 1.25]; "
+                          f"found {list(scales)!r}")
+
+
+# kept for callers of the earlier names
+_one_of, _positive = one_of, positive
+
+
+def yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` with YAML 1.2 numbers: ``1e-4``, ``5E-4`` and ``1e4`` are floats (PyYAML's
+    YAML 1.1 rule wants a dot in the mantissa and reads them as strings)."""
+    import yaml
+
+    return yaml.load(text, Loader=_numbers_loader())
+
+
+def _numbers_loader():
+    import yaml
+
+    global _LOADER
+    if _LOADER is None:
+        class Loader(yaml.SafeLoader):
+            pass
+
+        # copy the resolver table so SafeLoader itself is unchanged, then add the exponent form
+        Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+        Loader.add_implicit_resolver(
+            "tag:yaml.org,2002:float",
+            re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+            list("-+0123456789."))
+        _LOADER = Loader
+    return _LOADER
+
+
+_LOADER = None
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which data set and how it is fed to the model."""
 
-    dataset: str = "synthetic/binary"
-    size: int | None = None  # MedMNIST variant (28, 64, 128, 224) or BUSI/Kvasir training size; None = default
+    dataset: str | None = None  # catalogue name or folder:/msd:/nnunet:/coco:/voc:/dots:PATH; None = the task's default
+    size: int | None = None  # MedMNIST variant (28, 64, 128, 224) or 2D training size; None = default
     root: str | None = None  # folder holding the files instead of OPENMIA_HOME
     batch_size: int = 128
     eval_batch_size: int = 256
-    augment: str = "none"  # none | flip | standard | dihedral | strong | affine | elastic | heavy (openmia.transforms.augment)
-    fold: int = 0  # test fold of cross-validated sets (hippocampus: 0-4); must stay 0 elsewhere
-    crop: int | None = None  # detection/counting: random training crops of this many px per side
+    augment: str = "none"  # a preset of openmia.transforms.augment (the task says which apply)
+    fold: int = 0  # test fold of cross-validated sets (hippocampus: 0-4; small user sets: 0-4)
+    spacing: tuple[float, ...] | None = None  # resample user NIfTI data to this voxel spacing (mm); None = as stored
 
     def __post_init__(self) -> None:
-        _positive("data.batch_size", self.batch_size)
-        _positive("data.eval_batch_size", self.eval_batch_size)
-        _one_of("data.augment", self.augment, ("none", "flip", "standard", "dihedral", "strong", "affine", "elastic", "heavy"))
+        positive("data.batch_size", self.batch_size)
+        positive("data.eval_batch_size", self.eval_batch_size)
         if not isinstance(self.fold, int) or self.fold < 0:
             raise ConfigError(f"data.fold must be a non-negative integer, found {self.fold!r}")
         if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 8):
             # which sizes exist is the catalogue's business (MedMNIST: 28/64/128/224; BUSI/Kvasir: any)
             raise ConfigError(f"data.size: expected an integer >= 8 (pixels), found {self.size!r}")
-        if self.crop is not None and (isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 8):
-            raise ConfigError(f"data.crop: expected an integer >= 8 (pixels per side), found {self.crop!r}")
+        if self.spacing is not None and (not self.spacing or any(not s > 0 for s in self.spacing)):
+            raise ConfigError(f"data.spacing: expected positive voxel sizes in mm, e.g. [1.0, 1.0, 1.0], found {self.spacing!r}")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """A registered model and the keyword arguments of its factory."""
 
-    name: str = "cnn_small"
+    name: str | None = None  # None = the task's default model
     kwargs: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    name: str = "adam"  # adam | adamw | sgd
+    name: str = "adam"  # one of OPTIMIZERS
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
 
     def __post_init__(self) -> None:
-        _one_of("optim.name", self.name, ("adam", "adamw", "sgd"))
-        _positive("optim.lr", self.lr)
-        _positive("optim.weight_decay", self.weight_decay, allow_zero=True)
+        one_of("optim.name", self.name, OPTIMIZERS)
+        positive("optim.lr", self.lr)
+        positive("optim.weight_decay", self.weight_decay, allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -94,113 +144,169 @@ class ScheduleConfig:
     same thing whether epochs or ``train.max_minutes`` end the run.
     """
 
-    name: str = "none"  # none | step | multistep | cosine
+    name: str = "none"  # one of SCHEDULES
     milestones: tuple[float, ...] = (0.5, 0.75)  # multistep: fractions of the budget
     step_epochs: int = 10  # step: decay every N epochs
     gamma: float = 0.1
     warmup_epochs: int = 0
 
     def __post_init__(self) -> None:
-        _one_of("schedule.name", self.name, ("none", "step", "multistep", "cosine"))
+        one_of("schedule.name", self.name, SCHEDULES)
         object.__setattr__(self, "milestones", tuple(float(m) for m in self.milestones))
         if any(not 0 < m < 1 for m in self.milestones):
             raise ConfigError(f"schedule.milestones: expected fractions in (0, 1), found {self.milestones}")
-        _positive("schedule.step_epochs", self.step_epochs)
-        _positive("schedule.gamma", self.gamma)
-        _positive("schedule.warmup_epochs", self.warmup_epochs, allow_zero=True)
+        positive("schedule.step_epochs", self.step_epochs)
+        positive("schedule.gamma", self.gamma)
+        positive("schedule.warmup_epochs", self.warmup_epochs, allow_zero=True)
 
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """The training loop."""
+    """The training loop (every task)."""
 
     epochs: int = 10
     max_minutes: float | None = None  # training budget (train + validation); stops mid-epoch when reached
     budget_clock: str = "wall"  # wall | cpu: what max_minutes and train_seconds measure
     seed: int = 0
     deterministic: bool = False
-    threads: int | None = None  # torch intra-op threads; None = number of physical cores
-    class_weights: str = "none"  # none | balanced
-    # validation metric for model selection: auto = auc (classification), dice (segmentation),
-    # map50 (detection), count_mae (counting; lower is better)
+    # torch intra-op threads; None = the CPUs this process may use that are not busy (see engine.device)
+    threads: int | None = None
+    device: str = "auto"  # auto (CUDA if available, else CPU) | cpu | cuda | cuda:N | mps
+    # validation score for model selection; auto = the task's first (`openmia list tasks`)
     select_metric: str = "auto"
     pretrain_epochs: int = 0  # models with .pretrain (DBN): unsupervised epochs first
-    label_smoothing: float = 0.0
-    loss: str = "auto"  # segmentation: dice | ce | dice_ce | focal | tversky (auto = dice_ce); classification: auto
-    # segmentation Dice/Tversky terms: summed over the whole batch (nnU-Net's batch Dice) or per
-    # image and averaged (false), which weighs small structures as much as large ones
-    batch_dice: bool = True
     ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.99); 0 = off
-    # training forward pass precision: fp32, or bf16 autocast (about 1.7x faster on CPUs with
-    # AMX/AVX-512 bf16; weights, optimiser, losses and all evaluation stay fp32)
+    # training forward pass precision: fp32, bf16 autocast (CPU and CUDA), or fp16 autocast with a
+    # gradient scaler (CUDA only); weights, optimiser, losses and all evaluation stay fp32
     precision: str = "fp32"
-    # detection/counting: batch-norm statistics recomputed over the training images with the
-    # current weights before each validation (batch norm's running averages lag fast-moving weights)
-    recompute_bn: bool = False
     # start from another run's kept weights (its directory, or a .pt checkpoint): every tensor
     # whose name and shape match is copied (transfer learning, progressive resizing)
     init_from: str | None = None
     # refit: train on the training and validation splits together and keep the last weights (the
     # EMA's when train.ema is on), with no model selection and no validation scores; test is
-    # scored as usual. For the final model of a recipe already chosen on validation (published
-    # protocols such as Kvasir-SEG's 880/120 train on every training image)
+    # scored as usual (tasks that choose thresholds on validation refuse it)
     refit: bool = False
 
     def __post_init__(self) -> None:
-        _positive("train.epochs", self.epochs)
-        _positive("train.max_minutes", self.max_minutes)
-        _positive("train.threads", self.threads)
-        _positive("train.pretrain_epochs", self.pretrain_epochs, allow_zero=True)
-        _one_of("train.budget_clock", self.budget_clock, ("wall", "cpu"))
-        _one_of("train.class_weights", self.class_weights, ("none", "balanced"))
-        _one_of("train.select_metric", self.select_metric, ("auto", "auc", "acc", "loss", "dice", "map50", "count_mae"))
-        _one_of("train.loss", self.loss, ("auto", "dice", "ce", "dice_ce", "focal", "tversky"))
-        _one_of("train.precision", self.precision, ("fp32", "bf16"))
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"train.label_smoothing: expected [0, 1), found {self.label_smoothing}")
+        positive("train.epochs", self.epochs)
+        positive("train.max_minutes", self.max_minutes)
+        positive("train.threads", self.threads)
+        positive("train.pretrain_epochs", self.pretrain_epochs, allow_zero=True)
+        one_of("train.budget_clock", self.budget_clock, BUDGET_CLOCKS)
+        one_of("train.precision", self.precision, PRECISIONS)
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.match(self.device):
+            raise ConfigError(f"train.device: expected auto, cpu, cuda, cuda:N or mps, found {self.device!r}")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"train.ema: expected a decay in [0, 1) (0 = off), found {self.ema}")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
+    """The evaluator's settings (every task)."""
+
     n_resamples: int = 2000
     seed: int = 0
-    tta: bool = False  # segmentation: average the final val/test predictions over all axis flips
-    # segmentation: also average the final val/test logits over these input scale factors (each
-    # image resized, predicted, the logits resized back); (1.0,) = the image as it is
-    tta_scales: tuple[float, ...] = (1.0,)
-    postprocess: str = "none"  # segmentation: none | largest (keep each class's largest component)
-    # segmentation, images that always show every class: a class missing from the prediction gets
-    # the region around its most probable voxel with probability >= fill_empty x that peak (0 = off)
-    fill_empty: float = 0.0
-    # detection / counting: detections kept per image, class-aware NMS IoU (0 = the model's own
-    # decoding only), and the score a detection needs to be counted (None = chosen per class on
-    # the validation split to minimise the count MAE)
-    max_detections: int | None = None  # None = 100 (detection) or 1000 (counting: dense cells)
-    nms_iou: float = 0.5
-    score_threshold: float | None = None
 
     def __post_init__(self) -> None:
-        from openmia.transforms.postprocess import POSTPROCESS
+        positive("eval.n_resamples", self.n_resamples)
 
-        _positive("eval.n_resamples", self.n_resamples)
-        _one_of("eval.postprocess", self.postprocess, POSTPROCESS)
-        check_tta_scales(self.tta_scales)
-        if not 0 <= self.fill_empty <= 1:
-            raise ConfigError(f"eval.fill_empty: expected a fraction of the peak probability in (0, 1], or 0 = off; found {self.fill_empty}")
-        _positive("eval.max_detections", self.max_detections)
-        if not 0 <= self.nms_iou < 1:
-            raise ConfigError(f"eval.nms_iou: expected an IoU in [0, 1) (0 = no NMS), found {self.nms_iou}")
-        if self.score_threshold is not None and not 0 <= self.score_threshold <= 1:
-            raise ConfigError(f"eval.score_threshold: expected a score in [0, 1] or null, found {self.score_threshold}")
+
+SHARED_SECTIONS = ("data", "model", "optim", "schedule", "train", "eval")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that defines a training run; saved resolved in every run directory."""
+    """Everything that defines a training run; saved resolved in every run directory.
 
-    task: str = "classification"  # classification | segmentation | detection | counting (must match the data set)
+    ``options`` is the task's own section (the dataclass ``TASKS.get(task).factory.section``),
+    written in YAML under the task's name.
+    """
+
+    task: str = "classification"  # a registered task (`openmia list tasks`); must match the data set
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: LoopConfig = field(default_factory=LoopConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    options: Any = None
+    out_dir: str = "runs"
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        task_cls = task_class(self.task)
+        section = getattr(task_cls, "section", None)
+        if self.options is None and section is not None:
+            object.__setattr__(self, "options", section())
+        elif section is not None and not isinstance(self.options, section):
+            raise ConfigError(f"the {self.task} section must be a {section.__name__}, found {type(self.options).__name__}")
+        # the defaults follow the task (a segmentation run without --model gets a segmentation model)
+        if self.data.dataset is None:
+            object.__setattr__(self, "data", dataclasses.replace(self.data, dataset=task_cls.default_dataset))
+        if self.model.name is None:
+            object.__setattr__(self, "model", dataclasses.replace(self.model, name=task_cls.default_model))
+        task_cls.check_config(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict in the YAML layout (the task section under the task's name)."""
+        d: dict[str, Any] = {"task": self.task}
+        for name in SHARED_SECTIONS:
+            d[name] = dataclasses.asdict(getattr(self, name))
+        if self.options is not None:
+            d[self.task] = dataclasses.asdict(self.options)
+        d["out_dir"], d["name"] = self.out_dir, self.name
+        return json.loads(json.dumps(d))
+
+    def hash(self) -> str:
+        """sha256 (first 16 hex) of the canonical JSON of the config."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config: expected a mapping, found {type(data).__name__} {data!r}")
+        task = data.get("task", "classification")
+        task_cls = task_class(task)
+        names = list(task_names())
+        _refuse_moved_keys(data, task)
+        rest = {k: v for k, v in data.items() if k not in names}
+        for other in (k for k in data if k in names and k != task):
+            raise ConfigError(f"section '{other}' applies to {other} runs, but this run's task is {task!r}; "
+                              f"set task: {other} or remove the section")
+        cfg = _build(_RunShape, rest, "")
+        section = getattr(task_cls, "section", None)
+        if section is None and data.get(task):
+            raise ConfigError(f"section '{task}': the {task} task has no options of its own")
+        options = _build(section, data.get(task) or {}, f"{task}.") if section is not None else None
+        return cls(task=task, data=cfg.data, model=cfg.model, optim=cfg.optim, schedule=cfg.schedule, train=cfg.train,
+                   eval=cfg.eval, options=options, out_dir=cfg.out_dir, name=cfg.name)
+
+    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> "RunConfig":
+        """Return a copy with ``a.b=v`` overrides applied (values parsed as YAML scalars).
+
+        When an override changes ``task``, what the old task filled in by default (its section at
+        its defaults, its default data set and model) is dropped so the new task's defaults apply.
+        """
+        d = self.to_dict()
+        for item in overrides:
+            apply_override(d, item)
+        if d.get("task") != self.task:
+            old = task_class(self.task)
+            section = getattr(old, "section", None)
+            if section is not None and d.get(self.task) == json.loads(json.dumps(dataclasses.asdict(section()))):
+                d.pop(self.task, None)
+            if d["data"].get("dataset") == old.default_dataset:
+                d["data"]["dataset"] = None
+            if d["model"].get("name") == old.default_model:
+                d["model"]["name"] = None
+        return RunConfig.from_dict(d)
+
+
+@dataclass(frozen=True)
+class _RunShape:
+    """The shared part of the layout, for :func:`_build` (RunConfig adds the task's own section)."""
+
+    task: str = "classification"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -210,27 +316,64 @@ class RunConfig:
     out_dir: str = "runs"
     name: str | None = None
 
-    def __post_init__(self) -> None:
-        _one_of("task", self.task, ("classification", "segmentation", "detection", "counting"))
 
-    def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+def task_class(name: Any) -> Any:
+    """The registered Task class of ``name`` (ConfigError with close matches otherwise)."""
+    from openmia.tasks.registry import TASKS
 
-    def hash(self) -> str:
-        """sha256 (first 16 hex) of the canonical JSON of the config."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    if not isinstance(name, str) or name not in TASKS:
+        one_of("task", name, tuple(TASKS.names()))
+    return TASKS.get(name).factory
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
-        return _build(cls, data, "")
 
-    def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> "RunConfig":
-        """Return a copy with ``a.b=v`` overrides applied (values parsed as YAML scalars)."""
-        d = self.to_dict()
-        for item in overrides:
-            apply_override(d, item)
-        return RunConfig.from_dict(d)
+def task_names() -> list[str]:
+    from openmia.tasks.registry import TASKS
 
+    return TASKS.names()
+
+
+# keys of the earlier flat layout -> (their section, their key there); the section "<task>" means
+# the section of whichever task declares the key
+MOVED_KEYS: dict[str, str] = {
+    "train.class_weights": "classification", "train.label_smoothing": "classification",
+    "train.loss": "segmentation", "train.batch_dice": "segmentation", "eval.tta": "segmentation",
+    "eval.tta_scales": "segmentation", "eval.postprocess": "segmentation", "eval.fill_empty": "segmentation",
+    "data.crop": "detection/counting", "train.recompute_bn": "detection/counting",
+    "eval.max_detections": "detection/counting", "eval.nms_iou": "detection/counting",
+    "eval.score_threshold": "detection/counting",
+}
+
+
+def _refuse_moved_keys(data: Mapping[str, Any], task: str) -> None:
+    for dotted, where in MOVED_KEYS.items():
+        sec, key = dotted.split(".")
+        if isinstance(data.get(sec), Mapping) and key in data[sec]:
+            target = task if task in where.split("/") else where.split("/")[0]
+            raise ConfigError(f"{dotted} is a {where} option now: write it as {target}.{key} "
+                              f"(task-specific keys live in the task's own section)")
+
+
+def migrate_legacy(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A config dict of the earlier flat layout (task keys in ``train``/``eval``/``data``) moved to
+    the sectioned layout; returns it and a note per moved or dropped key. Keys that do not
+    apply to the run's task held their defaults there (the old trainers refused anything else)
+    and are dropped."""
+    d = json.loads(json.dumps(data))
+    task = d.get("task", "classification")
+    section_cls = getattr(task_class(task), "section", None)
+    own = {f.name for f in dataclasses.fields(section_cls)} if section_cls is not None else set()
+    notes = []
+    for dotted in MOVED_KEYS:
+        sec, key = dotted.split(".")
+        if not isinstance(d.get(sec), dict) or key not in d[sec]:
+            continue
+        value = d[sec].pop(key)
+        if key in own:
+            d.setdefault(task, {})[key] = value
+            notes.append(f"{dotted} -> {task}.{key}")
+        else:
+            notes.append(f"{dotted} dropped (does not apply to {task})")
+    return d, notes
 
 def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
     if not isinstance(data, Mapping):
@@ -304,7 +447,7 @@ def apply_override(d: dict[str, Any], item: str) -> None:
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.epochs=20")
     key, raw = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = yaml_load(raw) if raw != "" else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from None
     parts = key.strip().split(".")
@@ -328,14 +471,34 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = yaml_load(p.read_text())
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {p}: expected a mapping at the top level, found {type(loaded).__name__}")
         data = loaded or {}
-    cfg = RunConfig.from_dict(data)
-    return cfg.with_overrides(list(overrides)) if overrides else cfg
+    for item in overrides:  # applied to the raw mapping, so `--set task=...` picks the section first
+        apply_override(data, item)
+    return RunConfig.from_dict(data)
+
+
+def load_run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """A run directory's ``config.yaml``; one of the earlier flat layout is migrated (logged)."""
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml_load(p.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{p}: cannot read the run's config ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level, found {type(data).__name__}")
+    data, notes = migrate_legacy(data)
+    if notes:
+        log.info("%s is in the earlier config layout; migrated on load: %s", p, "; ".join(notes))
+    for item in overrides:
+        apply_override(data, item)
+    return RunConfig.from_dict(data)
 
 
 def dump_yaml(cfg: RunConfig) -> str:

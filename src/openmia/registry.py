@@ -33,19 +33,34 @@ class Registry(Generic[T]):
     :meth:`build` checks keyword arguments against the factory signature.
 
     Args:
-        kind: what is registered ("model", "dataset", ...), used in error messages.
+        kind: what is registered ("model", "task", ...), used in error messages.
+        modules: modules whose import registers the built-in entries; imported on the first lookup
+            (plug-ins are found by name, so importing the registry stays cheap and acyclic).
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, modules: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self._entries: dict[str, Entry[T]] = {}
+        self._modules = tuple(modules)
+        self._loaded = not modules
+
+    def load(self) -> "Registry[T]":
+        """Import the modules that register the built-in entries (once); returns the registry."""
+        if not self._loaded:
+            import importlib
+
+            self._loaded = True
+            for mod in self._modules:
+                importlib.import_module(mod)
+        return self
 
     def register(self, name: str, **meta: Any) -> Callable[[T], T]:
         """Decorator registering ``factory`` under ``name`` with metadata ``meta``."""
 
         def deco(factory: T) -> T:
             if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
+                raise ConfigError(f"{self.kind} {name!r} is already registered ({self._entries[name].factory!r}); "
+                                  "choose another name")
             self._entries[name] = Entry(name, factory, dict(meta))
             return factory
 
@@ -53,6 +68,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> Entry[T]:
         """Return the entry for ``name`` or raise with close matches."""
+        self.load()
         try:
             return self._entries[name]
         except KeyError:
@@ -80,6 +96,7 @@ class Registry(Generic[T]):
 
     def names(self, **filters: Any) -> list[str]:
         """Registered names whose metadata matches ``filters`` (a tuple meta value matches if it contains the filter)."""
+        self.load()
         out = []
         for n, e in self._entries.items():
             ok = True
@@ -93,11 +110,18 @@ class Registry(Generic[T]):
                 out.append(n)
         return sorted(out)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests that register a temporary entry clean up with this)."""
+        self._entries.pop(name, None)
+
     def __contains__(self, name: object) -> bool:
+        self.load()
         return name in self._entries
 
     def __iter__(self) -> Iterator[Entry[T]]:
+        self.load()
         return iter(self._entries[n] for n in sorted(self._entries))
 
     def __len__(self) -> int:
+        self.load()
         return len(self._entries)

@@ -18,13 +18,16 @@ def add_parser(sub) -> None:
                    help="count detections with at least this score (default: the run's per-class threshold chosen on validation)")
     p.add_argument("--log-threshold", type=float, default=0.05, help="--method log: blob_log's detection threshold (default 0.05)")
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the run's train.device)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier results in a non-empty --out folder")
 
 
 def run(args: argparse.Namespace) -> int:
-    from openmia.engine.count import count_images
+    from openmia import api
 
-    res = count_images(args.images, args.out, run_dir=args.model, method=args.method, score_threshold=args.score_threshold,
-                       log_threshold=args.log_threshold, overlays=not args.no_overlays)
+    res = api.count(args.images, args.out, run_dir=args.model, method=args.method, score_threshold=args.score_threshold,
+                    log_threshold=args.log_threshold, overlays=not args.no_overlays, device=args.device,
+                    overwrite=args.overwrite)
     for cid, c in list(res["counts"].items())[:20]:
         print(f"{cid}: " + ", ".join(f"{k} {v:g}" for k, v in c.items()))
     if res["cases"] > 20:

@@ -15,9 +15,10 @@ from openmia import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "quickstart": ("openmia.cli.quickstart_cmd", "train + evaluate a small model on synthetic data (no download)"),
     "env": ("openmia.cli.env_cmd", "print versions, threads and hardware (for bug reports)"),
-    "list": ("openmia.cli.list_cmd", "list registered models or datasets"),
+    "list": ("openmia.cli.list_cmd", "list registered models, data sets or tasks"),
     "data": ("openmia.cli.data_cmd", "list, describe, fetch, import and verify data sets"),
     "train": ("openmia.cli.train_cmd", "train a model; writes a run directory"),
+    "reevaluate": ("openmia.cli.reevaluate_cmd", "score a finished run again with other evaluation settings"),
     "predict": ("openmia.cli.predict_cmd", "apply a trained run to a folder of images"),
     "count": ("openmia.cli.count_cmd", "count and mark objects (cells, lesions) in images"),
     "evaluate": ("openmia.cli.evaluate_cmd", "score prediction files from any tool against truth"),

@@ -16,16 +16,18 @@ def add_parser(sub) -> None:
     p.add_argument("--tta", action="store_true", help="segmentation: average over all axis flips")
     p.add_argument("--tta-scales", type=float, nargs="+", default=None, metavar="S",
                    help="segmentation: also average over these input scale factors, e.g. 1 1.25 "
-                        "(default: the run's eval.tta_scales)")
+                        "(default: the run's segmentation.tta_scales)")
     p.add_argument("--overlap", type=float, default=0.5, help="segmentation: sliding-window overlap (default 0.5)")
     p.add_argument("--batch-size", type=int, default=4, help="segmentation: windows per forward pass (default 4)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the run's train.device)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier results in a non-empty --out folder")
 
 
 def run(args: argparse.Namespace) -> int:
-    from openmia.engine.predict import predict_folder
+    from openmia import api
 
-    res = predict_folder(args.model, args.input, args.out, tta=args.tta, scales=args.tta_scales, overlap=args.overlap,
-                        batch_size=args.batch_size)
+    res = api.predict(args.model, args.input, args.out, tta=args.tta, scales=args.tta_scales, overlap=args.overlap,
+                      batch_size=args.batch_size, device=args.device, overwrite=args.overwrite)
     what = "label maps" if res["task"] == "segmentation" else "predictions.csv"
     print(f"predicted {res['cases']} case(s); wrote {what} to {res['out']}")
     return 0

@@ -1,4 +1,4 @@
-"""openmia runs list|show: the run index (SQLite) and one run's summary."""
+"""openmia runs list|show|rebuild: the run index (SQLite), one run's summary, and re-indexing."""
 
 from __future__ import annotations
 
@@ -8,12 +8,17 @@ import json
 
 def add_parser(sub) -> None:
     p = sub.add_parser("runs", help="list and show recorded runs")
-    rs = p.add_subparsers(dest="runs_command", metavar="{list,show}", required=True)
+    rs = p.add_subparsers(dest="runs_command", metavar="{list,show,rebuild}", required=True)
     lp = rs.add_parser("list", help="one line per recorded run")
     lp.add_argument("--dataset")
     lp.add_argument("--model")
     sp = rs.add_parser("show", help="config, provenance and test metrics of one run")
     sp.add_argument("run", help="run directory (or the end of its path, as listed)")
+    bp = rs.add_parser("rebuild", help="re-create the index from the run directories (after a corrupt or lost index)",
+                       description="Re-index every run directory (a folder holding result.json) under DIR. A corrupt "
+                                   "index is moved aside to runs.sqlite.corrupt; rows of deleted runs are dropped.")
+    bp.add_argument("dirs", nargs="*", metavar="DIR",
+                    help="folders to search (default: the folders of the runs already indexed, and ./runs)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,6 +26,15 @@ def run(args: argparse.Namespace) -> int:
     from openmia.cli._common import format_table
 
     store = RunStore.default()
+    if args.runs_command == "rebuild":
+        roots = args.dirs or store.default_roots()
+        n, skipped = store.rebuild(roots)
+        print(f"indexed {n} run(s) from {', '.join(map(str, roots))} into {store.path}")
+        if skipped:
+            print(f"skipped {len(skipped)} folder(s):")
+            for msg in skipped:
+                print(f"  {msg}")
+        return 0
     if args.runs_command == "list":
         rows = store.list(dataset=args.dataset, model=args.model)
         if not rows:
@@ -32,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from pathlib import Path
 
-    from openmia.engine.trainer import check_run_dir
+    from openmia.engine.run_dir import check_run_dir
 
     rd = Path(args.run) if Path(args.run).is_dir() else Path(store.get(args.run)["run_dir"])
     check_run_dir(rd)

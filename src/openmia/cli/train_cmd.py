@@ -6,27 +6,28 @@ import argparse
 
 
 def add_parser(sub) -> None:
+    from openmia.tasks.registry import task_names
+
+    tasks = task_names()
     p = sub.add_parser("train", help="train a model; writes a run directory",
-                       description="Train a model (classification, segmentation, detection or counting). Options map to config keys; --set overrides any key.")
-    p.add_argument("--config", help="YAML config file (keys: task, data, model, optim, schedule, train, eval, out_dir, name)")
-    p.add_argument("--task", help="task family: classification, segmentation, detection or counting (must match the data set)")
-    p.add_argument("--dataset", help="data set name, e.g. retinamnist, hippocampus, bccd (default with --task: the task's "
-                                     "synthetic set, e.g. synthetic/lesions for detection)")
-    p.add_argument("--size", type=int, help="MedMNIST size variant (28, 64, 128, 224)")
-    p.add_argument("--model", help="registered model name (openmia list models)")
+                       description="Train a model (" + ", ".join(tasks) + "). Options map to config keys; --set overrides "
+                                   "any key. Without --dataset/--model the task's synthetic set and default model are used.")
+    p.add_argument("--config", help="YAML config file (keys: task, data, model, optim, schedule, train, eval, the task's "
+                                    "own section, out_dir, name); benchmarks/configs/ holds the published recipes")
+    p.add_argument("--task", choices=tasks, help="task family (must match the data set; default classification)")
+    p.add_argument("--dataset", help="catalogue name (openmia data list) or your own data: folder:PATH, msd:PATH, "
+                                     "nnunet:PATH, coco:PATH, voc:PATH, dots:PATH")
+    p.add_argument("--size", type=int, help="image size (MedMNIST variant 28/64/128/224; 2D folder sets are resized to it)")
+    p.add_argument("--model", help="registered model name (openmia list models); default: the task's")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--max-minutes", type=float, help="wall-clock training budget")
+    p.add_argument("--max-minutes", type=float, help="training budget in minutes")
     p.add_argument("--seed", type=int)
-    p.add_argument("--deterministic", action="store_true", help="bit-exact CPU training (torch deterministic algorithms)")
+    p.add_argument("--device", help="auto (default: CUDA if available, else CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--deterministic", action="store_true", help="bit-exact training (torch deterministic algorithms)")
     p.add_argument("--out-dir", help="parent folder of the run directory (default: runs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set optim.lr=0.01 --set model.kwargs.width=32")
+                   help="override a config value, e.g. --set optim.lr=1e-4 --set model.kwargs.width=32")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (other options are ignored)")
-
-
-# the embedded synthetic set of each task family: `openmia train --task counting --model ...` needs no data
-DEFAULT_DATASET = {"classification": "synthetic/binary", "segmentation": "synthetic/seg2d", "detection": "synthetic/lesions",
-                   "counting": "synthetic/cells"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,13 +39,10 @@ def run(args: argparse.Namespace) -> int:
         ov = []
         for flag, key in (("task", "task"), ("dataset", "data.dataset"), ("size", "data.size"), ("model", "model.name"),
                           ("epochs", "train.epochs"), ("max_minutes", "train.max_minutes"), ("seed", "train.seed"),
-                          ("out_dir", "out_dir")):
+                          ("device", "train.device"), ("out_dir", "out_dir")):
             v = getattr(args, flag)
             if v is not None:
                 ov.append(f"{key}={v}")
-        if args.task in DEFAULT_DATASET and not args.dataset and not args.config \
-                and not any(o.startswith("data.dataset=") for o in args.overrides):
-            ov.append(f"data.dataset={DEFAULT_DATASET[args.task]}")
         if args.deterministic:
             ov.append("train.deterministic=true")
         res = api.train(args.config, [*ov, *args.overrides], progress=not args.quiet)

@@ -99,13 +99,15 @@ def _overlay(img: np.ndarray, objects: np.ndarray, labels: np.ndarray, kind: str
 
 def count_images(images: Sequence[str | Path], out_dir: str | Path, *, run_dir: str | Path | None = None,
                  method: str = "model", score_threshold: float | None = None, log_threshold: float = 0.05,
-                 overlays: bool = True) -> dict[str, Any]:
-    """Count objects in ``images``; returns ``{"cases": n, "out": path, "counts": {case: {label: count}}}``."""
+                 overlays: bool = True, device: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Count objects in ``images``; returns ``{"cases": n, "out": path, "counts": {case: {label: count}}}``.
+
+    ``out_dir`` must not hold an input image and must be empty unless ``overwrite``."""
     paths = [Path(p) for p in images]
     if not paths:
         raise DataError("no images given")
     ids = _case_ids(paths)
-    out = Path(out_dir)
+    out = fileio.prepare_output_dir(out_dir, inputs=paths, overwrite=overwrite, atomic=False)
     if method == "log":
         if run_dir is not None:
             raise ConfigError("--method log is the classical baseline and takes no --model run")
@@ -120,7 +122,7 @@ def count_images(images: Sequence[str | Path], out_dir: str | Path, *, run_dir: 
     elif method == "model":
         if run_dir is None:
             raise ConfigError("give --model RUN_DIR (a detection or counting run), or --method log for the classical baseline")
-        results, names, kind, thresholds, dims = _predict_with_run(run_dir, paths, score_threshold)
+        results, names, kind, thresholds, dims = _predict_with_run(run_dir, paths, score_threshold, device)
     else:
         raise ConfigError(f"method must be 'model' or 'log', found {method!r}")
 
@@ -150,35 +152,34 @@ def count_images(images: Sequence[str | Path], out_dir: str | Path, *, run_dir: 
     return {"cases": len(ids), "out": str(out), "counts": counts}
 
 
-def _predict_with_run(run_dir, paths: list[Path], score_threshold: float | None):
-    from openmia.engine.object_trainer import is_density, predict_objects
+def _predict_with_run(run_dir, paths: list[Path], score_threshold: float | None, device: str | None):
     from openmia.engine.predict import load_run
 
-    run = load_run(run_dir)
-    spec, model = run.spec, run.model
-    if spec.task not in ("detection", "counting"):
-        raise RunDirError(f"{run_dir} is a {spec.task} run; openmia count needs a detection or counting run")
-    kind = "point" if getattr(model, "points", False) or is_density(model) else "box"
+    run = load_run(run_dir, device=device)
+    spec, model, task = run.spec, run.model, run.task
+    if not hasattr(task, "detect"):
+        raise RunDirError(f"{run_dir} is a {spec.task} run; openmia count needs a run whose task detects or counts "
+                          "objects (detection, counting)")
+    density = not hasattr(model, "detect")
+    kind = "point" if getattr(model, "points", False) or density else "box"
     names = tuple(spec.label_names)
     if score_threshold is not None:
         thresholds = np.full(len(names), float(score_threshold))
     else:
         res = json.loads((Path(run_dir) / "result.json").read_text()) if (Path(run_dir) / "result.json").is_file() else {}
         chosen = res.get("count_thresholds")
-        if not is_density(model) and not chosen:
+        if not density and not chosen:
             raise RunDirError(f"{run_dir}: no count thresholds in result.json (unfinished run?); pass --score-threshold")
         thresholds = np.array([chosen[n] for n in names]) if chosen else np.zeros(len(names))
     from PIL import Image
 
-    max_det = run.cfg.eval.max_detections or (100 if kind == "box" else 1000)
     results = []
     for p in paths:
         if spec.dims == 3:
             if not _is_nifti(p):
                 raise DataError(f"{p}: {run_dir} is a 3D run; it counts NIfTI volumes (.nii / .nii.gz)")
             vol = _read_volume(p)
-            pred = predict_objects(model, vol[None, None], spec.normalization, 1, kind=kind, max_detections=max_det,
-                                   nms_iou=run.cfg.eval.nms_iou)[0]
+            pred = task.detect(model, vol[None, None])[0]
             results.append((vol.max(axis=0), pred))  # overlay: maximum-intensity projection along z
             continue
         h, w = spec.spatial_shape
@@ -186,11 +187,10 @@ def _predict_with_run(run_dir, paths: list[Path], score_threshold: float | None)
         oh, ow = img.shape[:2]
         small = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
         x = (small.transpose(2, 0, 1) if small.ndim == 3 else small[None])[None]
-        pred = predict_objects(model, np.ascontiguousarray(x), spec.normalization, 1, kind=kind, max_detections=max_det,
-                               nms_iou=run.cfg.eval.nms_iou)[0]
+        pred = task.detect(model, np.ascontiguousarray(x))[0]
         if "objects" in pred:
             sx, sy = ow / w, oh / h
             pred["objects"] = pred["objects"] * (np.array([sx, sy, sx, sy]) if kind == "box" else np.array([sx, sy]))
         results.append((img, pred))
-    return results, names, "density" if is_density(model) else kind, thresholds, spec.dims
+    return results, names, "density" if density else kind, thresholds, spec.dims
 

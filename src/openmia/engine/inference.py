@@ -9,19 +9,48 @@ the output cropped back. Optional test-time augmentation averages the outputs ov
 
 Memory: the input, one accumulator of ``(N, K, *spatial)`` float32 and one weight map — the windows
 are run ``batch_size`` at a time, never all at once.
+
+Also here: the batching every task shares (:func:`iterate_batches`) and whole-image prediction of a
+split in eval mode on any device (:func:`predict_proba`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from openmia.config import check_tta_scales
 from openmia.errors import ConfigError
+
+
+def iterate_batches(n: int, batch_size: int, *, shuffle: bool, gen: torch.Generator | None = None) -> Iterator[np.ndarray]:
+    """Index batches over ``n`` cases; shuffled with the torch generator ``gen``."""
+    order = torch.randperm(n, generator=gen).numpy() if shuffle else np.arange(n)
+    for s in range(0, n, batch_size):
+        # sorted indices read the (possibly strided) uint8 array faster; order within a batch is irrelevant
+        yield np.sort(order[s : s + batch_size])
+
+
+def predict_proba(model, task: Any, images: np.ndarray, normalization: str, batch_size: int, *, tta: bool = False,
+                  scales: Sequence[float] = (1.0,), device: torch.device | None = None) -> np.ndarray:
+    """Probabilities ``(N, K)`` (segmentation ``(N, K, *spatial)``) for images ``(N, C, *spatial)``
+    in eval mode, on the model's device; ``task.probabilities`` turns logits into probabilities,
+    ``tta`` averages the logits over every combination of axis flips, ``scales`` over input
+    scale factors (:func:`multiscale_logits`)."""
+    from openmia.transforms.intensity import to_float_tensor
+
+    device = device if device is not None else next(model.parameters()).device
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for idx in iterate_batches(len(images), batch_size, shuffle=False):
+            x = to_float_tensor(images[idx], normalization).to(device, non_blocking=device.type == "cuda")
+            out.append(task.probabilities(multiscale_logits(x, lambda xs: flip_tta_logits(model, xs, tta), scales)))
+    return np.concatenate(out, axis=0) if out else np.zeros((0, task.num_outputs()))
 
 
 def window_starts(size: int, window: int, overlap: float) -> list[int]:
@@ -116,7 +145,8 @@ def multiscale_logits(image: torch.Tensor, logits_fn: Callable[[torch.Tensor], t
     image's size; scale 1 is the image itself. Zooming out (s < 1) lets a model see large
     structures whole; zooming in (s > 1) shows small ones with more pixels.
     """
-    check_tta_scales(scales)
+    if not scales or any(not 0 < s <= 4 for s in scales):
+        raise ConfigError(f"multi-scale TTA: expected scale factors in (0, 4], found {list(scales)!r}")
     if tuple(scales) == (1.0,):  # the plain prediction, without a second accumulator (CT-sized volumes)
         return logits_fn(image)
     size = tuple(image.shape[2:])

@@ -7,7 +7,13 @@ optional flip TTA). Sets trained on whole images resized to a square (``spec.res
 Kvasir-SEG) are predicted the same way as their evaluation scored them: each image resized to the
 training size (bilinear) and predicted whole at every TTA scale (no windows), and the logits
 resized back to the image's own size (bilinear) before the argmax. Classification runs
-write ``predictions.csv`` in the evaluator's format.
+write ``predictions.csv`` in the evaluator's format. What a run writes is its Task's business
+(``Task.predict``); this module loads the run, reads the inputs and holds the shared helpers.
+
+Outputs never replace inputs: an output folder that is, contains or lies inside the input folder
+is refused, as is a non-empty one without ``overwrite``. An image that cannot be read or does not
+fit the run is reported at the end (all such images at once) with a PredictionError, after the
+other images' outputs are written.
 
 Intensities: the run's data spec states the normalisation. ``uint8_unit`` needs uint8 images
 (another dtype is an error, never a silent rescale); ``float`` sets (e.g. MSD MRI) apply the spec's
@@ -28,59 +34,50 @@ from typing import Any
 import numpy as np
 
 from openmia import fileio
-from openmia.errors import DataError, RunDirError
+from openmia.errors import DataError, OpenmiaError, PredictionError, RunDirError
 
 
 @dataclass
 class LoadedRun:
+    """A finished run, ready to predict: the model (kept weights, eval mode, on ``device``), its
+    Task (without splits), the data spec and the config."""
+
     model: Any
     task: Any
     spec: Any
     cfg: Any
+    run_dir: Path
+    device: Any = None
 
 
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """Model (best checkpoint, eval mode), task and data spec of a finished run."""
+def load_run(run_dir: str | Path, *, device: str | None = None) -> LoadedRun:
+    """Model (best checkpoint, eval mode), task and data spec of a finished run; ``device`` (e.g.
+    ``cpu``, ``cuda``) overrides the run's ``train.device``."""
     import torch
 
-    from openmia.config import load_config
+    from openmia.config import load_run_config, task_class
     from openmia.data.catalog import get_spec
-    from openmia.engine.trainer import check_run_dir
-    from openmia.models import build_model
+    from openmia.engine.device import resolve_device
+    from openmia.engine.run_dir import check_run_dir
 
     rd = check_run_dir(run_dir)
     ck = rd / "checkpoints" / "best.pt"
     if not ck.is_file():
         raise RunDirError(f"{rd}: no checkpoints/best.pt; the run has not finished an epoch (resume it with `openmia train --resume {rd}`)")
-    cfg = load_config(rd / "config.yaml")
+    cfg = load_run_config(rd / "config.yaml")
+    dev = resolve_device(device or cfg.train.device)
     spec = get_spec(cfg.data.dataset, cfg.data.size)
-    kwargs = dict(cfg.model.kwargs)
-    if spec.task in ("detection", "counting"):
-        from openmia.data.object_sets import ANNOTATION, base_name
-        from openmia.engine.object_trainer import model_kwargs
-
-        kwargs = model_kwargs(cfg, spec, ANNOTATION[base_name(spec.name)])
-    model = build_model(cfg.model.name, in_channels=spec.channels, num_classes=spec.num_classes, dims=spec.dims,
-                        input_size=spec.size, **kwargs)
+    task = task_class(cfg.task)(cfg, spec, None, dev)
+    model = task.build_model()
     try:
         model.load_state_dict(torch.load(ck, map_location="cpu", weights_only=True)["model"])
-    except Exception as exc:
-        raise RunDirError(f"{ck}: cannot load the checkpoint into {cfg.model.name} ({type(exc).__name__}: {exc})") from None
-    model.eval()
-    if spec.task in ("detection", "counting"):
-        task = None  # the model decodes its own outputs (detect / count)
-    elif spec.task == "segmentation":
-        from openmia.tasks.segmentation import SegmentationTask
-
-        task = SegmentationTask(spec.num_classes)
-    else:
-        from openmia.tasks.classification import ClassificationTask
-
-        task = ClassificationTask(spec.task_type, spec.num_classes)
-    return LoadedRun(model, task, spec, cfg)
+    except Exception as exc:  # torch raises many kinds for a torn or foreign file
+        raise RunDirError(f"{ck}: cannot load the checkpoint into {cfg.model.name} ({type(exc).__name__}: {exc})") from exc
+    model.to(dev).eval()
+    return LoadedRun(model, task, spec, cfg, rd, dev)
 
 
-def _to_batch(arr: np.ndarray, spec, case: str, path: Path) -> np.ndarray:
+def to_batch(arr: np.ndarray, spec, case: str, path: Path) -> np.ndarray:
     """``(1, C, *spatial)`` from a file's array, checked against the run's spec."""
     if arr.ndim == spec.dims and spec.channels == 1:
         arr = arr[None]
@@ -102,7 +99,7 @@ def _to_batch(arr: np.ndarray, spec, case: str, path: Path) -> np.ndarray:
     return arr[None]
 
 
-def _argmax_slabs(logits, slab: int = 16) -> np.ndarray:
+def argmax_slabs(logits, slab: int = 16) -> np.ndarray:
     """uint8 argmax over classes of ``(1, K, *spatial)``, ``slab`` planes of the first axis at a time."""
     out = np.empty(tuple(logits.shape[2:]), np.uint8)
     for z in range(0, out.shape[0], slab):
@@ -110,7 +107,7 @@ def _argmax_slabs(logits, slab: int = 16) -> np.ndarray:
     return out
 
 
-def _class_prob_slabs(logits, k: int, slab: int = 16) -> np.ndarray:
+def class_prob_slabs(logits, k: int, slab: int = 16) -> np.ndarray:
     """float32 softmax probability of class ``k`` from ``(1, K, *spatial)`` logits, slab by slab
     (computed only when ``eval.fill_empty`` needs it)."""
     out = np.empty(tuple(logits.shape[2:]), np.float32)
@@ -133,83 +130,61 @@ def _canonical(arr: np.ndarray, nifti, dims: int):
     return nib.orientations.apply_orientation(arr, full), ornt
 
 
-def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Path, *, tta: bool = False,
-                   scales: list[float] | tuple[float, ...] | None = None, overlap: float = 0.5,
-                   batch_size: int = 4) -> dict[str, Any]:
-    """Predict every image in ``input_dir``; returns ``{"cases": n, "out": path, "task": ...}``.
-    ``scales``: segmentation multi-scale TTA factors (None = the run's ``eval.tta_scales``)."""
-    import torch
-
-    from openmia.config import check_tta_scales
-    from openmia.engine.inference import flip_tta_logits, multiscale_logits, sliding_window_inference
+def iter_input_arrays(input_dir: str | Path, spec, failures: list[str] | None = None):
+    """Yield ``(case_id, path, batch (1, C, *spatial), meta)`` for every image in ``input_dir``,
+    checked against the run's spec (3D NIfTI reoriented to RAS+ like the training data; ``meta``
+    holds the NIfTI image and the orientation to undo). An image that cannot be read or does
+    not fit is appended to ``failures`` (one line each) and skipped, or raised when ``failures``
+    is None."""
     from openmia.evaluation.label_maps import IMAGE_SUFFIXES, index_folder, read_array
-    from openmia.transforms.intensity import to_float_tensor
-    from openmia.transforms.postprocess import postprocess_labels
 
-    run = load_run(run_dir)
-    spec, model = run.spec, run.model
-    scales = tuple(run.cfg.eval.tta_scales if scales is None else scales)
-    check_tta_scales(scales, "--tta-scales")
-    if scales != (1.0,) and spec.task != "segmentation":
-        raise RunDirError(f"{run_dir} is a {spec.task} run; multi-scale TTA (--tta-scales) applies to segmentation")
-    if spec.task in ("detection", "counting"):
-        raise RunDirError(f"{run_dir} is a {spec.task} run; use `openmia count --model {run_dir} IMAGES... --out DIR` "
-                          "(counts, detections and overlays)")
     files = index_folder(input_dir, "input", IMAGE_SUFFIXES)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    with torch.no_grad():
-        for cid, path in files.items():
+    for cid, path in files.items():
+        try:
             arr, nifti = read_array(path, cid, DataError)
             arr, ornt = _canonical(arr, nifti, spec.dims)
-            batch = _to_batch(arr, spec, cid, path)
-            del arr
-            shape = batch.shape[2:]
-            if spec.task == "segmentation" and spec.resized_input:  # as the training images were made
-                from openmia.data.segmentation_sets import resize_image
-
-                batch = resize_image(batch[0], spec.size)[None]
-            x = to_float_tensor(batch, spec.normalization)
-            del batch
-            if spec.task == "segmentation":
-                if spec.resized_input:  # whole images at every scale, as the run's own evaluation scored them
-                    logits = multiscale_logits(x, lambda xs: flip_tta_logits(model, xs, tta), scales)
-                else:
-                    logits = multiscale_logits(x, lambda xs: sliding_window_inference(
-                        xs, model, spec.spatial_shape, overlap=overlap, batch_size=batch_size, flip_tta=tta), scales)
-                del x
-                if tuple(logits.shape[2:]) != shape:  # back to the input's size (resized_input sets)
-                    logits = torch.nn.functional.interpolate(logits, size=shape, mode="bilinear", align_corners=False)
-                labels = postprocess_labels(_argmax_slabs(logits), run.cfg.eval.postprocess, spec.num_classes,
-                                            fill_empty=run.cfg.eval.fill_empty, prob=lambda k: _class_prob_slabs(logits, k))
-                del logits
-                if ornt is not None:  # back to the file's own voxel order: the input's affine applies unchanged
-                    import nibabel as nib
-
-                    back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt("RAS"), ornt)
-                    labels = nib.orientations.apply_orientation(labels, back)
-                _write_label_map(np.ascontiguousarray(labels), path, out, cid, nifti)
-            else:
-                if tuple(x.shape[2:]) != spec.spatial_shape:
-                    raise DataError(f"case {cid!r}: image size {tuple(x.shape[2:])}, the classifier was trained on "
-                                    f"{spec.spatial_shape}")
-                rows.append((cid, run.task.probabilities(model(x))[0]))
-    if rows:
-        import csv
-        import io
-
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        binary = spec.task_type == "binary"
-        w.writerow(["case_id", "score"] if binary else ["case_id", *spec.label_names])
-        for cid, p in rows:
-            w.writerow([cid, repr(float(p[1]))] if binary else [cid, *(repr(float(v)) for v in p)])
-        fileio.write_text(out / "predictions.csv", buf.getvalue())
-    return {"cases": len(files), "out": str(out), "task": spec.task}
+            batch = to_batch(arr, spec, cid, path)
+        except OpenmiaError as exc:
+            if failures is None:
+                raise
+            failures.append(str(exc))
+            continue
+        del arr
+        yield cid, path, batch, {"nifti": nifti, "ornt": ornt}
 
 
-def _write_label_map(labels: np.ndarray, src: Path, out: Path, cid: str, nifti) -> Path:
+def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Path, *, tta: bool = False,
+                   scales: list[float] | tuple[float, ...] | None = None, overlap: float = 0.5,
+                   batch_size: int = 4, device: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Predict every image in ``input_dir`` into ``out_dir``; returns ``{"cases": n, "out": path, "task": ...}``.
+    ``scales``: segmentation multi-scale TTA factors (None = the run's ``segmentation.tta_scales``)."""
+    if not Path(input_dir).is_dir():
+        raise DataError(f"input folder {input_dir} does not exist or is not a folder")
+    out = fileio.prepare_output_dir(out_dir, inputs=(input_dir,), overwrite=overwrite, atomic=False)
+    run = load_run(run_dir, device=device)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fileio.output_error(out, exc, "create") from exc
+    failures: list[str] = []
+    res = run.task.predict(run, Path(input_dir), out, tta=tta, scales=scales, overlap=overlap, batch_size=batch_size,
+                           failures=failures)
+    if failures:
+        raise PredictionError(f"{len(failures)} input image(s) could not be predicted (the other {res['cases']} were "
+                              f"written to {out}):\n  " + "\n  ".join(failures))
+    return res
+
+
+def write_label_map(labels: np.ndarray, src: Path, out: Path, cid: str, meta: dict[str, Any]) -> Path:
+    """Write a label map in the input's format: NIfTI with the input's geometry, PNG for 8-bit
+    photographs (always lossless), else ``.npy``; ``meta`` is :func:`iter_input_arrays`'s."""
+    nifti, ornt = meta.get("nifti"), meta.get("ornt")
+    if ornt is not None:  # back to the file's own voxel order: the input's affine applies unchanged
+        import nibabel as nib
+
+        back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt("RAS"), ornt)
+        labels = nib.orientations.apply_orientation(labels, back)
+    labels = np.ascontiguousarray(labels)
     if nifti is not None:
         import nibabel as nib
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from openmia.errors import ConfigError
 
-LOSSES = ("dice", "ce", "dice_ce", "focal", "tversky")
+from openmia.losses import SEGMENTATION_LOSSES as LOSSES  # noqa: E402
 
 
 def _check(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -1,19 +1,151 @@
-"""Task interface: how a task family turns model outputs into a loss and into probabilities."""
+"""The Task: what differs between task families, behind one interface the engine calls.
+
+The training loop (:mod:`openmia.engine.loop`), prediction (:mod:`openmia.engine.predict`) and the
+run-directory code ask the run's Task for everything task-specific and never compare task names.
+A family is one module in ``openmia/tasks/`` defining a subclass registered with
+``@register_task(name)`` (:mod:`openmia.tasks.registry`). A Task instance serves one run (or one
+loaded run for prediction): it holds the config, the data spec, the splits (None when
+predicting) and the device.
+
+Hooks, in the order the loop calls them::
+
+    check_config(cfg)              classmethod; at config load (before any directory exists)
+    model_kwargs()                 the model factory's keyword arguments, checked against the data
+    prepare(model)                 after the model is built (losses, class weights, checks)
+    batch_loss(idx, gen, forward)  one training step's loss on the training cases ``idx``
+    validate(model)                {metric: value} on the validation split; ``select_metric`` of them
+                                   chooses the kept epoch (``lower_is_better`` ones are negated)
+    evaluate(model, run_dir, splits, provenance)
+                                   predictions, truth and the evaluator's report per split (test
+                                   touched once, here); returns an :class:`Evaluation`
+    predict(run, inputs, out, **opts)
+                                   ``openmia predict`` on new images (files in the task's format)
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from openmia.errors import ConfigError
 
-class Task(Protocol):
-    """A task family (classification, segmentation, ...)."""
 
-    name: str
+@dataclass
+class Evaluation:
+    """What a task's final evaluation returns.
 
-    def num_outputs(self) -> int: ...
+    Attributes:
+        summaries: the evaluator's summary per scored split (``{"val": {...}, "test": {...}}``).
+        table: the test split's report as text (printed by ``openmia train``).
+        result: extra fields for ``result.json`` (e.g. the count thresholds chosen on validation).
+    """
 
-    def loss(self, logits, targets): ...
+    summaries: dict[str, dict[str, Any]]
+    table: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
 
-    def probabilities(self, logits) -> np.ndarray: ...
+
+class Task:
+    """Base class of the task families (see the module docstring for the hooks)."""
+
+    name: ClassVar[str] = ""
+    section: ClassVar[type | None] = None  # dataclass of the task's own config section
+    default_dataset: ClassVar[str] = ""
+    default_model: ClassVar[str] = ""
+    select_metrics: ClassVar[tuple[str, ...]] = ()  # the first is what `train.select_metric: auto` means
+    lower_is_better: ClassVar[frozenset[str]] = frozenset({"loss"})
+    augments: ClassVar[tuple[str, ...]] = ("none",)  # the data.augment presets that apply
+    needs_validation: ClassVar[bool] = False  # True: choices are made on validation, so train.refit is refused
+    headline_metrics: ClassVar[tuple[str, ...]] = ()  # shown by `openmia runs list`
+    eval_options: ClassVar[tuple[str, ...]] = ()  # keys of the section a re-evaluation may change
+
+    def __init__(self, cfg: Any, spec: Any, splits: dict[str, Any] | None = None, device: Any = None) -> None:
+        import torch
+
+        self.cfg = cfg
+        self.spec = spec
+        self.splits = splits
+        self.device = device if device is not None else torch.device("cpu")
+        self.options = cfg.options
+
+    # -- configuration
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """Raise ConfigError for settings this task cannot run with (called at config load)."""
+        from openmia.config import one_of
+
+        one_of("data.augment", cfg.data.augment, cls.augments)
+        one_of("train.select_metric", cfg.train.select_metric, ("auto", *cls.select_metrics))
+        if cfg.train.refit and cls.needs_validation:
+            raise ConfigError(f"train.refit does not apply to {cls.name} runs: they need the validation split "
+                              "(their score thresholds are chosen on it)")
+
+    @property
+    def select_metric(self) -> str:
+        m = self.cfg.train.select_metric
+        return self.select_metrics[0] if m == "auto" else m
+
+    def selection_score(self, scores: dict[str, float]) -> float:
+        """The model-selection score of ``scores`` (higher is better)."""
+        v = float(scores[self.select_metric])
+        return -v if self.select_metric in self.lower_is_better else v
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the model factory besides channels, classes, dims and size."""
+        from openmia.models import load_all
+
+        mtask = load_all().get(self.cfg.model.name).meta.get("task")
+        if mtask != self.name:
+            raise ConfigError(f"model.name={self.cfg.model.name!r} is a {mtask} model but the run's task is "
+                              f"{self.name!r}; pick one of `openmia list models --task {self.name}`")
+        return dict(self.cfg.model.kwargs)
+
+    def build_model(self):
+        """The run's model on the CPU (the loop moves it), built from the registry."""
+        from openmia.models import build_model
+
+        s = self.spec
+        return build_model(self.cfg.model.name, in_channels=s.channels, num_classes=s.num_classes, dims=s.dims,
+                           input_size=s.size, **self.model_kwargs())
+
+    def prepare(self, model: Any) -> None:
+        """Set up what the steps need once the model exists (default: nothing)."""
+
+    # -- training
+    def batch_loss(self, idx: np.ndarray, gen: Any, forward: Callable[[Any], Any]):
+        """The loss (a scalar tensor) of one training step on training cases ``idx``; ``forward``
+        runs the model in the run's precision and returns fp32 outputs."""
+        raise NotImplementedError
+
+    def validate(self, model: Any) -> dict[str, float]:
+        """Scores of ``model`` on the validation split (point estimates; CIs come at the end)."""
+        raise NotImplementedError
+
+    # -- final evaluation and prediction
+    def evaluate(self, model: Any, run_dir: Path, splits: tuple[str, ...], provenance: dict[str, Any]) -> Evaluation:
+        """Predict ``splits``, write predictions/truth/eval per split, return the summaries."""
+        raise NotImplementedError
+
+    def predict(self, run: Any, inputs: Path, out: Path, **opts: Any) -> dict[str, Any]:
+        """``openmia predict``: write predictions for the images in ``inputs`` into ``out``."""
+        raise ConfigError(f"{self.name} runs cannot predict on new images with `openmia predict`")
+
+    # -- results
+    @staticmethod
+    def headline(summary: dict[str, Any]) -> dict[str, Any]:
+        """The aggregate ('all' / overall) value of each metric with its CI."""
+        out = {}
+        for m in summary.get("metrics", []):
+            if m.get("label") == "all":
+                out[m["metric"]] = {"value": m.get("value"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high")}
+        return out
+
+    def float_batch(self, images: np.ndarray):
+        """Images ``(B, C, *spatial)`` as the model's float input on the run's device."""
+        from openmia.engine.device import to_device
+        from openmia.transforms.intensity import to_float_tensor
+
+        return to_device(to_float_tensor(images, self.spec.normalization), self.device)

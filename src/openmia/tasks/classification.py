@@ -1,22 +1,49 @@
-"""Classification task: head size, loss and probabilities follow the task type.
+"""Classification task: head size, loss and probabilities follow the data set's task type.
 
 binary       2 logits, softmax cross-entropy (as MedMNIST); P(positive) = softmax[:, 1]
 multi-class  K logits, cross-entropy
 ordinal      K logits, cross-entropy (the MedMNIST protocol); scored with quadratic kappa too
 multi-label  L logits, independent sigmoids, binary cross-entropy
+
+Model selection: validation AUC (or ACC, or NLL as ``loss``). Run directory outputs:
+``predictions/{val,test}.csv`` and ``truth/{val,test}.csv`` in the evaluator's formats,
+``eval/{val,test}/`` the classification report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from openmia.errors import ConfigError
+from openmia import fileio
+from openmia.config import one_of
+from openmia.errors import ConfigError, DataError
+from openmia.tasks.base import Evaluation, Task
+from openmia.tasks.registry import register_task
+
+CLASS_WEIGHTS = ("none", "balanced")
+# batch augmentation presets of openmia.transforms.augment that need no label map
+AUGMENTS = ("none", "flip", "standard", "dihedral", "strong")
+
+
+@dataclass(frozen=True)
+class ClassificationOptions:
+    """The ``classification`` config section."""
+
+    class_weights: str = "none"  # none | balanced (inverse class frequency in the loss)
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        one_of("classification.class_weights", self.class_weights, CLASS_WEIGHTS)
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"classification.label_smoothing: expected [0, 1), found {self.label_smoothing}")
 
 
 @dataclass
-class ClassificationTask:
+class ClassificationHead:
     """Head/loss/probabilities for a classification data set.
 
     Args:
@@ -79,3 +106,117 @@ def balanced_class_weights(labels: np.ndarray, task_type: str, num_classes: int)
     if (counts == 0).any():
         raise ConfigError(f"class_weights=balanced: class(es) {np.flatnonzero(counts == 0).tolist()} have no training case")
     return labels.shape[0] / (num_classes * counts)
+
+
+def quick_scores(probs: np.ndarray, labels: np.ndarray, task_type: str) -> dict[str, float]:
+    """Validation AUC, ACC and NLL (``loss``) for model selection (point estimates) from
+    probabilities ``(N, K)`` and labels ``(N,)`` (multi-label ``(N, L)``)."""
+    from sklearn.metrics import roc_auc_score
+
+    try:
+        if task_type == "binary":
+            auc = roc_auc_score(labels, probs[:, 1])
+        elif task_type == "multi-label":
+            auc = roc_auc_score(labels, probs, average="macro")
+        else:
+            auc = roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=list(range(probs.shape[1])))
+    except ValueError:  # a class absent from this split: AUC undefined (sklearn says so with ValueError)
+        auc = float("nan")
+    p = np.clip(probs, 1e-15, 1 - 1e-15)
+    if task_type == "multi-label":
+        acc = float(((probs >= 0.5) == labels.astype(bool)).mean())
+        nll = float(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean())
+    else:
+        acc = float((probs.argmax(1) == labels).mean())
+        nll = float(-np.log(p[np.arange(len(labels)), labels]).mean())
+    return {"auc": float(auc), "acc": acc, "loss": nll}
+
+
+@register_task("classification")
+class ClassificationTask(Task):
+    """Binary, multi-class, ordinal and multi-label image classification (2D and 3D)."""
+
+    section = ClassificationOptions
+    default_dataset = "synthetic/binary"
+    default_model = "cnn_small"
+    select_metrics = ("auc", "acc", "loss")
+    augments = AUGMENTS
+    headline_metrics = ("auc", "acc")
+
+    def prepare(self, model: Any) -> None:
+        import torch
+
+        spec, opts = self.spec, self.options
+        weights = None
+        if opts.class_weights == "balanced":
+            weights = balanced_class_weights(self.splits["train"].labels, spec.task_type, spec.num_classes)
+        self.head = ClassificationHead(spec.task_type, spec.num_classes, weights, opts.label_smoothing)
+        self._labels = torch.as_tensor(np.asarray(self.splits["train"].labels, dtype=np.int64))
+
+    def batch_loss(self, idx, gen, forward):
+        from openmia.engine.device import to_device
+        from openmia.transforms.augment import augment_batch
+        from openmia.transforms.intensity import to_float_tensor
+
+        # augmentation runs on the CPU (its random draws come from the CPU generator ``gen``)
+        x = augment_batch(to_float_tensor(self.splits["train"].images[idx], self.spec.normalization), self.cfg.data.augment, gen)
+        return self.head.loss(forward(to_device(x, self.device)), to_device(self._labels[idx], self.device))
+
+    def validate(self, model) -> dict[str, float]:
+        from openmia.engine.inference import predict_proba
+
+        va = self.splits["val"]
+        probs = predict_proba(model, self.head, va.images, self.spec.normalization, self.cfg.data.eval_batch_size,
+                              device=self.device)
+        return quick_scores(probs, va.labels, self.spec.task_type)
+
+    def evaluate(self, model, run_dir: Path, splits: tuple[str, ...], provenance: dict[str, Any]) -> Evaluation:
+        from openmia.engine.inference import predict_proba
+        from openmia.evaluation.classification import evaluate_classification, write_outputs
+        from openmia.evaluation.writers import write_classification_predictions, write_classification_truth
+
+        spec, cfg = self.spec, self.cfg
+        head = getattr(self, "head", None) or ClassificationHead(spec.task_type, spec.num_classes)
+        summaries, table = {}, ""
+        names = {"task_type": spec.task_type, "label_names": list(spec.label_names)}
+        for split in splits:
+            s = self.splits[split]
+            probs = predict_proba(model, head, s.images, spec.normalization, cfg.data.eval_batch_size, device=self.device)
+            write_classification_predictions(run_dir / "predictions" / f"{split}.csv", s.case_ids, probs, **names)
+            write_classification_truth(run_dir / "truth" / f"{split}.csv", s.case_ids, s.labels, **names)
+            res = evaluate_classification(probs[:, 1] if spec.task_type == "binary" else probs, s.labels, s.case_ids,
+                                          n_resamples=cfg.eval.n_resamples, seed=cfg.eval.seed, **names)
+            write_outputs(res, run_dir / "eval" / split, provenance=provenance)
+            summaries[split] = res.summary
+            if split == "test":
+                table = res.table()
+                fileio.write_text(run_dir / "eval" / split / "report.txt", table + "\n")
+        return Evaluation(summaries, table)
+
+    def predict(self, run, inputs: Path, out: Path, **opts: Any) -> dict[str, Any]:
+        """``predictions.csv`` (the evaluator's format) for every image in ``inputs``; images must
+        have the training size (a classifier has a fixed input shape)."""
+        import torch
+
+        from openmia.engine.predict import iter_input_arrays
+        from openmia.evaluation.writers import write_classification_predictions
+
+        if opts.get("tta") or tuple(opts.get("scales") or (1.0,)) != (1.0,):
+            raise ConfigError("flip and multi-scale test-time augmentation (--tta, --tta-scales) apply to segmentation runs")
+        spec, head = self.spec, ClassificationHead(self.spec.task_type, self.spec.num_classes)
+        ids, rows = [], []
+        with torch.no_grad():
+            for cid, path, batch, _ in iter_input_arrays(inputs, spec, opts.get("failures")):
+                if tuple(batch.shape[2:]) != spec.spatial_shape:
+                    err = DataError(f"case {cid!r}: {path.name} has size {tuple(batch.shape[2:])}, the classifier was "
+                                    f"trained on {spec.spatial_shape}")
+                    if opts.get("failures") is None:
+                        raise err
+                    opts["failures"].append(str(err))
+                    continue
+                ids.append(cid)
+                rows.append(head.probabilities(run.model(self.float_batch(batch)))[0])
+        probs = np.stack(rows) if rows else np.zeros((0, spec.num_classes))
+        write_classification_predictions(out / "predictions.csv", ids, probs, task_type=spec.task_type,
+                                         label_names=spec.label_names)
+        return {"cases": len(ids), "out": str(out), "task": self.name}
