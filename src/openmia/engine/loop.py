@@ -112,10 +112,9 @@ class Loop:
         import torch
 
         from openmia.config import task_class
-        from openmia.data.catalog import load_split
         from openmia.engine.device import check_precision, resolve_device, set_threads
 
-        cfg, d = self.cfg, self.cfg.data
+        cfg = self.cfg
         self.device = resolve_device(cfg.train.device)
         check_precision(cfg.train.precision, self.device)
         self.threads = set_threads(cfg.train.threads)
@@ -123,18 +122,14 @@ class Loop:
             if self.device.type == "cuda":  # cuBLAS needs a fixed workspace to be deterministic
                 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
-        extra = {"spacing": d.spacing} if d.spacing else {}  # TODO(lead): always pass once data/ takes it
-        self.splits = {s: load_split(d.dataset, s, size=d.size, root=d.root, fold=d.fold, **extra)
-                       for s in ("train", "val", "test")}
+        task_cls = task_class(cfg.task)
+        self.splits = task_cls.load_splits(cfg)
         self.spec = self.splits["train"].spec
-        if cfg.task != self.spec.task:
-            raise ConfigError(f"data.dataset={d.dataset!r} is a {self.spec.task} data set but the run's task is "
-                              f"{cfg.task!r}; set task: {self.spec.task}")
         if cfg.train.refit:  # the validation cases join training; nothing is validated or selected
             from openmia.data.catalog import merge_splits
 
             self.splits["train"] = merge_splits(self.splits["train"], self.splits["val"])
-        self.task = task_class(cfg.task)(cfg, self.spec, self.splits, self.device)
+        self.task = task_cls(cfg, self.spec, self.splits, self.device)
         torch.manual_seed(cfg.train.seed)  # model initialisation
         self.model = self.task.build_model()
         self.task.prepare(self.model)
@@ -304,7 +299,8 @@ class Loop:
 
         cfg, model, task = self.cfg, self.model, self.task
         self._ckpt_dir().mkdir(parents=True, exist_ok=True)
-        for folder in (self.run_dir, self._ckpt_dir()):  # debris of a killed write (this process holds the run's lock)
+        # debris of a killed write anywhere in the run (this process holds the run's lock: none is live)
+        for folder in [self.run_dir, *(p for p in self.run_dir.rglob("*") if p.is_dir() and not fileio.TEMP_PATTERN.match(p.name))]:
             fileio.clean_stale_temporaries(folder, 0)
         metrics_path = self.run_dir / "metrics.jsonl"
         if resume:

@@ -56,7 +56,6 @@ def load_run(run_dir: str | Path, *, device: str | None = None) -> LoadedRun:
     import torch
 
     from openmia.config import load_run_config, task_class
-    from openmia.data.catalog import get_spec
     from openmia.engine.device import resolve_device
     from openmia.engine.run_dir import check_run_dir
 
@@ -66,8 +65,9 @@ def load_run(run_dir: str | Path, *, device: str | None = None) -> LoadedRun:
         raise RunDirError(f"{rd}: no checkpoints/best.pt; the run has not finished an epoch (resume it with `openmia train --resume {rd}`)")
     cfg = load_run_config(rd / "config.yaml")
     dev = resolve_device(device or cfg.train.device)
-    spec = get_spec(cfg.data.dataset, cfg.data.size)
-    task = task_class(cfg.task)(cfg, spec, None, dev)
+    task_cls = task_class(cfg.task)
+    spec = task_cls.data_spec(cfg)
+    task = task_cls(cfg, spec, None, dev)
     model = task.build_model()
     try:
         model.load_state_dict(torch.load(ck, map_location="cpu", weights_only=True)["model"])

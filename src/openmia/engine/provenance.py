@@ -21,7 +21,9 @@ def split_hash(case_ids: list[str], labels: np.ndarray) -> str:
     h = hashlib.sha256()
     for c in case_ids:
         h.update(c.encode() + b"\0")
-    h.update(np.ascontiguousarray(labels).astype(np.int64).tobytes())
+    labels = np.ascontiguousarray(labels)
+    # integer labels hash as int64 (as always); real-valued targets keep their values
+    h.update(labels.astype(np.float64 if np.issubdtype(labels.dtype, np.floating) else np.int64).tobytes())
     return h.hexdigest()
 
 

@@ -10,6 +10,7 @@ predicting) and the device.
 Hooks, in the order the loop calls them::
 
     check_config(cfg)              classmethod; at config load (before any directory exists)
+    load_splits(cfg)               classmethod; the train/val/test splits (default: the data catalogue)
     model_kwargs()                 the model factory's keyword arguments, checked against the data
     prepare(model)                 after the model is built (losses, class weights, checks)
     batch_loss(idx, gen, forward)  one training step's loss on the training cases ``idx``
@@ -82,6 +83,27 @@ class Task:
         if cfg.train.refit and cls.needs_validation:
             raise ConfigError(f"train.refit does not apply to {cls.name} runs: they need the validation split "
                               "(their score thresholds are chosen on it)")
+
+    @classmethod
+    def load_splits(cls, cfg: Any) -> dict[str, Any]:
+        """The run's ``train``/``val``/``test`` splits (``data.*``), checked to be this task's data."""
+        from openmia.data.catalog import load_split
+
+        d = cfg.data
+        extra = {"spacing": d.spacing} if d.spacing else {}  # TODO(lead): always pass once data/ takes it
+        splits = {s: load_split(d.dataset, s, size=d.size, root=d.root, fold=d.fold, **extra) for s in ("train", "val", "test")}
+        spec = splits["train"].spec
+        if spec.task != cls.name:
+            raise ConfigError(f"data.dataset={d.dataset!r} is a {spec.task} data set but the run's task is {cls.name!r}; "
+                              f"set task: {spec.task}")
+        return splits
+
+    @classmethod
+    def data_spec(cls, cfg: Any) -> Any:
+        """The data set's spec without loading it (``openmia predict`` on a finished run)."""
+        from openmia.data.catalog import get_spec
+
+        return get_spec(cfg.data.dataset, cfg.data.size)
 
     @property
     def select_metric(self) -> str:
