@@ -368,6 +368,9 @@ def migrate_legacy(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if not isinstance(d.get(sec), dict) or key not in d[sec]:
             continue
         value = d[sec].pop(key)
+        if dotted == "train.loss" and value == "auto":  # the old default: the task's own loss (now the section's default)
+            notes.append("train.loss=auto dropped (the section's default applies)")
+            continue
         if key in own:
             d.setdefault(task, {})[key] = value
             notes.append(f"{dotted} -> {task}.{key}")
