@@ -67,8 +67,10 @@ def small_set(tmp_path, monkeypatch):
         arrays[f"{split}_labels"] = rng.integers(0, 5, (n, 1), dtype=np.uint8)
     np.savez(src / "retinamnist.npz", **arrays)
     md5 = hashlib.md5((src / "retinamnist.npz").read_bytes()).hexdigest()
-    real = catalog._medmnist_spec
-    monkeypatch.setattr(catalog, "_medmnist_spec", lambda n, s: dataclasses.replace(real(n, s), md5=md5))
+    from openmia.data import sources
+
+    real = sources.medmnist_spec
+    monkeypatch.setattr(sources, "medmnist_spec", lambda n, s: dataclasses.replace(real(n, s), md5=md5))
     return src
 
 

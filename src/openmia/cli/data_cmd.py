@@ -10,9 +10,10 @@ def add_parser(sub) -> None:
     ds = p.add_subparsers(dest="data_command", metavar="{list,info,fetch,import,verify}", required=True)
     lp = ds.add_parser("list", help="the catalogue, with what is in the cache")
     lp.add_argument("--task", help="only this task family")
-    ip = ds.add_parser("info", help="all facts about one data set")
+    ip = ds.add_parser("info", help="all facts about one data set (a catalogue name or folder:PATH, msd:PATH, ...)")
     ip.add_argument("name")
     ip.add_argument("--size", type=int)
+    ip.add_argument("--spacing", type=float, nargs="+", metavar="MM", help="target voxel spacing (NIfTI user sets)")
     fp = ds.add_parser("fetch", help="download into OPENMIA_HOME and verify the MD5")
     fp.add_argument("name")
     fp.add_argument("--size", type=int, help="size variant (28, 64, 128, 224)")
@@ -21,9 +22,11 @@ def add_parser(sub) -> None:
     mp.add_argument("name")
     mp.add_argument("file")
     mp.add_argument("--size", type=int)
-    vp = ds.add_parser("verify", help="check checksum, shapes, labels, NaNs and duplicates")
-    vp.add_argument("name")
+    vp = ds.add_parser("verify", help="check checksum, shapes, labels, NaNs and duplicates (reports every problem)")
+    vp.add_argument("name", help="a catalogue name, or your data: folder:PATH, msd:PATH, nnunet:PATH, coco:PATH, "
+                                 "voc:PATH, dots:PATH (docs/data.md)")
     vp.add_argument("--size", type=int)
+    vp.add_argument("--spacing", type=float, nargs="+", metavar="MM", help="target voxel spacing (NIfTI user sets)")
     vp.add_argument("--root", help="folder holding the file (default OPENMIA_HOME/medmnist)")
 
 
@@ -50,15 +53,22 @@ def run(args: argparse.Namespace) -> int:
             n = "/".join(str(v) for _, v in s.split_sizes)
             rows.append([s.name, s.task_type, f"{s.dims}D", sizes, n, s.licence, present])
         print(format_table(["name", "task type", "dims", "sizes", "train/val/test", "licence", "in cache"], rows))
+        from openmia.data.sources import prefixes
+
+        print(f"\nyour own data: {', '.join(p + ':PATH' for p in prefixes())} (see docs/data.md)")
         return 0
     if cmd == "info":
-        s = get_spec(args.name, args.size)
+        s = get_spec(args.name, args.size, spacing=args.spacing)
         shape = (f"{s.shape[1]} x {s.shape[0]} px (width x height, resized)" if s.shape and s.task in ("detection", "counting")
                  else f"{' x '.join(map(str, s.shape))} voxels (padded)" if s.shape else f"{s.size} px")
         print(f"name          {s.name}\ntask type     {s.task_type}\ndims          {s.dims}D, {s.channels} channel(s), {shape}")
         if s.spacing:
             print(f"spacing       {' x '.join(f'{v:g}' for v in s.spacing)} mm")
-        if s.folds and s.task == "counting":  # the VGG cells protocol: folds are draws of the training images
+        if s.source == "user":
+            from openmia.data.catalog import split_record
+
+            print(f"split rule    {split_record(args.name, size=args.size, checksum=False)['rule']}")
+        elif s.folds and s.task == "counting":  # the VGG cells protocol: folds are draws of the training images
             print(f"draws         {s.folds} (data.fold=k: training images drawn with seed k)")
         elif s.folds:
             print(f"folds         {s.folds} (data.fold=k tests the cases whose sorted index % {s.folds} == k)")
@@ -84,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from openmia.data.verify import verify
 
-    rep = verify(args.name, size=args.size, root=args.root)
+    rep = verify(args.name, size=args.size, root=args.root, spacing=args.spacing)
     for c in rep.checks:
         print(f"ok       {c}")
     for w in rep.warnings:

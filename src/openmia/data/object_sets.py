@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -64,6 +65,8 @@ class ObjectSplit:
     kind: str  # "box" | "point"
     dropped: list[str] = field(default_factory=list)
     regions: None = None  # the SplitArrays interface (no padding here)
+    # user sets: a callable returning the split record (see SplitArrays.split_record); None otherwise
+    split_record: Callable[[], dict[str, Any]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def labels(self) -> np.ndarray:

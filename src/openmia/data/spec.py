@@ -29,10 +29,11 @@ class DatasetSpec:
         task: classification | segmentation | detection | counting.
         task_type: binary | multi-class | ordinal | multi-label (classification); otherwise the task.
         dims: 2 or 3 spatial dimensions; ``size`` the edge length in pixels/voxels.
-        channels: image channels (1 grey, 3 RGB).
+        channels: image channels (1 grey, 3 RGB, or one per modality of a multi-modal volume).
         label_names: class names (multi-label: one per label; segmentation: label values 0..K-1,
             0 = background; detection/counting: the object classes, no background).
-        split_sizes: ``(("train", n), ("val", n), ("test", n))`` — the official split.
+        split_sizes: ``(("train", n), ("val", n), ("test", n))`` — the official split (fold 0's for
+            cross-validated sets).
         md5 / url / filename: where the file comes from and its official checksum.
     """
 
@@ -71,8 +72,9 @@ class DatasetSpec:
             raise ConfigError(f"{where}: task_type must be one of {TASK_TYPES}, found {self.task_type!r}")
         if self.dims not in (2, 3):
             raise ConfigError(f"{where}: dims must be 2 or 3, found {self.dims!r}")
-        if self.channels not in (1, 3):
-            raise ConfigError(f"{where}: channels must be 1 or 3, found {self.channels!r}")
+        if not isinstance(self.channels, int) or self.channels < 1:
+            raise ConfigError(f"{where}: channels must be a positive integer (1 grey, 3 RGB, or the modalities of a "
+                              f"multi-modal volume), found {self.channels!r}")
         if len(self.label_names) < (1 if self.task in OBJECT_TASKS else 2) and self.task_type != "multi-label":
             raise ConfigError(f"{where}: needs at least 2 classes, found {self.label_names!r}")
         if self.task_type == "binary" and len(self.label_names) != 2:
@@ -85,6 +87,32 @@ class DatasetSpec:
             raise ConfigError(f"{where}: normalization 'float' needs the modality whose rule normalised the data")
         if self.md5 is not None and (len(self.md5) != 32 or any(c not in "0123456789abcdef" for c in self.md5)):
             raise ConfigError(f"{where}: md5 must be 32 lowercase hex digits, found {self.md5!r}")
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable fields (a run directory can keep its data set's spec, e.g. for a user
+        folder that may later move)."""
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["normalization"] = self.normalization.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DatasetSpec":
+        """The spec written by :meth:`to_dict` (lists back to tuples; validated again)."""
+        from dataclasses import fields
+
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"dataset spec: unknown field(s) {unknown}; expected {sorted(known)}")
+        kw = dict(d)
+        for k in ("label_names", "shape", "spacing"):
+            if kw.get(k) is not None:
+                kw[k] = tuple(kw[k])
+        kw["split_sizes"] = tuple((str(a), int(b)) for a, b in kw.get("split_sizes", ()))
+        kw["normalization"] = Normalization(kw["normalization"])
+        return cls(**kw)
 
     @property
     def num_classes(self) -> int:

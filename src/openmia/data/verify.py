@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openmia.data.catalog import data_file, get_spec, load_split
+from openmia.data.catalog import data_file, get_spec, is_user_dataset, load_split
 from openmia.errors import OpenmiaError
 
 
@@ -24,14 +24,38 @@ class VerifyReport:
         return not self.problems
 
 
-def verify(name: str, *, size: int | None = None, root: str | Path | None = None) -> VerifyReport:
+def _verify_user(name: str, size: int | None, spacing: tuple[float, ...] | None, rep: VerifyReport) -> bool:
+    """User sets: every file problem at once (unreadable files, unpaired images/masks, grids, label
+    values, ...); then the split rule and the data files' checksum. False when problems were found."""
+    from openmia.data.catalog import split_record
+    from openmia.data.sources import find_source
+
+    problems, notes = find_source(name).problems(name, size=size, spacing=spacing)
+    rep.problems += problems
+    rep.warnings += notes
+    if problems:
+        return False
+    rec = split_record(name)
+    rep.checks.append(f"splits: {rec['rule']}")
+    rep.checks.append(f"{rec['n_files']} data files, SHA-256 {rec['files_sha256']}")
+    return True
+
+
+def verify(name: str, *, size: int | None = None, root: str | Path | None = None,
+           spacing: tuple[float, ...] | None = None) -> VerifyReport:
     """Checksum, shapes, dtype, split sizes, label range, NaNs and exact duplicate images.
 
     Exact duplicates are warnings, not errors: official releases contain a few (MedMNIST does),
     but duplicates *across* splits leak test information and are listed so users can judge.
+    User sets (``folder:PATH`` ...) are first checked file by file, reporting every problem.
     """
-    spec = get_spec(name, size)
-    rep = VerifyReport(spec.name)
+    user = is_user_dataset(name)
+    if user:
+        rep = VerifyReport(name)
+        if not _verify_user(name, size, spacing, rep):
+            return rep
+    spec = get_spec(name, size, spacing=spacing)
+    rep = rep if user else VerifyReport(spec.name)
     if spec.md5:
         from openmia.data.fetch import md5sum
 
@@ -47,7 +71,8 @@ def verify(name: str, *, size: int | None = None, root: str | Path | None = None
     hashes: dict[str, dict[bytes, list[int]]] = {}
     for split in ("train", "val", "test"):
         try:
-            s = load_split(spec.name, split, root=root)
+            s = (load_split(name, split, size=size, spacing=spacing) if user
+                 else load_split(spec.name, split, root=root, spacing=spacing))
         except OpenmiaError as exc:
             rep.problems.append(f"{split}: {exc}")
             continue
@@ -73,6 +98,10 @@ def verify(name: str, *, size: int | None = None, root: str | Path | None = None
             rep.checks.append(f"{split}: {n} cases, {what} {counts.tolist()}")
         else:
             rep.checks.append(f"{split}: {n} cases, positives per label {s.labels.sum(0).tolist()}")
+        if getattr(s, "spacings", None) is not None:
+            sp = np.array(s.spacings)
+            rep.warnings.append(f"{split}: voxel spacing differs between cases ({tuple(sp.min(0).round(3).tolist())} to "
+                                f"{tuple(sp.max(0).round(3).tolist())} mm); set data.spacing to resample to one spacing")
         if s.regions is not None:  # padded sets: the cases' own extents inside the common shape
             ext = np.array([[r.stop - r.start for r in reg] for reg in s.regions])
             rep.checks.append(f"{split}: case shapes {tuple(ext.min(0).tolist())} to {tuple(ext.max(0).tolist())} "

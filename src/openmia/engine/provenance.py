@@ -93,9 +93,13 @@ def collect_provenance(cfg, splits: Mapping[str, Any], model, *, threads: int | 
 
     spec = next(iter(splits.values())).spec
     data: dict[str, Any] = {"dataset": spec.name, "source": spec.source, "file_md5": spec.md5, "splits": {}}
+    record = getattr(next(iter(splits.values())), "split_record", None)
+    if callable(record):  # user data: the split rule and a checksum over every data file
+        rec = record()
+        data.update({"split_rule": rec.get("rule"), "files_sha256": rec.get("files_sha256")})
     for name, s in splits.items():
         entry = {"n": len(s.case_ids), "split_hash": split_hash(s.case_ids, s.labels)}
-        if not spec.md5:  # no file checksum (synthetic): checksum the arrays themselves
+        if not spec.md5 and not data.get("files_sha256"):  # no file checksum (synthetic): checksum the arrays themselves
             entry["images_sha256"] = array_checksum(s.images)
         data["splits"][name] = entry
     return {

@@ -90,8 +90,9 @@ class Task:
         from openmia.data.catalog import load_split
 
         d = cfg.data
-        extra = {"spacing": d.spacing} if d.spacing else {}  # TODO(lead): always pass once data/ takes it
-        splits = {s: load_split(d.dataset, s, size=d.size, root=d.root, fold=d.fold, **extra) for s in ("train", "val", "test")}
+        # the data seed stays 0: splits openmia makes for user sets must not change with train.seed
+        splits = {s: load_split(d.dataset, s, size=d.size, root=d.root, fold=d.fold, spacing=d.spacing)
+                  for s in ("train", "val", "test")}
         spec = splits["train"].spec
         if spec.task != cls.name:
             raise ConfigError(f"data.dataset={d.dataset!r} is a {spec.task} data set but the run's task is {cls.name!r}; "
@@ -103,7 +104,7 @@ class Task:
         """The data set's spec without loading it (``openmia predict`` on a finished run)."""
         from openmia.data.catalog import get_spec
 
-        return get_spec(cfg.data.dataset, cfg.data.size)
+        return get_spec(cfg.data.dataset, cfg.data.size, spacing=cfg.data.spacing)
 
     @property
     def select_metric(self) -> str:

@@ -151,7 +151,7 @@ class ClassificationTask(Task):
         if opts.class_weights == "balanced":
             weights = balanced_class_weights(self.splits["train"].labels, spec.task_type, spec.num_classes)
         self.head = ClassificationHead(spec.task_type, spec.num_classes, weights, opts.label_smoothing)
-        self._labels = torch.as_tensor(np.asarray(self.splits["train"].labels, dtype=np.int64))
+        self._labels = torch.as_tensor(np.array(self.splits["train"].labels, dtype=np.int64))  # a copy: split arrays are read-only
 
     def batch_loss(self, idx, gen, forward):
         from openmia.engine.device import to_device
@@ -193,9 +193,26 @@ class ClassificationTask(Task):
                 fileio.write_text(run_dir / "eval" / split / "report.txt", table + "\n")
         return Evaluation(summaries, table)
 
+    def _as_trained(self, batch: np.ndarray) -> np.ndarray:
+        """A new image ``(1, C, *spatial)`` prepared as the training images were: user sets resized
+        2D images (bilinear) and 3D volumes (linear, to a cube) to the training size."""
+        spec = self.spec
+        if tuple(batch.shape[2:]) == spec.spatial_shape:
+            return batch
+        if spec.dims == 2 and spec.resized_input:
+            from openmia.data.segmentation_sets import resize_image
+
+            return resize_image(batch[0], spec.size)[None]
+        if spec.dims == 3 and spec.source == "user":
+            from openmia.data.user_arrays import zoom_to_cube
+
+            return zoom_to_cube(batch[0].astype(np.float32), spec.size)[None]
+        return batch
+
     def predict(self, run, inputs: Path, out: Path, **opts: Any) -> dict[str, Any]:
-        """``predictions.csv`` (the evaluator's format) for every image in ``inputs``; images must
-        have the training size (a classifier has a fixed input shape)."""
+        """``predictions.csv`` (the evaluator's format) for every image in ``inputs``; images are
+        prepared as the training images were (user sets: resized to the training size; catalogue
+        sets: they must have it, a classifier has a fixed input shape)."""
         import torch
 
         from openmia.engine.predict import iter_input_arrays
@@ -207,6 +224,7 @@ class ClassificationTask(Task):
         ids, rows = [], []
         with torch.no_grad():
             for cid, path, batch, _ in iter_input_arrays(inputs, spec, opts.get("failures")):
+                batch = self._as_trained(batch)
                 if tuple(batch.shape[2:]) != spec.spatial_shape:
                     err = DataError(f"case {cid!r}: {path.name} has size {tuple(batch.shape[2:])}, the classifier was "
                                     f"trained on {spec.spatial_shape}")
@@ -219,4 +237,4 @@ class ClassificationTask(Task):
         probs = np.stack(rows) if rows else np.zeros((0, spec.num_classes))
         write_classification_predictions(out / "predictions.csv", ids, probs, task_type=spec.task_type,
                                          label_names=spec.label_names)
-        return {"cases": len(ids), "out": str(out), "task": self.name}
+        return {"cases": len(ids), "out": str(out), "task": self.name, "written": "predictions.csv"}

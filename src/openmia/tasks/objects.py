@@ -30,7 +30,6 @@ from openmia.tasks.base import Evaluation, Task
 from openmia.transforms.objects import AUGMENTS
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
-POINT_PREFIXES = ("dots:",)  # user data sets annotated with points (coco:/voc: are boxes)
 
 
 @dataclass(frozen=True)
@@ -62,12 +61,10 @@ def is_density(model) -> bool:
 
 
 def annotation_kind(spec) -> str:
-    """``box`` or ``point``: how the data set's objects are annotated."""
-    from openmia.data.object_sets import ANNOTATION, base_name
+    """``box`` or ``point``: how the data set's objects are annotated (no data loaded)."""
+    from openmia.data.catalog import annotation_kind as kind_of
 
-    if spec.task == "counting" or spec.name.startswith(POINT_PREFIXES):
-        return "point"
-    return ANNOTATION.get(base_name(spec.name), "box")
+    return kind_of(spec.name)
 
 
 def predict_objects(model, images: np.ndarray, normalization: str, batch_size: int, *, kind: str,

@@ -131,7 +131,7 @@ class SegmentationTask(Task):
         opts = self.options
         self.head = SegmentationHead(self.spec.num_classes, opts.loss, batch_dice=opts.batch_dice)
         self.deep = DeepSupervision(self.head.loss)
-        self._labels = torch.as_tensor(np.asarray(self.splits["train"].labels, dtype=np.int64))
+        self._labels = torch.as_tensor(np.array(self.splits["train"].labels, dtype=np.int64))  # a copy: split arrays are read-only
         self._model = model
 
     def batch_loss(self, idx, gen, forward):
@@ -190,12 +190,13 @@ class SegmentationTask(Task):
                                          prob=lambda k, p=probs[j], r=region: p[k][r])
                 fileio.save_npy(pred_dir / f"{names[i + j]}.npy", lab)
                 fileio.save_npy(truth_dir / f"{names[i + j]}.npy", np.asarray(s.labels[i + j][region], dtype=np.uint8))
-        spacing = spec.spacing or (1.0,) * spec.dims
+        # per-case spacing where a user set's cases differ (spec.spacing is then their median)
+        spacings = s.spacings or [spec.spacing or (1.0,) * spec.dims] * len(names)
         index = {n: k for k, n in enumerate(names)}
 
         def load(name: str):
             k = index[name]
-            return load_npy(pred_dir / f"{name}.npy"), np.asarray(s.labels[k][regions[k]]), spacing
+            return load_npy(pred_dir / f"{name}.npy"), np.asarray(s.labels[k][regions[k]]), tuple(spacings[k])
 
         res = evaluate_segmentation(names, load, labels=range(1, spec.num_classes),
                                     label_names={k: spec.label_names[k] for k in range(1, spec.num_classes)},
@@ -239,4 +240,4 @@ class SegmentationTask(Task):
                 del logits
                 write_label_map(labels, path, out, cid, meta)
                 n += 1
-        return {"cases": n, "out": str(out), "task": self.name}
+        return {"cases": n, "out": str(out), "task": self.name, "written": "label maps"}

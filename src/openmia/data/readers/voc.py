@@ -55,7 +55,7 @@ def read_voc_file(xml_path: str | Path, *, image_dir: str | Path | None = None, 
     try:
         w = int(float(root.findtext("size/width")))
         h = int(float(root.findtext("size/height")))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
         raise DataError(f"{p}: missing or invalid <size><width>/<height>") from None
     boxes, labels, dropped = [], [], []
     for k, obj in enumerate(root.findall("object"), start=1):
