@@ -81,7 +81,7 @@ class SyntheticSource(Source):
 
     @staticmethod
     def load(spec: DatasetSpec, split: str, *, root: Any, seed: int, fold: int) -> SplitArrays:
-        gen = synthetic_segmentation.generate if spec.task == "segmentation" else synthetic.generate
+        gen = synthetic_segmentation.generate if spec.name in synthetic_segmentation.SPECS else synthetic.generate
         images, labels = gen(spec.name, seed)[split]
         return SplitArrays(images, np.asarray(labels), [f"{spec.name}/{split}/{i:05d}" for i in range(len(labels))], spec)
 

@@ -7,9 +7,6 @@ from dataclasses import dataclass
 
 from openmia.errors import ConfigError
 
-TASK_TYPES = ("binary", "multi-class", "ordinal", "multi-label", "segmentation", "detection", "counting")
-TASKS = ("classification", "segmentation", "detection", "counting")
-OBJECT_TASKS = ("detection", "counting")  # images with boxes or points; task_type == task
 SPLITS = ("train", "val", "test")
 
 
@@ -62,20 +59,22 @@ class DatasetSpec:
     resized_input: bool = False
 
     def __post_init__(self) -> None:
+        from openmia.tasks.registry import TASKS  # the task families (and their task types) come from the registry
+
         where = f"dataset spec {self.name!r}"
         if self.task not in TASKS:
-            raise ConfigError(f"{where}: task must be one of {TASKS}, found {self.task!r}")
-        if (self.task == "classification") == (self.task_type in TASKS) or (self.task != "classification"
-                                                                            and self.task_type != self.task):
-            raise ConfigError(f"{where}: task {self.task!r} does not go with task_type {self.task_type!r}")
-        if self.task_type not in TASK_TYPES:
-            raise ConfigError(f"{where}: task_type must be one of {TASK_TYPES}, found {self.task_type!r}")
+            raise ConfigError(f"{where}: task must be one of {TASKS.names()}, found {self.task!r}")
+        task = TASKS.get(self.task).factory
+        types = task.task_types or (self.task,)
+        if self.task_type not in types:
+            raise ConfigError(f"{where}: task {self.task!r} does not go with task_type {self.task_type!r}; "
+                              f"expected one of {types}")
         if self.dims not in (2, 3):
             raise ConfigError(f"{where}: dims must be 2 or 3, found {self.dims!r}")
         if not isinstance(self.channels, int) or self.channels < 1:
             raise ConfigError(f"{where}: channels must be a positive integer (1 grey, 3 RGB, or the modalities of a "
                               f"multi-modal volume), found {self.channels!r}")
-        if len(self.label_names) < (1 if self.task in OBJECT_TASKS else 2) and self.task_type != "multi-label":
+        if len(self.label_names) < task.min_labels and self.task_type != "multi-label":
             raise ConfigError(f"{where}: needs at least 2 classes, found {self.label_names!r}")
         if self.task_type == "binary" and len(self.label_names) != 2:
             raise ConfigError(f"{where}: binary needs exactly 2 class names, found {len(self.label_names)}")

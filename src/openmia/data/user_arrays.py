@@ -88,14 +88,14 @@ def build(s: Scan, size: int | None, spacing: tuple[float, ...] | None, problems
     from openmia.transforms.spatial import resample_to_spacing
 
     imgs, labs, ids, regions, spacings = [], [], [], [], []
-    shape = padded_shape(s, spacing) if s.task == "segmentation" and s.dims == 3 else None
+    shape = padded_shape(s, spacing) if s.label_maps and s.dims == 3 else None
     edge = size or (DEFAULT_SIZE_2D if s.dims == 2 else DEFAULT_SIZE_3D)
     for c in s.cases:
         inf = s.infos[c.case_id]
         img = problems.guard(_image, inf, s)
         if img is None:
             continue
-        if s.task == "classification":
+        if not s.label_maps:
             if s.dims == 2:
                 img = resize_image(img, edge)
             elif spacing is not None:
@@ -128,7 +128,7 @@ def build(s: Scan, size: int | None, spacing: tuple[float, ...] | None, problems
     if not imgs:
         return Built(np.zeros((0,)), np.zeros((0,)), {})
     images = np.stack(imgs)
-    labels = np.asarray(labs, dtype=np.int64) if s.task == "classification" else np.stack(labs)
+    labels = np.stack(labs) if s.label_maps else np.asarray(labs, dtype=np.int64)
     _, differ = common_spacing(s, spacing)
     return Built(images, labels, {c: i for i, c in enumerate(ids)}, regions or None, spacings if differ else None)
 
@@ -153,7 +153,7 @@ def load(name: str, split: str, *, size: int | None = None, root: Any = None, se
     sp = check_spacing(s, spacing)
     spec = spec_of(name, size, sp)
     plan = plan_for(s, seed=seed, fold=fold)
-    b = _built_cached(s.prefix, str(s.root), s.stamp, size if s.task == "classification" or s.dims == 2 else None, sp)
+    b = _built_cached(s.prefix, str(s.root), s.stamp, size if not s.label_maps or s.dims == 2 else None, sp)
     ids = list(plan.splits[split])
     rows = [b.rows[c] for c in ids]
     images, labels = b.images[rows], b.labels[rows]

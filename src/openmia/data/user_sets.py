@@ -43,6 +43,11 @@ DEFAULT_MODALITY = {2: "XR", 3: "MRI"}
 # nnU-Net's normalisation names -> openmia's rules (nnU-Net z-scores any other channel name)
 NNUNET_RULES = {"zscore": "MRI", "nonorm": "MRI", "rescale_to_0_1": "XR", "rgb_to_0_1": "XR"}
 SOURCE = "user"
+# the layouts whose truth is a label map per case (their task is segmentation)
+LAYOUT_IMAGES_MASKS = "images/ + masks/"
+LAYOUT_MSD = "MSD (dataset.json, imagesTr/, labelsTr/)"
+LAYOUT_NNUNET = "nnU-Net v2 raw (dataset.json, imagesTr/, labelsTr/)"
+MASK_LAYOUTS = (LAYOUT_IMAGES_MASKS, LAYOUT_MSD, LAYOUT_NNUNET)
 
 
 @dataclass(frozen=True)
@@ -80,9 +85,14 @@ class Scan:
         return [c.case_id for c in self.cases]
 
     @property
+    def label_maps(self) -> bool:
+        """True when each case's truth is a label map (a mask layout), False for one class label."""
+        return self.layout in MASK_LAYOUTS
+
+    @property
     def strata(self) -> list[int] | None:
-        """Class per case for stratified splits (single-label classification only)."""
-        if self.task != "classification" or self.task_type == "multi-label":
+        """Class per case for stratified splits (one class label per case only)."""
+        if self.label_maps or self.task_type == "multi-label":
             return None
         return [int(c.label) for c in self.cases]  # type: ignore[union-attr]
 
@@ -217,7 +227,7 @@ def scan(prefix: str, root: Path, stamp: str = "", problems: Problems = RAISE) -
         meta = fr.folder_meta(root)
         if fr.is_segmentation_folder(root):
             cases: list[Any] = list(fr.index_image_mask(root, problems))
-            task, layout = "segmentation", "images/ + masks/"
+            task, layout = "segmentation", LAYOUT_IMAGES_MASKS
         else:
             idx = fr.index_classes(root, problems)
             cases, task, layout = list(idx.cases), "classification", idx.layout
@@ -230,7 +240,7 @@ def scan(prefix: str, root: Path, stamp: str = "", problems: Problems = RAISE) -
         test = _msd_test(root, problems)
         own, own_by = ({"test": [c.case_id for c in test]}, "imagesTs/ + labelsTs/") if test else (None, "")
         cases += test
-        task, layout, labels = "segmentation", "MSD (dataset.json, imagesTr/, labelsTr/)", index.label_names
+        task, layout, labels = "segmentation", LAYOUT_MSD, index.label_names
         meta = {"modalities": index.modalities, "licence": index.licence}
     else:
         from openmia.data.readers.nnunet import read_nnunet_index
@@ -241,7 +251,7 @@ def scan(prefix: str, root: Path, stamp: str = "", problems: Problems = RAISE) -
             own, own_by = {"test": [c.case_id for c in index.test]}, "imagesTs/ + labelsTs/"
         if index.unlabelled_test:
             notes.append(f"{index.unlabelled_test} case(s) in imagesTs/ without labelsTs/ are not used")
-        task, layout, labels = "segmentation", "nnU-Net v2 raw (dataset.json, imagesTr/, labelsTr/)", index.label_names
+        task, layout, labels = "segmentation", LAYOUT_NNUNET, index.label_names
         meta = {"modalities": index.channel_names, "licence": index.licence, "nnunet": True}
     infos, cases = _check_files(cases, problems)
     if not cases:
@@ -260,7 +270,7 @@ def scan(prefix: str, root: Path, stamp: str = "", problems: Problems = RAISE) -
         modality = None if eight_bit else mods[0]
     else:
         modality = None if eight_bit else _modality_rule(meta.get("modality", DEFAULT_MODALITY[dims]), where)
-    if task == "segmentation":
+    if layout in MASK_LAYOUTS:
         if prefix == "folder":
             labels = meta.get("labels") or _infer_labels(cases, infos, problems)
         task_type = "segmentation"
@@ -350,7 +360,7 @@ def spec_of(name: str, size: int | None = None, spacing: tuple[float, ...] | Non
     shape = None
     if s.dims == 2:
         edge = size or DEFAULT_SIZE_2D
-    elif s.task == "classification":
+    elif not s.label_maps:
         edge = size or DEFAULT_SIZE_3D
     else:
         shape = padded_shape(s, sp)
@@ -358,8 +368,8 @@ def spec_of(name: str, size: int | None = None, spacing: tuple[float, ...] | Non
         if size not in (None, edge):
             raise ConfigError(f"data.size={size}: {name} is padded to {shape} voxels (the largest case); data.size does "
                               "not apply (set data.spacing to change the voxel size)")
-    spec_spacing, _ = common_spacing(s, sp) if s.task == "segmentation" else (sp, False)
-    what = {"classification": "classification", "segmentation": "segmentation"}[s.task]
+    spec_spacing, _ = common_spacing(s, sp) if s.label_maps else (sp, False)
+    what = s.task
     return DatasetSpec(
         name=name, task=s.task, task_type=s.task_type, dims=s.dims, channels=s.channels, size=edge, shape=shape,
         label_names=s.label_names, split_sizes=tuple((k, len(plan.splits[k])) for k in ("train", "val", "test")),

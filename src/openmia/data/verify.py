@@ -83,7 +83,7 @@ def verify(name: str, *, size: int | None = None, root: str | Path | None = None
             rep.problems.append(f"{split}: image shape {s.images.shape[1:]}, expected {spec.image_shape}")
         if s.images.dtype != np.uint8 and not np.isfinite(s.images).all():
             rep.problems.append(f"{split}: NaN or infinite intensities")
-        if spec.task in ("detection", "counting"):  # objects per class, and what the drop policy removed
+        if hasattr(s, "objects"):  # boxes/points: objects per class, and what the drop policy removed
             per_class = np.bincount(np.concatenate([*s.classes, np.zeros(0, np.int64)]), minlength=spec.num_classes)
             rep.checks.append(f"{split}: {n} images, {int(per_class.sum())} objects "
                               f"({', '.join(f'{k} {v}' for k, v in zip(spec.label_names, per_class.tolist()))}), "
@@ -92,9 +92,10 @@ def verify(name: str, *, size: int | None = None, root: str | Path | None = None
         elif spec.task_type != "multi-label":
             counts = np.bincount(s.labels.ravel(), minlength=spec.num_classes)
             absent = [spec.label_names[i] for i in np.flatnonzero(counts == 0)]
+            label_maps = s.labels.ndim > 1  # one label per voxel rather than one per case
             if absent:
-                rep.warnings.append(f"{split}: no {'voxel' if spec.task == 'segmentation' else 'case'} of class(es) {absent}")
-            what = "voxels per label" if spec.task == "segmentation" else "class counts"
+                rep.warnings.append(f"{split}: no {'voxel' if label_maps else 'case'} of class(es) {absent}")
+            what = "voxels per label" if label_maps else "class counts"
             rep.checks.append(f"{split}: {n} cases, {what} {counts.tolist()}")
         else:
             rep.checks.append(f"{split}: {n} cases, positives per label {s.labels.sum(0).tolist()}")

@@ -62,6 +62,9 @@ class Task:
     needs_validation: ClassVar[bool] = False  # True: choices are made on validation, so train.refit is refused
     headline_metrics: ClassVar[tuple[str, ...]] = ()  # shown by `openmia runs list`
     eval_options: ClassVar[tuple[str, ...]] = ()  # keys of the section a re-evaluation may change
+    min_labels: ClassVar[int] = 2  # class / label names a data set of this task needs at least
+    # the DatasetSpec.task_type values of this family's data sets; () = just the family's name
+    task_types: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, spec: Any, splits: dict[str, Any] | None = None, device: Any = None) -> None:
         import torch

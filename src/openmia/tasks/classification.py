@@ -25,6 +25,7 @@ from openmia.tasks.base import Evaluation, Task
 from openmia.tasks.registry import register_task
 
 CLASS_WEIGHTS = ("none", "balanced")
+TASK_TYPES = ("binary", "multi-class", "ordinal", "multi-label")  # the classification sub-types
 # batch augmentation presets of openmia.transforms.augment that need no label map
 AUGMENTS = ("none", "flip", "standard", "dihedral", "strong")
 
@@ -60,7 +61,7 @@ class ClassificationHead:
     name: str = "classification"
 
     def __post_init__(self) -> None:
-        if self.task_type not in ("binary", "multi-class", "ordinal", "multi-label"):
+        if self.task_type not in TASK_TYPES:
             raise ConfigError(f"unknown classification task type {self.task_type!r}")
         if self.task_type == "binary" and self.num_classes != 2:
             raise ConfigError(f"binary task needs 2 classes, found {self.num_classes}")
@@ -142,6 +143,7 @@ class ClassificationTask(Task):
     select_metrics = ("auc", "acc", "loss")
     augments = AUGMENTS
     headline_metrics = ("auc", "acc")
+    task_types = TASK_TYPES
 
     def prepare(self, model: Any) -> None:
         import torch

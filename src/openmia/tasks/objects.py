@@ -134,6 +134,7 @@ class ObjectTask(Task):
     section = ObjectOptions
     augments = AUGMENTS
     needs_validation = True
+    min_labels = 1  # object classes (no background)
     eval_options = ("max_detections", "nms_iou", "score_threshold")
     default_max_detections = 100
     density_sigma = 2.0  # px; the Gaussian of density-map targets (cells are 4-8 px across)
