@@ -78,6 +78,19 @@ def truncate_metrics(path: Path, epochs_done: int) -> None:
     fileio.write_text(path, "".join(k + "\n" for k in keep))
 
 
+def make_optimizer(o: Any, params) -> Any:
+    """The optimiser of ``optim.name`` (the names are ``config.OPTIMIZERS``) over ``params``."""
+    import torch
+
+    makers = {
+        "adam": lambda: torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay),
+        "adamw": lambda: torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay),
+        "sgd": lambda: torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                                       nesterov=o.momentum > 0),
+    }
+    return makers[o.name]()
+
+
 def progress_bar(enabled: bool):
     """A rich progress bar (transient; disabled with ``--quiet``)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -153,14 +166,7 @@ class Loop:
         self.run_dir = Path(run_dir)
         self.init_record = self._init_weights()
         self.model.to(self.device)
-        o = cfg.optim
-        params = self.model.parameters()
-        if o.name == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
-        elif o.name == "adamw":
-            self.optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-        else:
-            self.optimizer = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.momentum > 0)
+        self.optimizer = make_optimizer(cfg.optim, self.model.parameters())
         self.scaler = grad_scaler(cfg.train.precision, self.device)
         # EMA of the weights (Polyak averaging): validated, selected and tested instead of the raw
         # weights; on small sets it smooths the epoch-to-epoch noise that model selection sees

@@ -23,11 +23,12 @@ from openmia.config import one_of
 from openmia.errors import ConfigError, DataError
 from openmia.tasks.base import Evaluation, Task
 from openmia.tasks.registry import register_task
+from openmia.transforms.augment import PAIR_ONLY, PRESETS
 
 CLASS_WEIGHTS = ("none", "balanced")
 TASK_TYPES = ("binary", "multi-class", "ordinal", "multi-label")  # the classification sub-types
-# batch augmentation presets of openmia.transforms.augment that need no label map
-AUGMENTS = ("none", "flip", "standard", "dihedral", "strong")
+# the batch augmentation presets that need no label map to move with the image
+AUGMENTS = tuple(p for p in PRESETS if p not in PAIR_ONLY)
 
 
 @dataclass(frozen=True)

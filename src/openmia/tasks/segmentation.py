@@ -20,10 +20,11 @@ from openmia.errors import ConfigError, DataError
 from openmia.losses import SEGMENTATION_LOSSES
 from openmia.tasks.base import Evaluation, Task
 from openmia.tasks.registry import register_task
+from openmia.transforms.augment import PRESETS
 from openmia.transforms.postprocess import POSTPROCESS
 
 # every preset of openmia.transforms.augment (the pair presets move the label map with the image)
-AUGMENTS = ("none", "flip", "standard", "dihedral", "strong", "affine", "elastic", "heavy")
+AUGMENTS = PRESETS
 
 
 @dataclass(frozen=True)
