@@ -14,9 +14,11 @@ def test_import_openmia_does_not_import_torch():
 
 
 def test_loading_a_config_does_not_import_torch():
-    # validating every field (e.g. eval.tta_scales) stays light: `openmia train --help`, config errors
+    # validating every field (e.g. segmentation.tta_scales, through the task's own section) stays
+    # light: `openmia train --help`, config errors
     code = ("import sys; from openmia.config import load_config; "
-            "load_config(None, ['eval.tta_scales=[1.0, 1.25]', 'train.batch_dice=false']); print('torch' in sys.modules)")
+            "load_config(None, ['task=segmentation', 'segmentation.tta_scales=[1.0, 1.25]', "
+            "'segmentation.batch_dice=false']); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

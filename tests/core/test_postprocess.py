@@ -36,7 +36,7 @@ def test_agrees_with_skimage_in_3d():
 
 
 def test_unknown_method_is_a_config_error():
-    with pytest.raises(ConfigError, match="eval.postprocess: expected one of"):
+    with pytest.raises(ConfigError, match="segmentation.postprocess: expected one of"):
         postprocess_labels(np.zeros((2, 2), np.uint8), "biggest", 2)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from openmia.bench.store import RunStore
 from openmia.errors import ConfigError, RunDirError
-from openmia.tasks.classification import ClassificationTask, balanced_class_weights
+from openmia.tasks.classification import ClassificationHead, balanced_class_weights
 
 
 def test_balanced_weights_hand_computed():
@@ -23,16 +23,16 @@ def test_balanced_weights_hand_computed():
 
 def test_losses_follow_task_type():
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.5]])
-    ce = ClassificationTask("binary", 2).loss(logits, torch.tensor([0, 1]))
+    ce = ClassificationHead("binary", 2).loss(logits, torch.tensor([0, 1]))
     assert torch.isclose(ce, torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])))
-    ml = ClassificationTask("multi-label", 2)
+    ml = ClassificationHead("multi-label", 2)
     y = torch.tensor([[1, 0], [0, 1]])
     assert torch.isclose(ml.loss(logits, y), torch.nn.functional.binary_cross_entropy_with_logits(logits, y.float()))
     p = ml.probabilities(logits)
     assert np.allclose(p, 1 / (1 + np.exp(-logits.numpy())))
-    assert np.allclose(ClassificationTask("multi-class", 2).probabilities(logits).sum(1), 1.0)
+    assert np.allclose(ClassificationHead("multi-class", 2).probabilities(logits).sum(1), 1.0)
     with pytest.raises(ConfigError, match="binary task needs 2 classes"):
-        ClassificationTask("binary", 3)
+        ClassificationHead("binary", 3)
 
 
 def _fake_run(root, name, auc):

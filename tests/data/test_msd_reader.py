@@ -122,7 +122,7 @@ def test_msd_catalogue_rejects_a_case_larger_than_the_padded_shape(tmp_path, wri
 
 def test_training_on_a_padded_3d_set_scores_each_case_on_its_own_grid(tmp_path, write_msd, toy_msd_facts):
     from openmia.config import load_config
-    from openmia.engine.trainer import train
+    from openmia.engine.run_dir import train
 
     toy_msd_facts((8, 8, 8), 10)
     rng = np.random.default_rng(1)

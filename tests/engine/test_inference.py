@@ -84,5 +84,5 @@ def test_multiscale_logits_resizes_each_scale_back_and_averages():
         multiscale_logits(x, lambda t: t, (1.0, 0.5))
         assert torch.equal(x, before)
     for bad in ([], [0.0], [1.0, -2], [5.0], [True]):
-        with pytest.raises(ConfigError, match="eval.tta_scales: expected a non-empty list"):
+        with pytest.raises(ConfigError, match=r"multi-scale TTA: expected scale factors in \(0, 4\]"):
             multiscale_logits(x, net, bad)

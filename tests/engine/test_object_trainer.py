@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from openmia.config import load_config
-from openmia.engine.object_trainer import augment_objects, choose_count_thresholds, counts_at, crop_objects
-from openmia.engine.trainer import resume, train
+from openmia.engine.run_dir import resume, train
+from openmia.tasks.objects import choose_count_thresholds, counts_at
+from openmia.transforms.objects import augment_objects, crop_objects
 from openmia.errors import ConfigError, DataError
 
 FAST = ["train.threads=1", "eval.n_resamples=50", "data.batch_size=16", "optim.lr=0.003"]
@@ -59,7 +60,7 @@ def test_counting_run_with_density_model_resumes_and_counts_images(tmp_path):
     from openmia.data.catalog import load_split
 
     cfg = _cfg(tmp_path, "task=counting", "data.dataset=synthetic/cells", "model.name=density_counter",
-               "model.kwargs={width: 4, depth: 2}", "train.epochs=2", "data.augment=dihedral", "data.crop=48")
+               "model.kwargs={width: 4, depth: 2}", "train.epochs=2", "data.augment=dihedral", "counting.crop=48")
     assert train(cfg, run_dir=tmp_path / "run", progress=False, stop_after_epoch=1) is None
     res = resume(tmp_path / "run", progress=False)
     assert res.epochs_done == 2 and len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
@@ -88,7 +89,7 @@ def test_recompute_bn_sets_running_means_to_the_training_images_mean(tmp_path):
     from openmia.transforms.intensity import to_float_tensor
 
     cfg = _cfg(tmp_path, "task=counting", "data.dataset=synthetic/cells", "model.name=density_counter",
-               "model.kwargs={width: 4, depth: 2}", "train.epochs=1", "data.batch_size=40", "train.recompute_bn=true")
+               "model.kwargs={width: 4, depth: 2}", "train.epochs=1", "data.batch_size=40", "counting.recompute_bn=true")
     train(cfg, run_dir=tmp_path / "run", progress=False)
     model = load_run(tmp_path / "run").model  # the best (= only) epoch's checkpoint, as validated
     bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
@@ -101,8 +102,15 @@ def test_recompute_bn_sets_running_means_to_the_training_images_mean(tmp_path):
             model(to_float_tensor(tr.images[i:i + 40], norm))
     # the first norm layer's input depends on the weights only, not on the layer's mode
     torch.testing.assert_close(bn.running_mean, torch.stack(seen).mean(0), rtol=1e-4, atol=1e-5)
-    with pytest.raises(ConfigError, match="recompute_bn applies to detection"):
+    # a classification run has no such option: the detection section is refused, the earlier flat key
+    # names the section it moved to
+    with pytest.raises(ConfigError, match="section 'detection' applies to detection runs, but this run's task is "
+                                          "'classification'"):
+        train(_cfg(tmp_path, "model.name=cnn_small", "detection.recompute_bn=true"), run_dir=tmp_path / "c", progress=False)
+    with pytest.raises(ConfigError, match="train.recompute_bn is a detection/counting option now: write it as "
+                                          "detection.recompute_bn"):
         train(_cfg(tmp_path, "model.name=cnn_small", "train.recompute_bn=true"), run_dir=tmp_path / "c", progress=False)
+    assert not (tmp_path / "c").exists()
 
 
 def test_counting_with_a_point_detector(tmp_path):
@@ -120,17 +128,30 @@ def test_counting_with_a_point_detector(tmp_path):
 
 
 @pytest.mark.parametrize("over, msg", [
-    (["task=detection", "data.dataset=synthetic/lesions", "model.name=cnn_small"], "classification model"),
-    (["task=detection", "data.dataset=synthetic/lesions", "model.name=centernet", "data.augment=affine"], "boxes/points move"),
-    (["task=detection", "data.dataset=synthetic/cells", "model.name=centernet"], "counting data set"),
-    (["task=counting", "data.dataset=synthetic/cells", "model.name=density_counter", "train.select_metric=auc"], "count_mae"),
-    (["task=detection", "data.dataset=synthetic/lesions", "model.name=centernet", "eval.tta=true"], "eval.tta"),
-    (["data.dataset=synthetic/binary", "model.name=cnn_small", "data.crop=16"], "data.crop applies to detection"),
-    (["task=counting", "data.dataset=synthetic/cells", "model.name=density_counter", "data.crop=4"], "data.crop: expected"),
+    (["task=detection", "data.dataset=synthetic/lesions", "model.name=cnn_small"],
+     "model.name='cnn_small' is a classification model but the run's task is 'detection'"),
+    # only the presets that keep boxes axis-aligned (boxes/points move with the image)
+    (["task=detection", "data.dataset=synthetic/lesions", "model.name=centernet", "data.augment=affine"],
+     "data.augment: expected one of 'none', 'flip', 'dihedral', found 'affine'"),
+    (["task=detection", "data.dataset=synthetic/cells", "model.name=centernet"],
+     "data.dataset='synthetic/cells' is a counting data set but the run's task is 'detection'"),
+    (["task=counting", "data.dataset=synthetic/cells", "model.name=density_counter", "train.select_metric=auc"],
+     "train.select_metric: expected one of 'auto', 'count_mae', found 'auc'"),
+    (["task=detection", "data.dataset=synthetic/lesions", "model.name=centernet", "eval.tta=true"],
+     "eval.tta is a segmentation option now: write it as segmentation.tta"),
+    (["task=detection", "data.dataset=synthetic/lesions", "model.name=centernet", "segmentation.tta=true"],
+     "section 'segmentation' applies to segmentation runs, but this run's task is 'detection'"),
+    (["data.dataset=synthetic/binary", "model.name=cnn_small", "data.crop=16"],
+     "data.crop is a detection/counting option now: write it as detection.crop"),
+    (["data.dataset=synthetic/binary", "model.name=cnn_small", "detection.crop=16"],
+     "section 'detection' applies to detection runs, but this run's task is 'classification'"),
+    (["task=counting", "data.dataset=synthetic/cells", "model.name=density_counter", "counting.crop=4"],
+     r"crop: expected an integer >= 8 \(pixels per side\), found 4"),
 ])
 def test_object_run_config_errors(tmp_path, over, msg):
     with pytest.raises(ConfigError, match=msg):
         train(_cfg(tmp_path, *over), run_dir=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()  # refused before the run directory exists
 
 
 def test_flips_move_boxes_and_points_with_the_image():

@@ -9,8 +9,8 @@ import pytest
 
 from openmia.cli.main import main
 from openmia.config import load_config
-from openmia.engine.trainer import train
-from openmia.errors import ConfigError, DataError, RunDirError
+from openmia.engine.run_dir import train
+from openmia.errors import ConfigError, PredictionError, RunDirError
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +45,15 @@ def test_predict_rejects_wrong_dtype_and_non_runs(seg_run, tmp_path):
     inp = tmp_path / "in"
     inp.mkdir()
     np.save(inp / "f.npy", np.zeros((64, 64), np.float32))
-    with pytest.raises(DataError, match="case 'f'.*trained on uint8"):
+    np.save(inp / "g.npy", np.zeros((64, 64), np.uint8))
+    # every image that does not fit is reported at once, after the others are written
+    with pytest.raises(PredictionError, match=r"(?s)1 input image\(s\) could not be predicted \(the other 1 were "
+                                              r"written to .*\):\n  case 'f': f.npy has dtype float32, but the model "
+                                              r"was trained on uint8"):
         predict_folder(seg_run, inp, tmp_path / "o")
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["g.npy"]
     with pytest.raises(RunDirError):
-        predict_folder(tmp_path, inp, tmp_path / "o")
+        predict_folder(tmp_path, inp, tmp_path / "o2")
 
 
 def test_classification_predict_csv(tmp_path):
@@ -70,13 +75,13 @@ def test_classification_predict_csv(tmp_path):
 def test_class_probability_slabs_equal_a_full_softmax():
     import torch
 
-    from openmia.engine.predict import _argmax_slabs, _class_prob_slabs
+    from openmia.engine.predict import argmax_slabs, class_prob_slabs
 
     logits = torch.randn(1, 3, 37, 5, 4, generator=torch.Generator().manual_seed(0))
     full = logits[0].softmax(0).numpy()
     for k in range(3):
-        np.testing.assert_allclose(_class_prob_slabs(logits, k, slab=8), full[k], rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(_argmax_slabs(logits, slab=8), full.argmax(0))
+        np.testing.assert_allclose(class_prob_slabs(logits, k, slab=8), full[k], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(argmax_slabs(logits, slab=8), full.argmax(0))
 
 
 def test_predict_multiscale_tta(seg_run, tmp_path, capsys):
@@ -145,17 +150,19 @@ def test_predict_resizes_inputs_of_sets_trained_on_resized_images(tmp_path):
     # with flip + multi-scale TTA, images already at the training size are labelled exactly as the
     # run's own evaluation labels them: whole images at every scale (a 48 x 48 scale is no sliding
     # window of 32 x 32 tiles, a 24 x 24 one no zero-padded window)
-    from openmia.engine.trainer import make_trainer, predict_proba
+    from openmia.engine.inference import predict_proba
+    from openmia.engine.loop import Loop
+    from openmia.tasks.segmentation import SegmentationHead
 
-    trainer = make_trainer(run.cfg, tmp_path / "scratch", progress=False)
-    trainer._load_data()
-    test = trainer.splits["test"]
+    test = Loop(run.cfg, progress=False).setup().splits["test"]
     same = tmp_path / "same"
     same.mkdir()
     for cid, img in zip(test.case_ids, test.images):
         Image.fromarray(np.moveaxis(img, 0, -1)).save(same / f"{cid}.png")
     scales = (0.75, 1.0, 1.5)
     assert predict_folder(rd, same, tmp_path / "same_out", tta=True, scales=scales)["cases"] == len(test.case_ids) == 3
-    want = predict_proba(run.model, run.task, test.images, run.spec.normalization, 8, tta=True, scales=scales).argmax(1)
+    head = SegmentationHead(run.spec.num_classes)
+    want = predict_proba(run.model, head, test.images, run.spec.normalization, 8, tta=True, scales=scales,
+                         device=run.device).argmax(1)
     for cid, lab in zip(test.case_ids, want):
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "same_out" / f"{cid}.png")), lab)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from openmia.config import load_config
-from openmia.engine.trainer import resume, train
+from openmia.engine.loop import Loop
+from openmia.engine.run_dir import resume, train
 from openmia.errors import RunDirError
 
 FAST = ["data.dataset=synthetic/binary", "model.name=mlp", "train.epochs=2", "data.batch_size=128",
@@ -26,7 +27,9 @@ def _weights(run_dir, name="last.pt"):
 
 
 def test_run_directory_has_everything(tmp_path):
-    res = train(_cfg(tmp_path), progress=False)
+    from openmia import api
+
+    res = api.train(_cfg(tmp_path), progress=False)  # the public door installs the run index
     rd = res.run_dir
     for rel in ("config.yaml", "provenance.json", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt",
                 "predictions/val.csv", "predictions/test.csv", "truth/test.csv", "eval/test/per_case.csv",
@@ -34,6 +37,13 @@ def test_run_directory_has_everything(tmp_path):
         assert (rd / rel).is_file(), rel
     lines = [json.loads(x) for x in (rd / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2] and all(0 <= r["val_auc"] <= 1 for r in lines)
+    # exactly the task's validation scores
+    assert all({k for k in r if k.startswith("val_")} == {"val_auc", "val_acc", "val_loss"} for r in lines)
+    result = json.loads((rd / "result.json").read_text())
+    from openmia.engine.device import resolve_device
+
+    assert result["task"] == "classification" and result["status"] == "complete"
+    assert result["device"] == str(resolve_device("auto")) == json.loads((rd / "provenance.json").read_text())["device"]
     prov = json.loads((rd / "provenance.json").read_text())
     for key in ("data", "config_hash", "seeds", "versions", "hardware", "train_seconds", "peak_rss_bytes", "parameters"):
         assert key in prov
@@ -41,9 +51,11 @@ def test_run_directory_has_everything(tmp_path):
     with open(rd / "predictions" / "test.csv") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["case_id", "score"] and len(rows) - 1 == res.test_summary["n_cases"]
-    # the run is indexed
+    # the run is indexed (by api.train; the engine itself writes no index)
     from openmia.bench.store import RunStore
 
+    assert [r["run_dir"] for r in RunStore.default().list()] == [str(rd.resolve())]
+    train(_cfg(tmp_path, "name=engine_only"), progress=False)
     assert [r["run_dir"] for r in RunStore.default().list()] == [str(rd.resolve())]
 
 
@@ -80,7 +92,8 @@ def test_time_budget_stops_training(tmp_path):
 
 def test_multilabel_and_multiclass_heads(tmp_path):
     for ds in ("synthetic/multilabel", "synthetic/multiclass"):
-        res = train(_cfg(tmp_path, f"data.dataset={ds}", "train.epochs=1", "train.class_weights=balanced"), progress=False)
+        res = train(_cfg(tmp_path, f"data.dataset={ds}", "train.epochs=1", "classification.class_weights=balanced"),
+                    progress=False)
         metrics = {m["metric"] for m in res.test_summary["metrics"]}
         assert {"auc", "acc"} <= metrics
 
@@ -160,15 +173,18 @@ def test_segmentation_training_end_to_end(tmp_path):
     assert {"organ", "lesion", "all"} <= set(res.test_summary["labels"])
     lines = [json.loads(x) for x in (rd / "metrics.jsonl").read_text().splitlines()]
     assert all("val_dice" in r for r in lines) and json.loads((rd / "result.json").read_text())["select_metric"] == "dice"
+    # exactly segmentation's validation scores (no val_auc)
+    assert all({k for k in r if k.startswith("val_")} == {"val_dice", "val_acc", "val_loss"} for r in lines)
+    assert json.loads((rd / "result.json").read_text())["task"] == "segmentation"
     # largest-component post-processing: every saved prediction has at most one component per class
     from scipy import ndimage
 
     from openmia.errors import ConfigError, RunDirError
 
     # (re-scoring the finished run's model: same weights and history, new predictions and reports)
-    from openmia.engine.trainer import reevaluate
+    from openmia.engine.run_dir import reevaluate
 
-    res2 = reevaluate(rd, tmp_path / "largest", ["eval.postprocess=largest"])
+    res2 = reevaluate(rd, tmp_path / "largest", ["segmentation.postprocess=largest"])
     rd2 = res2.run_dir
     assert res2.train_seconds == res.train_seconds and res2.best_epoch == res.best_epoch
     assert (rd2 / "metrics.jsonl").read_text() == (rd / "metrics.jsonl").read_text()
@@ -181,7 +197,7 @@ def test_segmentation_training_end_to_end(tmp_path):
     assert n_multi > 0  # the raw predictions had something to remove
     assert json.loads((rd2 / "result.json").read_text())["status"] == "complete"
     # filling missing classes: every class present afterwards; only voxels of a missing class change
-    rd3 = reevaluate(rd, tmp_path / "filled", ["eval.fill_empty=0.5"]).run_dir
+    rd3 = reevaluate(rd, tmp_path / "filled", ["segmentation.fill_empty=0.5"]).run_dir
     n_filled = 0
     for f in sorted((rd3 / "predictions" / "test").glob("*.npy")):
         lab, before = np.load(f), np.load(rd / "predictions" / "test" / f.name)
@@ -194,53 +210,65 @@ def test_segmentation_training_end_to_end(tmp_path):
     from openmia.engine.inference import multiscale_logits
     from openmia.engine.predict import load_run
 
-    rd4 = reevaluate(rd, tmp_path / "scales", ["eval.tta_scales=[0.75, 1.0]"]).run_dir
+    rd4 = reevaluate(rd, tmp_path / "scales", ["segmentation.tta_scales=[0.75, 1.0]"]).run_dir
     run = load_run(rd4)
-    assert run.cfg.eval.tta_scales == (0.75, 1.0)
+    assert run.cfg.options.tta_scales == (0.75, 1.0)
     import torch
 
-    from openmia.engine.trainer import _safe_name, make_trainer
+    from openmia.tasks.segmentation import safe_name
     from openmia.transforms.intensity import to_float_tensor
 
-    loader = make_trainer(run.cfg, tmp_path / "scratch", progress=False)
-    loader._load_data()
-    test = loader.splits["test"]
+    test = Loop(run.cfg, progress=False).setup().splits["test"]
     with torch.no_grad():
         want = multiscale_logits(to_float_tensor(test.images[:3], run.spec.normalization), run.model, (0.75, 1.0))
     for cid, lab in zip(test.case_ids[:3], want.argmax(1).numpy()):
-        np.testing.assert_array_equal(np.load(rd4 / "predictions" / "test" / f"{_safe_name(cid)}.npy"), lab)
-    with pytest.raises(ConfigError, match="eval.\\* overrides only"):
+        np.testing.assert_array_equal(np.load(rd4 / "predictions" / "test" / f"{safe_name(cid)}.npy"), lab)
+    # re-evaluation takes eval.*, train.device and segmentation's inference options only
+    allowed = (r"reevaluate takes eval\.\*, train\.device, segmentation\.tta, segmentation\.tta_scales, "
+               r"segmentation\.postprocess, segmentation\.fill_empty overrides only, found \[{}\]; other keys change the "
+               r"training")
+    with pytest.raises(ConfigError, match=allowed.format(r"'optim\.lr=0\.1'")):
         reevaluate(rd, tmp_path / "other", ["optim.lr=0.1"])
+    with pytest.raises(ConfigError, match=allowed.format(r"'segmentation\.loss=ce'")):  # the task's training options
+        reevaluate(rd, tmp_path / "other", ["segmentation.loss=ce"])
+    assert not (tmp_path / "other").exists()
     with pytest.raises(RunDirError, match="already exists"):
-        reevaluate(rd, rd2, ["eval.tta=true"])
-    # a classification data set with task=segmentation is a clear error
-
+        reevaluate(rd, rd2, ["segmentation.tta=true"])
+    # a classification data set with task=segmentation is a clear error, and leaves no run directory
+    runs_before = sorted((tmp_path / "runs").iterdir())
     with pytest.raises(ConfigError, match="is a classification data set"):
         train(cfg.with_overrides(["data.dataset=synthetic/binary"]), progress=False)
-    with pytest.raises(ConfigError, match="select_metric='auc' does not apply to segmentation"):
+    with pytest.raises(ConfigError, match="is a classification data set"):
+        train(cfg.with_overrides(["data.dataset=synthetic/binary"]), run_dir=tmp_path / "never", progress=False)
+    assert sorted((tmp_path / "runs").iterdir()) == runs_before and not (tmp_path / "never").exists()
+    with pytest.raises(ConfigError, match="train.select_metric: expected one of 'auto', 'dice', 'loss', found 'auc'"):
         train(cfg.with_overrides(["train.select_metric=auc"]), progress=False)
-    with pytest.raises(ConfigError, match="eval.postprocess applies to segmentation"):
-        train(cfg.with_overrides(["data.dataset=synthetic/binary", "task=classification", "model.name=cnn_small",
-                                  "eval.postprocess=largest"]), progress=False)
-    with pytest.raises(ConfigError, match="eval.fill_empty applies to segmentation"):
-        train(cfg.with_overrides(["data.dataset=synthetic/binary", "task=classification", "model.name=cnn_small",
-                                  "eval.fill_empty=0.5"]), progress=False)
-    with pytest.raises(ConfigError, match="eval.fill_empty: expected a fraction"):
-        cfg.with_overrides(["eval.fill_empty=1.5"])
-    with pytest.raises(ConfigError, match="eval.tta_scales \\(multi-scale test-time augmentation\\) applies to segmentation"):
-        train(cfg.with_overrides(["data.dataset=synthetic/binary", "task=classification", "model.name=cnn_small",
-                                  "eval.tta_scales=[1.0, 1.5]"]), progress=False)
-    with pytest.raises(ConfigError, match="eval.tta_scales: expected a non-empty list"):
-        cfg.with_overrides(["eval.tta_scales=[]"])
-    with pytest.raises(ConfigError, match="batch_dice=false applies to segmentation"):
-        train(cfg.with_overrides(["data.dataset=synthetic/binary", "task=classification", "model.name=cnn_small",
-                                  "train.batch_dice=false"]), progress=False)
+    # segmentation's options on a classification run: the segmentation section is refused, and the
+    # earlier flat keys name the section they moved to
+    to_cls = ["data.dataset=synthetic/binary", "task=classification", "model.name=cnn_small"]
+    not_seg = "section 'segmentation' applies to segmentation runs, but this run's task is 'classification'"
+    for option in ("postprocess=largest", "fill_empty=0.5", "tta_scales=[1.0, 1.5]", "tta=true", "batch_dice=false",
+                   "loss=dice"):
+        with pytest.raises(ConfigError, match=not_seg):
+            train(cfg.with_overrides([*to_cls, f"segmentation.{option}"]), progress=False)
+    with pytest.raises(ConfigError, match="eval.postprocess is a segmentation option now: write it as segmentation.postprocess"):
+        train(cfg.with_overrides([*to_cls, "eval.postprocess=largest"]), progress=False)
+    with pytest.raises(ConfigError, match="eval.fill_empty is a segmentation option now: write it as segmentation.fill_empty"):
+        train(cfg.with_overrides([*to_cls, "eval.fill_empty=0.5"]), progress=False)
+    with pytest.raises(ConfigError, match="eval.tta_scales is a segmentation option now: write it as segmentation.tta_scales"):
+        train(cfg.with_overrides([*to_cls, "eval.tta_scales=[1.0, 1.5]"]), progress=False)
+    with pytest.raises(ConfigError, match="train.batch_dice is a segmentation option now: write it as segmentation.batch_dice"):
+        train(cfg.with_overrides([*to_cls, "train.batch_dice=false"]), progress=False)
+    with pytest.raises(ConfigError, match="segmentation.fill_empty: expected a fraction"):
+        cfg.with_overrides(["segmentation.fill_empty=1.5"])
+    with pytest.raises(ConfigError, match="segmentation.tta_scales: expected a non-empty list"):
+        cfg.with_overrides(["segmentation.tta_scales=[]"])
+    assert sorted((tmp_path / "runs").iterdir()) == runs_before
 
 
 def test_batch_dice_option_reaches_the_segmentation_loss(tmp_path):
     import torch
 
-    from openmia.engine.trainer import make_trainer
     from openmia.losses.segmentation import dice_loss
 
     base = ["task=segmentation", "data.dataset=synthetic/seg2d", "model.name=unet_small", "train.epochs=1",
@@ -249,11 +277,9 @@ def test_batch_dice_option_reaches_the_segmentation_loss(tmp_path):
     t = torch.randint(0, 3, (3, 8, 8))
     ce = torch.nn.functional.cross_entropy(lo, t)
     for batch in (True, False):
-        trainer = make_trainer(load_config(None, [*base, f"train.batch_dice={str(batch).lower()}"]), tmp_path / str(batch),
-                               progress=False)
-        trainer._setup()
+        loop = Loop(load_config(None, [*base, f"segmentation.batch_dice={str(batch).lower()}"]), progress=False).setup()
         want = dice_loss(lo, t, batch=batch) + ce
-        assert trainer.task.loss(lo, t).item() == pytest.approx(want.item(), rel=1e-6)
+        assert loop.task.head.loss(lo, t).item() == pytest.approx(want.item(), rel=1e-6)
 
 
 def test_augment_pair_moves_labels_with_images():
@@ -272,13 +298,13 @@ def test_augment_pair_moves_labels_with_images():
 def test_flip_tta_averages_logits_over_every_flip():
     import torch
 
-    from openmia.engine.trainer import predict_proba
-    from openmia.tasks.segmentation import SegmentationTask
+    from openmia.engine.inference import predict_proba
+    from openmia.tasks.segmentation import SegmentationHead
 
     torch.manual_seed(0)
     net = torch.nn.Conv2d(1, 2, 3, padding=1).eval()
     imgs = np.random.default_rng(0).integers(0, 256, (3, 1, 6, 5), dtype=np.uint8)
-    task = SegmentationTask(2)
+    task = SegmentationHead(2)
     got = predict_proba(net, task, imgs, "uint8_unit", 2, tta=True)
     x = torch.from_numpy(imgs).float() * (2 / 255) - 1
     with torch.no_grad():  # the four flip combinations of a 2D image, by hand
@@ -288,7 +314,6 @@ def test_flip_tta_averages_logits_over_every_flip():
 
 
 def test_bf16_precision_autocasts_the_training_forward_only(tmp_path):
-    from openmia.engine.trainer import make_trainer
     from openmia.errors import ConfigError
 
     base = ["task=segmentation", "data.dataset=synthetic/seg2d", "model.name=resunet", "model.kwargs={channels: [4, 8, 16]}",
@@ -296,19 +321,24 @@ def test_bf16_precision_autocasts_the_training_forward_only(tmp_path):
     seen = {}
     for precision in ("fp32", "bf16"):
         cfg = load_config(None, [*base, f"train.precision={precision}"])
-        tr = make_trainer(cfg, tmp_path / precision, progress=False)
-        tr._setup()
-        conv = next(m for m in tr.model.modules() if isinstance(m, torch.nn.Conv2d))
+        loop = Loop(cfg, progress=False).setup()
+        loop.start(tmp_path / precision)
+        conv = next(m for m in loop.model.modules() if isinstance(m, torch.nn.Conv2d))
         conv.register_forward_hook(lambda m, i, o: seen.__setitem__(precision, o.dtype))
-        out = tr._forward(torch.rand(2, 1, 64, 64))
+        out = loop.forward(torch.rand(2, 1, 64, 64))
         assert out.dtype == torch.float32  # losses always see fp32
     assert seen == {"fp32": torch.float32, "bf16": torch.bfloat16}
     res = train(load_config(None, [*base, "train.precision=bf16"]), progress=False)
     assert all(v.dtype == torch.float32 for v in _weights(res.run_dir).values() if v.is_floating_point())
     dice = next(m for m in res.test_summary["metrics"] if m["metric"] == "dice" and m["label"] == "all")
     assert np.isfinite(dice["value"])
-    with pytest.raises(ConfigError, match="train.precision"):
-        load_config(None, [*base, "train.precision=fp16"])
+    # fp16 needs CUDA (a gradient scaler): on the CPU it is refused before a run directory exists
+    with pytest.raises(ConfigError, match="train.precision=fp16 needs a CUDA device"):
+        train(load_config(None, [*base, "train.precision=fp16", "train.device=cpu"]), run_dir=tmp_path / "fp16",
+              progress=False)
+    assert not (tmp_path / "fp16").exists()
+    with pytest.raises(ConfigError, match="train.precision: expected one of 'fp32', 'bf16', 'fp16', found 'fp8'"):
+        load_config(None, [*base, "train.precision=fp8"])
 
 
 def test_refit_trains_on_train_and_val_and_keeps_the_last_ema_weights(tmp_path):
@@ -347,10 +377,11 @@ def test_refit_segmentation_run_scores_test_only(tmp_path):
 def test_refit_is_rejected_where_validation_chooses_thresholds(tmp_path):
     from openmia.errors import ConfigError
 
-    cfg = load_config(None, ["task=detection", "data.dataset=synthetic/lesions", "model.name=fcos", "train.epochs=1",
-                             "train.refit=true", f"out_dir={tmp_path / 'runs'}"])
-    with pytest.raises(ConfigError, match="train.refit applies to classification and segmentation runs; detection"):
-        train(cfg, progress=False)
+    for task, data, model in (("detection", "synthetic/lesions", "fcos"), ("counting", "synthetic/cells", "density_counter")):
+        with pytest.raises(ConfigError, match=f"train.refit does not apply to {task} runs: they need the validation split"):
+            train(load_config(None, [f"task={task}", f"data.dataset={data}", f"model.name={model}", "train.epochs=1",
+                                     "train.refit=true", f"out_dir={tmp_path / 'runs'}"]), progress=False)
+    assert not (tmp_path / "runs").exists()
 
 
 def test_merge_splits_concatenates_cases_and_keeps_regions():

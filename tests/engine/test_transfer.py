@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from openmia.config import load_config
-from openmia.engine.trainer import make_trainer, resume, train
+from openmia.engine.loop import Loop
+from openmia.engine.run_dir import resume, train
 from openmia.errors import ConfigError
 
 FAST = ["data.dataset=synthetic/binary", "model.name=cnn_small", "model.kwargs.width=4", "train.epochs=1",
@@ -33,18 +34,20 @@ def source_run(tmp_path_factory):
 
 def test_fresh_run_starts_from_the_source_weights(source_run, tmp_path):
     cfg = _cfg(tmp_path, f"train.init_from={source_run}", "train.seed=5")
-    tr = make_trainer(cfg, tmp_path / "b", progress=False)
-    tr._setup()
+    (tmp_path / "b").mkdir()
+    loop = Loop(cfg, progress=False).setup()
+    loop.start(tmp_path / "b")  # the starting weights are applied when the run directory is bound
     src = _best(source_run)
-    own = tr.model.state_dict()
+    own = loop.model.state_dict()
     assert set(own) == set(src) and all(torch.equal(own[k], src[k]) for k in own)
     rec = json.loads((tmp_path / "b" / "init_from.json").read_text())
     assert rec["loaded"] == rec["total"] == len(own) and rec["fresh"] == [] and rec["unused"] == []
     assert rec["source"] == str((source_run / "checkpoints" / "best.pt").resolve()) and len(rec["sha256"]) == 64
     # without init_from the same seed gives other weights: the copy above is not a coincidence
-    plain = make_trainer(_cfg(tmp_path, "train.seed=5"), tmp_path / "c", progress=False)
-    plain._setup()
+    plain = Loop(_cfg(tmp_path, "train.seed=5"), progress=False).setup()
+    plain.start(tmp_path / "c")
     assert not all(torch.equal(plain.model.state_dict()[k], src[k]) for k in src)
+    assert not (tmp_path / "c" / "init_from.json").exists()
 
 
 def test_other_head_is_kept_fresh_and_listed(source_run, tmp_path):
@@ -57,7 +60,7 @@ def test_other_head_is_kept_fresh_and_listed(source_run, tmp_path):
 
 
 def test_resume_and_rescoring_do_not_need_the_source(source_run, tmp_path):
-    from openmia.engine.trainer import reevaluate
+    from openmia.engine.run_dir import reevaluate
 
     copy = tmp_path / "copy"
     shutil.copytree(source_run, copy)
@@ -73,7 +76,7 @@ def test_resume_and_rescoring_do_not_need_the_source(source_run, tmp_path):
 
 def test_bad_sources_are_clear_errors(source_run, tmp_path):
     def setup(src):
-        make_trainer(_cfg(tmp_path, f"train.init_from={src}"), tmp_path / "x", progress=False)._setup()
+        Loop(_cfg(tmp_path, f"train.init_from={src}"), progress=False).setup().start(tmp_path / "x")
 
     with pytest.raises(ConfigError, match="no such run directory or checkpoint file"):
         setup(tmp_path / "missing")
@@ -89,3 +92,14 @@ def test_bad_sources_are_clear_errors(source_run, tmp_path):
     torch.save({"other.weight": torch.zeros(2, 2)}, tmp_path / "foreign.pt")
     with pytest.raises(ConfigError, match="no tensor of .*foreign.pt fits this model"):
         setup(tmp_path / "foreign.pt")
+
+
+def test_a_bad_source_leaves_no_run_directory(tmp_path):
+    """A bad ``train.init_from`` is a configuration error like any other: the run is refused before
+    its directory exists (so the same --out can be used again once the source is fixed)."""
+    with pytest.raises(ConfigError, match="no such run directory or checkpoint file"):
+        train(_cfg(tmp_path, f"train.init_from={tmp_path / 'missing'}"), run_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="no such run directory or checkpoint file"):
+        train(_cfg(tmp_path, f"train.init_from={tmp_path / 'missing'}"), progress=False)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -145,7 +145,7 @@ def multiscale_logits(image: torch.Tensor, logits_fn: Callable[[torch.Tensor], t
     image's size; scale 1 is the image itself. Zooming out (s < 1) lets a model see large
     structures whole; zooming in (s > 1) shows small ones with more pixels.
     """
-    if not scales or any(not 0 < s <= 4 for s in scales):
+    if not scales or any(isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s <= 4 for s in scales):
         raise ConfigError(f"multi-scale TTA: expected scale factors in (0, 4], found {list(scales)!r}")
     if tuple(scales) == (1.0,):  # the plain prediction, without a second accumulator (CT-sized volumes)
         return logits_fn(image)

@@ -121,7 +121,10 @@ class Loop:
         self.run_dir: Path | None = None
 
     # -- setup (nothing written)
-    def setup(self) -> "Loop":
+    def setup(self, *, resuming: bool = False) -> "Loop":
+        """Device, threads, data, task and model (and ``train.init_from``'s weights on a fresh run);
+        raises on bad input before anything is written. ``resuming``: the run's own checkpoint
+        holds the weights, so the source of ``train.init_from`` is not read again."""
         import torch
 
         from openmia.config import task_class
@@ -146,6 +149,11 @@ class Loop:
         torch.manual_seed(cfg.train.seed)  # model initialisation
         self.model = self.task.build_model()
         self.task.prepare(self.model)
+        self._init_loaded = None
+        if cfg.train.init_from and not resuming:
+            from openmia.engine.transfer import load_matching_weights
+
+            self._init_loaded = load_matching_weights(self.model, cfg.train.init_from)
         self.epoch = 0  # epochs completed
         self.elapsed = 0.0  # training seconds used (train + validation), across resumes
         self.best_val = -float("inf")
@@ -177,18 +185,15 @@ class Loop:
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True)
 
     def _init_weights(self) -> dict[str, Any] | None:
-        """``train.init_from`` on a fresh run; a resumed or re-scored run has its own checkpoint and
-        only reads back the record (``init_from.json``) for its provenance."""
+        """The record of ``train.init_from`` (``init_from.json``): written on a fresh run (the weights
+        were loaded by :meth:`setup`); a resumed or re-scored run reads its own back."""
         if not self.cfg.train.init_from:
             return None
         record = self.run_dir / "init_from.json"
-        if (self._ckpt_dir() / "last.pt").is_file():
+        if self._init_loaded is None:
             return json.loads(record.read_text()) if record.is_file() else None
-        from openmia.engine.transfer import load_matching_weights
-
-        rec = load_matching_weights(self.model, self.cfg.train.init_from)
-        fileio.write_json(record, rec)
-        return rec
+        fileio.write_json(record, self._init_loaded)
+        return self._init_loaded
 
     # -- checkpoints
     def _ckpt_dir(self) -> Path:

@@ -127,9 +127,10 @@ def resume(run_dir: str | Path, *, progress: bool = True, stop_after_epoch: int 
         if (rd / "result.json").exists():
             raise RunDirError(f"{rd} is already complete (result.json exists); nothing to resume")
         cfg = load_run_config(rd / "config.yaml")
-        loop = Loop(cfg, progress=progress, on_complete=on_complete).setup()
+        has_checkpoint = (rd / "checkpoints" / "last.pt").is_file()
+        loop = Loop(cfg, progress=progress, on_complete=on_complete).setup(resuming=has_checkpoint)
         loop.start(rd)
-        if not (rd / "checkpoints" / "last.pt").is_file():
+        if not has_checkpoint:
             # killed before the first epoch finished: start over in the same directory
             log.warning("%s has no checkpoint yet; starting the run from the beginning", rd)
             return loop.fit(stop_after_epoch=stop_after_epoch)
@@ -162,7 +163,7 @@ def reevaluate(run_dir: str | Path, out_dir: str | Path, overrides: list[str] | 
     if dst.exists():
         raise RunDirError(f"{dst} already exists; choose a new directory for the re-evaluated run")
     cfg = load_run_config(src / "config.yaml", list(overrides))
-    loop = Loop(cfg, progress=False, on_complete=on_complete).setup()
+    loop = Loop(cfg, progress=False, on_complete=on_complete).setup(resuming=True)
     tmp = dst.with_name(dst.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

@@ -16,6 +16,7 @@ class CountingOptions(ObjectOptions):
     """The ``counting`` config section: the object options and the density-map targets' width."""
 
     density_sigma: float = 2.0  # px; the Gaussian of the density-map targets (cells are 4-8 px across)
+    where = "counting"
 
     def __post_init__(self) -> None:
         super().__post_init__()

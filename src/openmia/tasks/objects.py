@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -44,15 +44,17 @@ class ObjectOptions:
     nms_iou: float = 0.5  # class-aware NMS IoU (0 = the model's own decoding only)
     # the score a detection needs to be counted (None = chosen per class on validation to minimise the count MAE)
     score_threshold: float | None = None
+    where: ClassVar[str] = "detection"  # the section's name in messages
 
     def __post_init__(self) -> None:
+        w = self.where
         if self.crop is not None and (isinstance(self.crop, bool) or not isinstance(self.crop, int) or self.crop < 8):
-            raise ConfigError(f"crop: expected an integer >= 8 (pixels per side), found {self.crop!r}")
-        positive("max_detections", self.max_detections)
+            raise ConfigError(f"{w}.crop: expected an integer >= 8 (pixels per side), found {self.crop!r}")
+        positive(f"{w}.max_detections", self.max_detections)
         if not 0 <= self.nms_iou < 1:
-            raise ConfigError(f"nms_iou: expected an IoU in [0, 1) (0 = no NMS), found {self.nms_iou}")
+            raise ConfigError(f"{w}.nms_iou: expected an IoU in [0, 1) (0 = no NMS), found {self.nms_iou}")
         if self.score_threshold is not None and not 0 <= self.score_threshold <= 1:
-            raise ConfigError(f"score_threshold: expected a score in [0, 1] or null, found {self.score_threshold}")
+            raise ConfigError(f"{w}.score_threshold: expected a score in [0, 1] or null, found {self.score_threshold}")
 
 
 def is_density(model) -> bool:

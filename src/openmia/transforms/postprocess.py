@@ -28,7 +28,7 @@ def postprocess_labels(labels: np.ndarray, method: str, num_classes: int, *, fil
     missing classes from ``prob(k)``, class k's probability map ``(*spatial)``; returns a new array
     (same dtype), or ``labels`` itself when nothing applies."""
     if method not in POSTPROCESS:
-        raise ConfigError(f"eval.postprocess: expected one of {POSTPROCESS}, found {method!r}")
+        raise ConfigError(f"segmentation.postprocess: expected one of {POSTPROCESS}, found {method!r}")
     if method == "largest":
         labels = keep_largest_component(labels, range(1, num_classes))
     if fill_empty:
