@@ -1,9 +1,20 @@
-"""Shared fixtures: an isolated OPENMIA_HOME per test, the shared real-data folder, one torch thread."""
+"""Shared fixtures: an isolated OPENMIA_HOME per test, the shared real-data folder, one torch thread.
+
+Isolation of the user's OPENMIA_HOME (issue 21, fault 13): ``pytest_configure`` points
+OPENMIA_HOME at a session temporary folder before any fixture runs — module- and session-scoped
+fixtures included, which run before the per-test autouse ``_isolated_home`` — and
+tests/core/test_isolation.py checks it (one check runs last: no row of this session in the real
+run index).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import sqlite3
+import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -27,13 +38,52 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def _test_rows(index: Path, session_home: Path) -> set[str]:
+    """Rows of a run index that point into pytest's temporary folders (read without touching the file)."""
+    if not index.is_file():
+        return set()
+    try:
+        con = sqlite3.connect(f"file:{index}?immutable=1", uri=True)  # immutable: no lock, no -wal/-shm files
+        try:
+            rows = [r[0] for r in con.execute("SELECT run_dir FROM runs")]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return set()
+    return {r for r in rows if f"{os.sep}pytest-of-" in r or r.startswith(str(session_home))}
+
+
 def pytest_configure(config):
+    config.addinivalue_line("markers", "order_last: run this test after all others (isolation checks)")
+    real = Path(os.environ.get("OPENMIA_HOME") or Path.home() / ".cache" / "openmia")
+    session_home = Path(tempfile.mkdtemp(prefix="openmia-test-home-"))
+    config.openmia_isolation = SimpleNamespace(
+        real_home=real, session_home=session_home, previous=os.environ.get("OPENMIA_HOME"),
+        rows=lambda: _test_rows(real / "runs.sqlite", session_home))
+    config.openmia_isolation.rows_at_start = config.openmia_isolation.rows()
+    os.environ["OPENMIA_HOME"] = str(session_home)  # before any fixture of any scope runs
     try:
         import torch
 
         torch.set_num_threads(1)  # tests are tiny; one thread avoids oversubscription on 2 cores
     except ImportError:  # pragma: no cover
         pass
+
+
+def pytest_unconfigure(config):
+    iso = getattr(config, "openmia_isolation", None)
+    if iso is None:
+        return
+    if iso.previous is None:
+        os.environ.pop("OPENMIA_HOME", None)
+    else:
+        os.environ["OPENMIA_HOME"] = iso.previous
+    shutil.rmtree(iso.session_home, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``order_last`` run after all others."""
+    items.sort(key=lambda item: item.get_closest_marker("order_last") is not None)
 
 
 def _write_msd(tmp_path, cases, *, modalities=("MRI",), labels=("background", "A", "B")):

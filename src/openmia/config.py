@@ -452,7 +452,7 @@ def apply_override(d: dict[str, Any], item: str) -> None:
     try:
         value = yaml_load(raw) if raw != "" else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from None
+        raise ConfigError(f"--set {item!r}: value is not valid YAML: {exc}") from exc
     parts = key.strip().split(".")
     node = d
     for i, p in enumerate(parts[:-1]):
@@ -474,9 +474,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not p.is_file():
             raise ConfigError(f"config file {p} does not exist")
         try:
-            loaded = yaml_load(p.read_text())
+            loaded = yaml_load(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from exc
+        except OSError as exc:
+            raise ConfigError(f"config file {p}: cannot read it ({exc.strerror or exc})") from exc
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {p}: expected a mapping at the top level, found {type(loaded).__name__}")
         data = loaded or {}
@@ -491,8 +495,8 @@ def load_run_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (
 
     p = Path(path)
     try:
-        data = yaml_load(p.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml_load(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{p}: cannot read the run's config ({exc})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level, found {type(data).__name__}")

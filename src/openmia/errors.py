@@ -38,3 +38,17 @@ class PredictionError(OpenmiaError, ValueError):
 
 class RunDirError(OpenmiaError, ValueError):
     """A directory given as a run directory is not one (or is incomplete)."""
+
+
+class OutputError(OpenmiaError, OSError):
+    """An output file or folder cannot be written (read-only folder, a file where a folder is
+    expected, disk full); the message names the path and the operating system's reason."""
+
+
+class OutputConflictError(OpenmiaError, ValueError):
+    """An output folder is (or contains, or lies inside) an input, or already holds results and
+    ``--overwrite`` was not given."""
+
+
+class RunIndexError(OpenmiaError, RuntimeError):
+    """The run index (``runs.sqlite``) is corrupt or cannot be used; ``openmia runs rebuild`` re-creates it."""

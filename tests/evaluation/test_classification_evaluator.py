@@ -129,7 +129,7 @@ def test_wrong_width_and_label_out_of_range(tmp_path):
         evaluate_files(pred, truth)
     pred2 = write(tmp_path / "p2.csv", ["case_id", "a", "b", "c"], [["x", 0.2, 0.3, 0.5], ["y", 0.5, 0.4, 0.4]])
     truth2 = write(tmp_path / "t2.csv", ["case_id", "label"], [["x", 0], ["y", 1]])
-    with pytest.raises(PredictionError, match=r"sum to 1 .*case\(s\) y sum to 1.3"):
+    with pytest.raises(PredictionError, match=r"p2\.csv, line 3 \(case y\): class probabilities sum to 1\.3"):
         evaluate_files(pred2, truth2)
     with pytest.raises(PredictionError, match="binary predictions need 'case_id,score' or two probability columns"):
         evaluate_files(pred, truth2, task_type="binary")
@@ -151,7 +151,7 @@ def test_malformed_files(tmp_path):
     ragged.write_text("case_id,score\nx,0.5,9\n")
     with pytest.raises(PredictionError, match="line 2: 3 fields, expected 2"):
         evaluate_files(ragged, truth)
-    with pytest.raises(PredictionError, match="out of \\[0, 1\\] for case|outside \\[0, 1\\] for case\\(s\\) x"):
+    with pytest.raises(PredictionError, match=r"o\.csv, line 2 \(case x\), column 'score': probability 1\.5 is outside \[0, 1\]"):
         evaluate_files(write(tmp_path / "o.csv", ["case_id", "score"], [["x", 1.5]]), truth)
 
 
@@ -162,5 +162,5 @@ def test_cli_evaluate(binary_files, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "auc" in out and "delong" in out and (tmp_path / "cli" / "summary.json").is_file()
     # a CSV given to the segmentation evaluator is a clear error naming it
-    assert main(["evaluate", "--task", "segmentation", "--pred", str(pred), "--truth", str(truth), "--out", str(tmp_path)]) == 2
+    assert main(["evaluate", "--task", "segmentation", "--pred", str(pred), "--truth", str(truth), "--out", str(tmp_path / "seg")]) == 2
     assert f"prediction folder {pred} does not exist or is not a folder" in capsys.readouterr().err

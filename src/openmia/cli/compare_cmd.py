@@ -16,7 +16,9 @@ def add_parser(sub) -> None:
     p.add_argument("--truth", required=True, help="truth CSV (classification) or folder of label maps (segmentation)")
     p.add_argument("--pred", required=True, action="append", metavar="NAME=PATH",
                    help="a model's predictions; repeat for every model (at least two)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder (must not hold the inputs; an existing non-empty folder "
+                                                 "needs --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier results in a non-empty --out folder")
     p.add_argument("--metrics", help="comma-separated metric ids (default: classification auc,acc,brier,nll; "
                                      "segmentation dice,hd95,assd,nsd)")
     p.add_argument("--labels", default="all", help="segmentation: labels to compare, e.g. all,1,2 (default all)")
@@ -49,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
         if name in preds:
             raise PredictionError(f"--pred: model name {name!r} given twice")
         preds[name] = path
+    if len(preds) < 2:  # argument errors before the output folder is looked at
+        raise PredictionError(f"compare needs at least two --pred NAME=PATH, got {len(preds)}")
+    from openmia.fileio import prepare_output_dir
+
+    prepare_output_dir(args.out, inputs=[args.truth, args.patients, args.masks, *preds.values()], overwrite=args.overwrite)
     kwargs = {}
     if args.task == "segmentation":
         from openmia.evaluation.segmentation import parse_tolerance

@@ -16,7 +16,9 @@ def add_parser(sub) -> None:
                    "segmentation: folder of <case_id>.nii.gz|.nii|.png|.npy label maps")
     p.add_argument("--truth", required=True, help="classification: CSV case_id,label[,patient_id] (multi-label: one 0/1 column "
                    "per label); segmentation: folder of label maps with the same case ids")
-    p.add_argument("--out", required=True, help="output folder for per_case.csv and summary.json")
+    p.add_argument("--out", required=True, help="output folder for per_case.csv, summary.json and report.html "
+                   "(must not hold the inputs; an existing non-empty folder needs --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier results in a non-empty --out folder")
     p.add_argument("--task-type", choices=["binary", "multi-class", "ordinal", "multi-label"],
                    help="default: inferred (ordinal must be given)")
     p.add_argument("--patients", help="CSV case_id,patient_id: bootstrap over patients")
@@ -71,7 +73,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from openmia import api
+    from openmia.fileio import prepare_output_dir
 
+    # checked before scoring: a refused or unwritable --out fails in a second, not after the bootstrap
+    prepare_output_dir(args.out, inputs=[args.pred, args.truth, args.patients, args.masks, args.embeddings],
+                       overwrite=args.overwrite)
     common = dict(patients_csv=args.patients, allow_missing=args.allow_missing, n_resamples=args.resamples, seed=args.seed)
     if args.task == "segmentation":
         from openmia.evaluation.segmentation import parse_tolerance

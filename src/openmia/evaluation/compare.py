@@ -250,21 +250,23 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
         from openmia import fileio
 
         out = Path(out_dir)
-        files["comparisons"] = write_comparisons(out / "comparisons.csv", rows)
-        buf = io.StringIO()
-        cols = list(ranking[0])
-        w = csv.writer(buf)
-        w.writerow(cols)
-        for r in ranking:
-            w.writerow([r[c] if isinstance(r[c], str) else repr(r[c]) for c in cols])
-        files["ranking"] = fileio.write_text(out / "ranking.csv", buf.getvalue())
-        first = pairs[0]
-        files["rank_stability"] = plot_rank_stability(stabilities[first], names, out / "rank_stability.png",
-                                                      title=f"{first[0]} ({first[1]}): {stabilities[first]['scheme']}, "
-                                                            f"median Kendall tau {stabilities[first]['kendall_tau_median']:.2f}")
-        files["summary"] = fileio.write_json(out / "compare.json", {
-            "schema": "openmia.compare/1", "task": task, "models": {n: str(p) for n, p in preds.items()}, "truth": str(truth),
-            "n_cases": len(ctx["case_ids"]), "metrics": metrics, "labels": list(labels), "scheme": scheme,
-            "holm_family": "one metric and label across all model pairs", "bootstrap": {"n_resamples": n_resamples, "seed": seed},
-            "comparisons": rows, "ranking": ranking})
+        with fileio.atomic_dir(out) as tmp:  # the four files appear together, or not at all
+            files["comparisons"] = write_comparisons(tmp / "comparisons.csv", rows)
+            buf = io.StringIO()
+            cols = list(ranking[0])
+            w = csv.writer(buf)
+            w.writerow(cols)
+            for r in ranking:
+                w.writerow([r[c] if isinstance(r[c], str) else repr(r[c]) for c in cols])
+            files["ranking"] = fileio.write_text(tmp / "ranking.csv", buf.getvalue())
+            first = pairs[0]
+            files["rank_stability"] = plot_rank_stability(stabilities[first], names, tmp / "rank_stability.png",
+                                                          title=f"{first[0]} ({first[1]}): {stabilities[first]['scheme']}, "
+                                                                f"median Kendall tau {stabilities[first]['kendall_tau_median']:.2f}")
+            files["summary"] = fileio.write_json(tmp / "compare.json", {
+                "schema": "openmia.compare/1", "task": task, "models": {n: str(p) for n, p in preds.items()}, "truth": str(truth),
+                "n_cases": len(ctx["case_ids"]), "metrics": metrics, "labels": list(labels), "scheme": scheme,
+                "holm_family": "one metric and label across all model pairs", "bootstrap": {"n_resamples": n_resamples, "seed": seed},
+                "comparisons": rows, "ranking": ranking})
+        files = {k: out / v.name for k, v in files.items()}
     return {"comparisons": rows, "ranking": ranking, "files": files}

@@ -24,6 +24,9 @@ from openmia import fileio
 from openmia.errors import PredictionError
 
 
+PROB_SUM_TOL = 1e-3  # the same tolerance as openmia.metrics._checks.check_classification
+
+
 @dataclass
 class Table:
     path: Path
@@ -32,17 +35,54 @@ class Table:
     sha256: str
 
 
+# longest cell accepted: case ids, numbers and labels are short; a longer "cell" means the file is
+# not the CSV it claims to be (csv's own limit, 131072, would raise a bare csv.Error)
+MAX_FIELD = 100_000
+
+
+def _line_of(text: str, index: int) -> int:
+    r"""1-based line number of ``text[index]`` counting ``\n``, ``\r\n`` and lone ``\r`` endings."""
+    head = text[:index]
+    return head.count("\n") + head.count("\r") - head.count("\r\n") + 1
+
+
 def read_csv(path: str | Path, required: tuple[str, ...] = ("case_id",)) -> Table:
-    """Read a small CSV with a header; clear errors for a missing/empty file or ragged rows."""
+    r"""Read a small CSV with a header; clear errors for a missing/empty file or ragged rows.
+
+    Line ends may be ``\n``, ``\r\n`` or a lone ``\r`` (spreadsheets' "CSV (Macintosh)"); NUL
+    bytes, over-long fields and malformed quoting are PredictionErrors naming the file and line.
+    """
     p = Path(path)
     if not p.is_file():
         raise PredictionError(f"{p}: file not found")
-    raw = p.read_bytes()
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise PredictionError(f"{p}: cannot read the file ({exc.strerror or exc})") from exc
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise PredictionError(f"{p}: the file is UTF-16 text; expected UTF-8 — save it as 'CSV UTF-8'")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise PredictionError(f"{p}: not a UTF-8 text CSV ({exc})") from None
-    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+        raise PredictionError(f"{p}: not a UTF-8 text CSV ({exc}); save it as 'CSV UTF-8'") from exc
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise PredictionError(f"{p}, line {_line_of(text, nul)}: NUL byte in the file; expected UTF-8 text "
+                              "(is it a binary file, or UTF-16 text? save it as 'CSV UTF-8')")
+    reader = csv.reader(io.StringIO(text, newline=""))  # newline="": csv itself splits \n, \r\n and \r
+    rows = []
+    try:
+        for r in reader:
+            if any(len(c) > MAX_FIELD for c in r):
+                raise PredictionError(f"{p}, line {reader.line_num}: a field is longer than {MAX_FIELD} characters; "
+                                      "expected short cells (case ids, numbers, labels) — is this the right file?")
+            if any(c.strip() for c in r):
+                rows.append(r)
+    except csv.Error as exc:
+        msg = str(exc)
+        if "field larger than field limit" in msg:
+            msg = f"a field is longer than {csv.field_size_limit()} characters; expected short cells — is this the right file?"
+        raise PredictionError(f"{p}, line {reader.line_num}: not a readable CSV row ({msg})") from exc
     if not rows:
         raise PredictionError(f"{p}: the file is empty; expected a header line such as 'case_id,label'")
     header = [h.strip() for h in rows[0]]
@@ -156,7 +196,14 @@ def align_classification(pred_csv, truth_csv, *, task_type: str | None = None, p
                 v = _float(pt, line, col, r[pt.header.index(col)])
                 if not math.isfinite(v):
                     raise PredictionError(f"{pt.path}, line {line} (case {c}), column {col!r}: probability is {v}")
+                if not 0.0 <= v <= 1.0:
+                    raise PredictionError(f"{pt.path}, line {line} (case {c}), column {col!r}: probability {v:g} is "
+                                          "outside [0, 1]; expected probabilities, not logits or percentages")
                 probs[j, q] = v
+            total = float(probs[j].sum())
+            if task_type != "multi-label" and k > 1 and abs(total - 1.0) > PROB_SUM_TOL:
+                raise PredictionError(f"{pt.path}, line {line} (case {c}): class probabilities sum to {total:.6g}; "
+                                      f"expected 1 (tolerance {PROB_SUM_TOL:g}) across columns {', '.join(prob_cols)}")
         else:  # worst case: probability 0 on the truth (1 on the wrong side), stated in the summary
             probs[j] = _worst_case(y[j], k, task_type)
     if task_type == "binary" and k == 1:

@@ -67,7 +67,12 @@ def index_folder(folder: str | Path, role: str, suffixes: tuple[str, ...] = SUFF
 @dataclass
 class LabelMap:
     array: np.ndarray  # integer labels (H, W) or (D, H, W)
-    spacing: tuple[float, ...] | None  # from the file header, if it has one
+    spacing: tuple[float, ...] | None  # from the file header, if it has one (may be invalid: checked on use)
+    path: Path | None = None  # the file it came from (for messages)
+
+
+# PIL modes by channel count, for the message about multi-channel label maps
+_PNG_MODES = {2: "LA", 3: "RGB", 4: "RGBA"}
 
 
 def read_array(path: Path, case: str, error: type[Exception] = PredictionError) -> tuple[np.ndarray, Any]:
@@ -93,10 +98,21 @@ def read_array(path: Path, case: str, error: type[Exception] = PredictionError) 
 def read_label_map(path: Path, case: str) -> LabelMap:
     """Read one label map; clear errors for unreadable files and non-integer content."""
     arr, img = read_array(path, case)
-    spacing = None if img is None else tuple(float(z) for z in img.header.get_zooms()[: arr.ndim])
-    arr = np.squeeze(arr) if arr.ndim > 3 else arr
+    if img is None and path.name.lower().endswith((".png", ".jpg", ".jpeg")) and arr.ndim == 3:
+        mode = _PNG_MODES.get(arr.shape[2], f"{arr.shape[2]}-channel")
+        raise PredictionError(f"case {case!r}: {path}: label maps must be single-channel (found {mode} PNG of shape "
+                              f"{arr.shape}); save the labels as a greyscale ('L') or palette ('P') PNG of integer values")
+    zooms = None if img is None else tuple(float(z) for z in img.header.get_zooms())
+    if arr.ndim > 3:  # (X, Y, Z, 1, ...) NIfTI: drop singleton axes, and their voxel sizes with them
+        keep = [i for i, n in enumerate(arr.shape) if n != 1]
+        arr = np.squeeze(arr)
+        zooms = None if zooms is None else tuple(zooms[i] for i in keep if i < len(zooms))
     if arr.ndim not in (2, 3):
         raise PredictionError(f"case {case!r}: {path} has {arr.ndim} dimensions (shape {arr.shape}); expected a 2D or 3D label map")
+    spacing = None if zooms is None else zooms[: arr.ndim]
+    if spacing is not None and len(spacing) != arr.ndim:
+        raise PredictionError(f"case {case!r}: {path} has {len(spacing)} voxel size(s) {spacing} in its NIfTI header for a "
+                              f"{arr.ndim}D label map; expected one per axis — fix the header or pass --spacing")
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
             raise PredictionError(f"case {case!r}: {path} contains NaN or infinite values; expected integer labels")
@@ -107,19 +123,31 @@ def read_label_map(path: Path, case: str) -> LabelMap:
         raise PredictionError(f"case {case!r}: {path} has dtype {arr.dtype}; expected integer labels")
     if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
         raise PredictionError(f"case {case!r}: {path} contains negative labels (min {arr.min()}); expected 0 = background, 1..K")
-    return LabelMap(arr, spacing)
+    return LabelMap(arr, spacing, path)
+
+
+def _valid(spacing: tuple[float, ...]) -> bool:
+    return all(np.isfinite(z) and z > 0 for z in spacing)
 
 
 def resolve_spacing(case: str, pred: LabelMap, truth: LabelMap, given: tuple[float, ...] | None,
                     ndim: int) -> tuple[float, ...]:
     """Spacing for a case: ``--spacing`` if given, else the truth header's (which the prediction's
-    header must match to 1e-3 relative), else 1 mm isotropic is an error for 3D (no silent guess)."""
+    header must match to 1e-3 relative), else 1 mm isotropic is an error for 3D (no silent guess).
+    A header spacing that is NaN, infinite or not positive is an error naming the file."""
     if given is not None:
         if len(given) == 1:
             given = tuple(given) * ndim
         if len(given) != ndim:
             raise PredictionError(f"case {case!r}: --spacing has {len(given)} values but the label maps are {ndim}D")
+        if not _valid(given):
+            raise PredictionError(f"--spacing: expected positive finite voxel sizes in mm, found {tuple(given)}")
         return tuple(given)
+    for lm, role in ((truth, "truth"), (pred, "prediction")):
+        if lm.spacing is not None and not _valid(lm.spacing):
+            shown = "(" + ", ".join(f"{z:g}" for z in lm.spacing) + ")"
+            raise PredictionError(f"case {case!r}: the {role} file {lm.path} has voxel spacing {shown} in its NIfTI header; "
+                                  "expected positive finite sizes in mm — fix the header or pass --spacing (e.g. --spacing 1.5,0.8,0.8)")
     if truth.spacing is not None:
         if pred.spacing is not None and not np.allclose(pred.spacing, truth.spacing, rtol=1e-3):
             raise PredictionError(f"case {case!r}: prediction spacing {pred.spacing} differs from truth spacing {truth.spacing}")

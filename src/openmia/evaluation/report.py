@@ -44,9 +44,11 @@ def _roc_pr(probs: np.ndarray, y: np.ndarray, task_type: str, names: list[str]) 
     figs = []
     for kind in ("ROC", "PR"):
         fig, ax = plt.subplots(figsize=(4.2, 4))
+        undefined = []
         for name, t, s in curves:
             if t.min() == t.max():
-                continue  # undefined for a class without positives or negatives
+                undefined.append(name)  # a class without positives or negatives has no curve
+                continue
             if kind == "ROC":
                 fpr, tpr, _ = roc_curve(t, s)
                 ax.plot(fpr, tpr, label=name, linewidth=1.2)
@@ -61,7 +63,11 @@ def _roc_pr(probs: np.ndarray, y: np.ndarray, task_type: str, names: list[str]) 
             ax.set_xlabel("recall")
             ax.set_ylabel("precision")
         ax.set_title(f"{kind} curve" + (" (one-vs-rest)" if task_type in ("multi-class", "ordinal") else ""), fontsize=9)
-        if len(curves) <= 12:
+        if undefined:  # said on the figure; an empty legend would only draw a matplotlib warning
+            ax.text(0.5, 0.5, "undefined for " + ", ".join(undefined[:6]) + (" …" if len(undefined) > 6 else "")
+                    + "\n(no positive or no negative case)", ha="center", va="center", fontsize=7, color="gray",
+                    transform=ax.transAxes)
+        if len(curves) <= 12 and len(undefined) < len(curves):
             ax.legend(fontsize=7)
         figs.append((f"{kind} curve", _png(fig)))
     return figs

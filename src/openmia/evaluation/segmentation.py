@@ -29,7 +29,7 @@ class SegmentationResult(EvaluationResult):
     """Result of :func:`evaluate_segmentation`; ``table()`` shows every label by default."""
 
     def table(self, metrics: list[str] | None = None, label: str | None = None) -> str:
-        from openmia.cli._common import summary_table
+        from openmia.evaluation.table import summary_table
 
         labels = [label] if label else self.summary["labels"]
         return "\n\n".join(f"label {lab}\n" + summary_table(self.summary, metrics=metrics, label=lab) for lab in labels)
