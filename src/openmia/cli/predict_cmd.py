@@ -28,6 +28,5 @@ def run(args: argparse.Namespace) -> int:
 
     res = api.predict(args.model, args.input, args.out, tta=args.tta, scales=args.tta_scales, overlap=args.overlap,
                       batch_size=args.batch_size, device=args.device, overwrite=args.overwrite)
-    what = "label maps" if res["task"] == "segmentation" else "predictions.csv"
-    print(f"predicted {res['cases']} case(s); wrote {what} to {res['out']}")
+    print(f"predicted {res['cases']} case(s); wrote {res['written']} to {res['out']}")
     return 0
