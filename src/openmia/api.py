@@ -140,8 +140,117 @@ def list_tasks() -> list[Any]:
     return [e.factory for e in TASKS]
 
 
+def describe_dataset(name: str, size: int | None = None, spacing: Sequence[float] | None = None) -> Any:
+    """The :class:`~openmia.data.spec.DatasetSpec` of a catalogue name or a user data set (no data loaded)."""
+    from openmia.data.catalog import get_spec
+
+    return get_spec(name, size, spacing=tuple(spacing) if spacing else None)
+
+
+def dataset_file(spec: Any) -> Path:
+    """Where a downloadable catalogue set's file lives in the cache."""
+    from openmia.data.catalog import data_file
+
+    return data_file(spec)
+
+
+def split_record(name: str, **kwargs: Any) -> dict[str, Any]:
+    """How a data set is split (the rule, the case ids per split, the data files' checksum)."""
+    from openmia.data.catalog import split_record as _record
+
+    return _record(name, **kwargs)
+
+
+def fetch_data(name: str, *, size: int | None = None, url: str | None = None, progress: bool = True) -> Path:
+    """Download a catalogue data set into the cache (``OPENMIA_HOME``), checksum verified."""
+    from openmia.data.fetch import fetch
+
+    return fetch(name, size=size, url=url, progress=progress)
+
+
+def import_data(name: str, file: str | Path, *, size: int | None = None) -> Path:
+    """Install a local copy of a catalogue data set's file into the cache, checksum verified."""
+    from openmia.data.fetch import import_file
+
+    return import_file(name, file, size=size)
+
+
+def verify_data(name: str, *, size: int | None = None, root: str | Path | None = None,
+                spacing: Sequence[float] | None = None) -> Any:
+    """Check a data set (checksum, shapes, labels, NaNs, duplicates); the report lists every problem."""
+    from openmia.data.verify import verify
+
+    return verify(name, size=size, root=root, spacing=spacing)
+
+
+def run_index() -> Any:
+    """The run index (``openmia runs``): ``list()``, ``get(run)``, ``rebuild(folders)``."""
+    from openmia.bench.store import RunStore
+
+    return RunStore.default()
+
+
+def environment() -> dict[str, Any]:
+    """Versions, git commit, hardware and the devices torch can use (``openmia env``)."""
+    from openmia.engine.device import available_devices, default_threads
+    from openmia.engine.provenance import git_commit, hardware, versions
+
+    return {"versions": versions(), "git_commit": git_commit(), "hardware": hardware(), "devices": available_devices(),
+            "default_threads": default_threads()}
+
+
 def quickstart(out_dir: str | Path = "runs", *, progress: bool = True, extra: Sequence[str] = (),
                index: bool = True) -> "TrainResult":
     """Train a small CNN on the synthetic binary default and evaluate it on the test split."""
     return train(None, (*QUICKSTART_OVERRIDES, f"out_dir={out_dir}", "name=quickstart", *extra), progress=progress,
                  index=index)
+
+
+def rank(scores: str | Path | None = None, out: str | Path | None = None, *,
+         datasets: dict[str, str | Path] | None = None, metric: str | None = None, label: str | None = None,
+         control: str | None = None, alpha: float = 0.05, higher_is_better: bool | None = None,
+         tie_correction: bool = True, drop_incomplete: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Rank models across several data sets (Demšar, JMLR 2006), as ``openmia rank``.
+
+    Scores come from ``scores`` — a CSV ``dataset,model,score`` (or ``dataset,<one column per
+    model>``) — or from ``datasets`` = ``{name: path}``, one ``openmia compare`` output (folder,
+    ``compare.json`` or ``ranking.csv``) or ``model,score`` CSV per data set. Returns ranks within
+    each data set, the Friedman test (tie-corrected as SciPy and R's ``friedman.test`` unless
+    ``tie_correction=False``) with the Iman–Davenport F, Nemenyi pairwise p-values and critical
+    difference, and with ``control`` Holm and Bonferroni–Dunn comparisons against that model.
+    With ``out`` writes ranks.csv, average_ranks.csv, friedman.csv, nemenyi.csv, control.csv,
+    cd_diagram.png and rank.json there (a non-empty folder needs ``overwrite=True``).
+    ``higher_is_better=None`` takes the direction from the metric, else higher is better.
+    """
+    from openmia.evaluation.multi_dataset import rank_files
+
+    return rank_files(scores, out, datasets=datasets, metric=metric, label=label, control=control, alpha=alpha,
+                      higher_is_better=higher_is_better, tie_correction=tie_correction,
+                      drop_incomplete=drop_incomplete, overwrite=overwrite)
+
+
+def plan(kind: str, *, out: str | Path | None = None, overwrite: bool = False, **options: Any) -> "PlanResult":
+    """Sample size for an evaluation study, as ``openmia plan`` (docs/evaluation.md, "Planning a study").
+
+    Args:
+        kind: ``auc`` (CI half-width, two models, or one model vs a fixed AUC), ``proportion``
+            (Wilson half-width), ``mcnemar`` (paired accuracy) or ``metric`` (per-case metrics by
+            resampling a pilot ``per_case.csv``).
+        out: also write ``plan.json`` and the curve ``plan.png`` into this folder (a non-empty
+            folder needs ``overwrite=True``).
+        **options: the keyword arguments of :func:`openmia.stats.power.plan_auc`,
+            ``plan_proportion``, ``plan_mcnemar`` or ``plan_metric``, e.g.
+            ``plan("auc", auc=0.85, half_width=0.05, prevalence=0.3)``.
+
+    Returns:
+        A :class:`openmia.stats.power.PlanResult`: ``n`` (``None`` if not reached), the table, the curve.
+    """
+    from openmia.fileio import prepare_output_dir
+    from openmia.stats.power import plan_study, write_plan
+
+    if out is not None:  # checked before any time is spent computing
+        prepare_output_dir(out, inputs=[options.get("pilot"), options.get("pilot_b")], overwrite=overwrite)
+    result = plan_study(kind, **options)
+    if out is not None:
+        write_plan(result, out)
+    return result

@@ -31,16 +31,16 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from openmia import api
     from openmia.cli._common import format_table
-    from openmia.data.catalog import data_file, get_spec, list_datasets
 
     cmd = args.data_command
     if cmd == "list":
         rows = []
-        for s in list_datasets(task=args.task):
+        for s in api.list_datasets(task=args.task):
             if s.source == "medmnist":
                 sizes = "/".join(str(x) for x in sorted(_sizes(s.name)))
-                present = "yes" if data_file(s).is_file() else "no"
+                present = "yes" if api.dataset_file(s).is_file() else "no"
             elif s.source == "synthetic":
                 sizes, present = str(s.size), "generated"
             else:  # a local folder (data.root)
@@ -58,16 +58,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nyour own data: {', '.join(p + ':PATH' for p in prefixes())} (see docs/data.md)")
         return 0
     if cmd == "info":
-        s = get_spec(args.name, args.size, spacing=args.spacing)
+        s = api.describe_dataset(args.name, args.size, spacing=args.spacing)
         shape = (f"{s.shape[1]} x {s.shape[0]} px (width x height, resized)" if s.shape and s.task in ("detection", "counting")
                  else f"{' x '.join(map(str, s.shape))} voxels (padded)" if s.shape else f"{s.size} px")
         print(f"name          {s.name}\ntask type     {s.task_type}\ndims          {s.dims}D, {s.channels} channel(s), {shape}")
         if s.spacing:
             print(f"spacing       {' x '.join(f'{v:g}' for v in s.spacing)} mm")
         if s.source == "user":
-            from openmia.data.catalog import split_record
-
-            print(f"split rule    {split_record(args.name, size=args.size, checksum=False)['rule']}")
+            print(f"split rule    {api.split_record(args.name, size=args.size, checksum=False)['rule']}")
         elif s.folds and s.task == "counting":  # the VGG cells protocol: folds are draws of the training images
             print(f"draws         {s.folds} (data.fold=k: training images drawn with seed k)")
         elif s.folds:
@@ -76,25 +74,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"splits        {', '.join(f'{k} {v}' for k, v in s.split_sizes)}")
         print(f"normalisation {s.normalization.value}\nlicence       {s.licence}\nsource        {s.description}")
         if s.md5:
-            path = data_file(s)
+            path = api.dataset_file(s)
             print(f"url           {s.url}\nmd5           {s.md5}\nfile          {path} ({'present' if path.is_file() else 'not downloaded'})")
         print(f"citation      {s.citation}")
         return 0
     if cmd == "fetch":
-        from openmia.data.fetch import fetch
-
-        path = fetch(args.name, size=args.size, url=args.url, progress=not args.quiet)
+        path = api.fetch_data(args.name, size=args.size, url=args.url, progress=not args.quiet)
         print(f"{path} (MD5 verified)")
         return 0
     if cmd == "import":
-        from openmia.data.fetch import import_file
-
-        path = import_file(args.name, args.file, size=args.size)
+        path = api.import_data(args.name, args.file, size=args.size)
         print(f"{path} (MD5 verified)")
         return 0
-    from openmia.data.verify import verify
-
-    rep = verify(args.name, size=args.size, root=args.root, spacing=args.spacing)
+    rep = api.verify_data(args.name, size=args.size, root=args.root, spacing=args.spacing)
     for c in rep.checks:
         print(f"ok       {c}")
     for w in rep.warnings:

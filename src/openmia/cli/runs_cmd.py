@@ -22,10 +22,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from openmia.bench.store import RunStore
+    from openmia import api
     from openmia.cli._common import format_table
 
-    store = RunStore.default()
+    store = api.run_index()
     if args.runs_command == "rebuild":
         roots = args.dirs or store.default_roots()
         n, skipped = store.rebuild(roots)
@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
         if not rows:
             print(f"no runs recorded in {store.path}")
             return 0
-        print(format_table(["run", "dataset", "model", "seed", "epochs", "train s", "test AUC", "test ACC"],
-                           [[r["run_dir"], r["dataset"], r["model"], r["seed"], r["epochs"], r["train_seconds"],
-                             r["test_auc"], r["test_acc"]] for r in rows]))
+        print(format_table(["run", "task", "dataset", "model", "seed", "epochs", "train s", "test (headline metrics)"],
+                           [[_shown(r["run_dir"]), r["task"], r["dataset"], r["model"], r["seed"], r["epochs"], r["train_seconds"],
+                             _headline(r)] for r in rows]))
         return 0
     from pathlib import Path
 
@@ -59,3 +59,23 @@ def run(args: argparse.Namespace) -> int:
     rep = rd / "eval" / "test" / "report.txt"
     print(rep.read_text().rstrip() if rep.is_file() else "(run not complete: no test report yet)")
     return 0
+
+
+def _shown(run_dir: str) -> str:
+    """A run directory relative to the working folder when it lies below it (as the README shows)."""
+    import os
+
+    rel = os.path.relpath(run_dir)
+    return rel if not rel.startswith("..") else run_dir
+
+
+def _headline(row: dict) -> str:
+    """The task's headline test metrics of an index row (``Task.headline_metrics``), e.g. ``dice 0.812, hd95 4.1``."""
+    import json
+
+    from openmia import api
+
+    metrics = next((t.headline_metrics for t in api.list_tasks() if t.name == row.get("task")), ())
+    test = (json.loads(row.get("result_json") or "{}").get("test") or {})
+    vals = [(m, (test.get(m) or {}).get("value")) for m in metrics]
+    return ", ".join(f"{m} {v:.4g}" for m, v in vals if v is not None) or "-"
