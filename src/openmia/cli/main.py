@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "count": ("openmia.cli.count_cmd", "count and mark objects (cells, lesions) in images"),
     "evaluate": ("openmia.cli.evaluate_cmd", "score prediction files from any tool against truth"),
     "compare": ("openmia.cli.compare_cmd", "compare models on the same cases: paired tests, Holm, rankings"),
+    "rank": ("openmia.cli.rank_cmd", "rank models across data sets: Friedman, Nemenyi, Holm vs a control, CD diagram"),
+    "plan": ("openmia.cli.plan_cmd", "sample size: cases needed for a CI half-width or to detect a difference"),
     "runs": ("openmia.cli.runs_cmd", "list and show recorded runs"),
 }
 
@@ -67,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except OpenmiaError as exc:
         print(f"openmia {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        # the evaluator installs without a deep-learning stack (`pip install openmia`); training does not
+        print(f"openmia {args.command}: error: this command needs PyTorch, which is not installed; install it with "
+              "pip install 'openmia[train]' (or pip install torch)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
