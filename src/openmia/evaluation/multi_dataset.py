@@ -287,7 +287,8 @@ def read_dataset_files(datasets: dict[str, str | Path], *, metric: str | None = 
 def _control_index(models: list[str], control: str) -> int:
     if control in models:
         return models.index(control)
-    close = difflib.get_close_matches(control, models, n=3)
+    lower = {m.lower(): m for m in models}
+    close = [lower[c] for c in difflib.get_close_matches(control.lower(), list(lower), n=3)]  # case-insensitive
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownNameError(f"control model {control!r} is not among the models {', '.join(models)}.{hint}")
 
@@ -450,6 +451,10 @@ def write_rank_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str,
                                               title=title)
         files["summary"] = fileio.write_json(tmp / "rank.json", _jsonable({**result, "files": {
             k: v.name for k, v in files.items()} | {"summary": "rank.json"}}))
+    written = {v.name for v in files.values()}
+    for name in RANK_FILES:  # a control.csv of an earlier run (with --overwrite) would contradict rank.json
+        if name not in written:
+            (out / name).unlink(missing_ok=True)
     return {k: out / v.name for k, v in files.items()}
 
 

@@ -1,5 +1,29 @@
-"""Comparing several models across several data sets: Friedman test + Nemenyi critical difference
-(Demšar, JMLR 2006), and the critical-difference diagram."""
+"""Comparing several models across several data sets (Demšar, JMLR 7:1–30, 2006): the Friedman
+test, Nemenyi's all-pairs post-hoc test with its critical difference (CD), and comparisons against
+a control model (Holm's step-down procedure, Bonferroni–Dunn), plus the groups a CD diagram joins.
+
+Input: ``scores`` of shape ``(N data sets, k models)``, one value per model and data set (e.g. a
+mean Dice). Conventions, stated once here and in docs/evaluation.md ("Rankings across data sets"):
+
+- Ranks are taken within each data set, 1 = best, tied scores share the average rank.
+- **Friedman, tie-corrected by default**: χ²_F = [12/(N k (k+1)) Σ_j S_j² − 3N(k+1)] / C with S_j
+  the rank sum of model j and C = 1 − Σ_i Σ_ties (t³ − t) / (N k (k² − 1)), exactly as
+  ``scipy.stats.friedmanchisquare`` and R's ``friedman.test``. ``tie_correction=False`` gives
+  Demšar's eq. (C = 1), which is the same number when no data set has tied scores and smaller
+  (more conservative) otherwise. Both statistics are always reported. When every data set ties all
+  models, C = 0 and the tie-corrected statistic is NaN, as in SciPy and R.
+- Iman–Davenport F_F = (N − 1) χ²_F / (N(k − 1) − χ²_F) on F(k − 1, (k − 1)(N − 1)), computed
+  from the χ²_F chosen above.
+- Nemenyi: z_ij = |R_i − R_j| / SE with SE = √(k(k+1)/(6N)), p_ij = P(Q_{k,∞} ≥ √2 z_ij) from the
+  studentized range distribution (as PMCMRplus ``frdAllPairsNemenyiTest`` and scikit-posthocs
+  ``posthoc_nemenyi_friedman``); CD = q_α SE with q_α = Q_{k,∞}(1 − α)/√2 (Demšar's Table 5a).
+  Two models differ significantly when p ≤ α, i.e. when their average ranks differ by at least CD.
+  No tie correction (none of the references applies one).
+- Against a control c: z_j = (R_j − R_c)/SE, two-sided normal p-values (PMCMRplus
+  ``frdManyOneDemsarTest``, scikit-posthocs ``posthoc_demsar``); Holm's step-down adjusted
+  p-values and Bonferroni–Dunn's min(1, (k − 1) p), the latter equivalent to
+  CD_BD = z_{1−α/(2(k−1))} SE (Demšar's Table 5b).
+"""
 
 from __future__ import annotations
 
@@ -7,78 +31,225 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.stats import chi2, rankdata, studentized_range
 
-from openmia.errors import PredictionError
+from openmia.errors import ConfigError, PredictionError, UnknownNameError
+
+CONTROL_METHODS = ("holm", "bonferroni-dunn")
 
 
-def friedman_nemenyi(scores, *, higher_is_better: bool = True, alpha: float = 0.05) -> dict[str, Any]:
-    """Friedman test and Nemenyi critical difference for ``scores`` ``(N data sets, k models)``.
+def _check_alpha(alpha: float) -> float:
+    a = float(alpha)
+    if not 0.0 < a < 1.0:
+        raise ConfigError(f"alpha must lie strictly between 0 and 1, found {alpha!r}")
+    return a
 
-    Ranks within each data set (1 = best, ties averaged), average ranks R_j, then
-    chi²_F = 12N / (k(k+1)) · (Σ R_j² − k(k+1)²/4) with k−1 degrees of freedom, the Iman–Davenport
-    F statistic, and CD = q_α · sqrt(k(k+1) / (6N)) with q_α = studentized range(1−α; k, ∞) / √2.
-    Two models differ significantly when their average ranks differ by more than CD.
-    """
+
+def _check_scores(scores) -> np.ndarray:
     s = np.asarray(scores, dtype=float)
     if s.ndim != 2 or s.shape[0] < 2 or s.shape[1] < 2:
         raise PredictionError(f"Friedman needs scores of shape (data sets >= 2, models >= 2), found {s.shape}")
     if not np.all(np.isfinite(s)):
         bad = sorted({int(i) for i in np.argwhere(~np.isfinite(s))[:, 0]})
         raise PredictionError(f"Friedman needs a score for every model on every data set; missing/NaN in data set row(s) {bad}")
-    n, k = s.shape
-    ranks = rankdata(-s if higher_is_better else s, axis=1, method="average")
-    avg = ranks.mean(0)
-    chi_f = 12 * n / (k * (k + 1)) * (np.sum(avg**2) - k * (k + 1) ** 2 / 4)
-    p = float(chi2.sf(chi_f, k - 1))
-    denom = n * (k - 1) - chi_f
-    f_id = float((n - 1) * chi_f / denom) if denom > 0 else float("inf")
-    q = float(studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2))
-    cd = q * np.sqrt(k * (k + 1) / (6 * n))
-    return {"n_datasets": n, "n_models": k, "average_ranks": avg, "chi2": float(chi_f), "p_value": p,
-            "iman_davenport_f": f_id, "q_alpha": q, "critical_difference": float(cd), "alpha": alpha,
-            "higher_is_better": higher_is_better}
+    return s
 
 
-def plot_critical_difference(result: dict[str, Any], model_names: Sequence[str], path: str | Path) -> Path:
-    """Demšar-style diagram: average ranks on an axis, the CD as a bar, cliques of models whose
-    ranks differ by less than CD joined by thick lines."""
-    import matplotlib
+def within_dataset_ranks(scores, *, higher_is_better: bool = True) -> np.ndarray:
+    """Ranks ``(N, k)`` of the models within each data set: 1 = best, ties share the average rank."""
+    from scipy.stats import rankdata
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    s = _check_scores(scores)
+    return rankdata(-s if higher_is_better else s, axis=1, method="average")
 
-    from openmia.fileio import save_figure
 
-    avg, cd, k = np.asarray(result["average_ranks"]), result["critical_difference"], result["n_models"]
-    order = np.argsort(avg)
-    fig, ax = plt.subplots(figsize=(7, 1.6 + 0.32 * k))
-    ax.set_xlim(0.5, k + 0.5)
-    ax.set_ylim(-(k + 2), 2)
-    ax.axis("off")
-    ax.hlines(0, 1, k, color="black")
-    for r in range(1, k + 1):
-        ax.vlines(r, 0, 0.25, color="black")
-        ax.text(r, 0.45, str(r), ha="center", fontsize=8)
-    ax.hlines(1.4, 1, 1 + cd, color="tab:red", linewidth=2)
-    ax.text(1 + cd / 2, 1.6, f"CD = {cd:.2f}", ha="center", fontsize=8, color="tab:red")
-    for i, j in enumerate(order):
-        y = -(i + 1)
-        ax.plot([avg[j], avg[j]], [0, y], color="gray", linewidth=0.8)
-        ax.text(k + 0.45 if i >= k / 2 else 0.55, y, f"{model_names[j]} ({avg[j]:.2f})",
-                ha="right" if i >= k / 2 else "left", va="center", fontsize=8)
-    # cliques: maximal runs of rank-ordered models within CD of each other
-    line_y = -0.4
+def _standard_error(k: int, n: int) -> float:
+    return float(np.sqrt(k * (k + 1) / (6.0 * n)))
+
+
+def friedman_test(scores, *, higher_is_better: bool = True, tie_correction: bool = True) -> dict[str, Any]:
+    """Friedman test of ``scores`` ``(N data sets, k models)``; tie-corrected by default.
+
+    Returns ``chi2`` and ``p_value`` (tie-corrected unless ``tie_correction=False``), both
+    ``chi2_tie_corrected`` and ``chi2_uncorrected`` with their p-values, the tie factor ``C``
+    (``tie_factor``), ``df`` = k − 1, the Iman–Davenport ``iman_davenport_f`` with ``df1``,
+    ``df2`` and ``iman_davenport_p`` (from the chosen χ²), the within-data-set ``ranks``,
+    ``rank_sums`` and ``average_ranks``.
+    """
+    from scipy.stats import chi2 as chi2_dist
+    from scipy.stats import f as f_dist
+
+    ranks = within_dataset_ranks(scores, higher_is_better=higher_is_better)
+    n, k = ranks.shape
+    sums = ranks.sum(0)
+    chi_unc = float(12.0 / (n * k * (k + 1)) * np.sum(sums**2) - 3.0 * n * (k + 1))
+    chi_unc = max(chi_unc, 0.0)  # rounding can leave -1e-15 when all average ranks are equal
+    ties = 0.0
+    for row in ranks:  # tied scores have bit-identical average ranks
+        _, t = np.unique(row, return_counts=True)
+        ties += float(np.sum(t.astype(float) ** 3 - t))
+    c = 1.0 - ties / (n * k * (k * k - 1.0))
+    chi_cor = chi_unc / c if c > 1e-12 else float("nan")
+
+    def p_of(x: float) -> float:
+        return float(chi2_dist.sf(x, k - 1)) if np.isfinite(x) else float("nan")
+
+    chi = chi_cor if tie_correction else chi_unc
+    df1, df2 = k - 1, (k - 1) * (n - 1)
+    if not np.isfinite(chi):
+        f_id, p_id = float("nan"), float("nan")
+    else:
+        denom = n * (k - 1) - chi
+        f_id = float((n - 1) * chi / denom) if denom > 1e-12 * n * k else float("inf")
+        p_id = float(f_dist.sf(f_id, df1, df2)) if np.isfinite(f_id) else 0.0
+    return {"n_datasets": n, "n_models": k, "higher_is_better": higher_is_better, "tie_correction": tie_correction,
+            "ranks": ranks, "rank_sums": sums, "average_ranks": sums / n,
+            "chi2": float(chi), "df": k - 1, "p_value": p_of(chi),
+            "chi2_tie_corrected": float(chi_cor), "p_value_tie_corrected": p_of(chi_cor),
+            "chi2_uncorrected": chi_unc, "p_value_uncorrected": p_of(chi_unc), "tie_factor": float(c),
+            "iman_davenport_f": f_id, "df1": df1, "df2": df2, "iman_davenport_p": p_id}
+
+
+def q_alpha(k: int, alpha: float = 0.05, method: str = "nemenyi") -> float:
+    """Critical value q_α of Demšar's Table 5: ``nemenyi`` (5a) = studentized range quantile
+    Q_{k,∞}(1 − α)/√2; ``bonferroni-dunn`` (5b) = z_{1 − α/(2(k − 1))}. ``k`` counts all models
+    (the control included)."""
+    from scipy.stats import norm, studentized_range
+
+    alpha = _check_alpha(alpha)
+    if int(k) != k or k < 2:
+        raise ConfigError(f"q_alpha needs k >= 2 models, found {k!r}")
+    if method == "nemenyi":
+        return float(studentized_range.ppf(1 - alpha, int(k), np.inf) / np.sqrt(2))
+    if method == "bonferroni-dunn":
+        return float(norm.isf(alpha / (2 * (k - 1))))
+    raise ConfigError(f"unknown critical-difference method {method!r}; choose nemenyi or bonferroni-dunn")
+
+
+def critical_difference(k: int, n: int, alpha: float = 0.05, method: str = "nemenyi") -> float:
+    """CD = q_α √(k(k+1)/(6N)) for ``k`` models on ``n`` data sets (Demšar 2006, §3.2.2)."""
+    if int(n) != n or n < 1:
+        raise ConfigError(f"critical_difference needs n >= 1 data sets, found {n!r}")
+    return q_alpha(k, alpha, method) * _standard_error(int(k), int(n))
+
+
+def nemenyi_from_ranks(average_ranks, n_datasets: int, *, alpha: float = 0.05) -> dict[str, Any]:
+    """Nemenyi all-pairs test from average ranks ``(k,)`` over ``n_datasets`` data sets.
+
+    Returns ``z`` (|ΔR|/SE) and ``statistic`` (q = √2 z, PMCMRplus's statistic) and ``p_values`` as
+    ``(k, k)`` matrices (diagonal: 0, 0 and 1), ``significant`` (p ≤ α, diagonal False),
+    ``q_alpha``, ``critical_difference`` and ``standard_error``.
+    """
+    from scipy.stats import studentized_range
+
+    alpha = _check_alpha(alpha)
+    r = np.asarray(average_ranks, dtype=float)
+    k = r.size
+    if r.ndim != 1 or k < 2 or not np.all(np.isfinite(r)):
+        raise PredictionError(f"Nemenyi needs finite average ranks of >= 2 models, found {r!r}")
+    se = _standard_error(k, int(n_datasets))
+    z = np.abs(r[:, None] - r[None, :]) / se
+    q = np.sqrt(2.0) * z
+    p = np.clip(studentized_range.sf(q, k, np.inf), 0.0, 1.0)
+    np.fill_diagonal(p, 1.0)
+    sig = p <= alpha
+    np.fill_diagonal(sig, False)
+    qa = q_alpha(k, alpha, "nemenyi")
+    return {"average_ranks": r, "n_datasets": int(n_datasets), "n_models": k, "alpha": alpha, "standard_error": se,
+            "z": z, "statistic": q, "p_values": p, "significant": sig, "q_alpha": qa, "critical_difference": qa * se}
+
+
+def nemenyi_test(scores, *, higher_is_better: bool = True, alpha: float = 0.05) -> dict[str, Any]:
+    """Nemenyi all-pairs test on ``scores`` ``(N, k)``; see :func:`nemenyi_from_ranks`."""
+    ranks = within_dataset_ranks(scores, higher_is_better=higher_is_better)
+    return nemenyi_from_ranks(ranks.mean(0), ranks.shape[0], alpha=alpha)
+
+
+def control_from_ranks(average_ranks, n_datasets: int, control: int, *, alpha: float = 0.05) -> dict[str, Any]:
+    """Every model against the control model (index ``control``) from average ranks (Demšar §3.2.2).
+
+    Returns, for the k − 1 other models in input order (``models``: their indices), ``rank_diff``
+    = R_j − R_c (negative: better than the control), ``z`` = rank_diff / SE, the two-sided
+    normal ``p_values``, Holm's step-down ``p_holm`` and Bonferroni–Dunn's ``p_bonferroni_dunn``
+    with ``significant_holm`` / ``significant_bonferroni_dunn`` (adjusted p ≤ α), and the
+    Bonferroni–Dunn ``q_alpha_bonferroni_dunn`` and ``critical_difference_bonferroni_dunn``.
+    """
+    from scipy.stats import norm
+
+    from openmia.stats.tests import holm
+
+    alpha = _check_alpha(alpha)
+    r = np.asarray(average_ranks, dtype=float)
+    k = r.size
+    if r.ndim != 1 or k < 2 or not np.all(np.isfinite(r)):
+        raise PredictionError(f"comparison with a control needs finite average ranks of >= 2 models, found {r!r}")
+    if int(control) != control or not 0 <= control < k:
+        raise UnknownNameError(f"control index {control!r} is not one of the {k} models (0..{k - 1})")
+    control = int(control)
+    se = _standard_error(k, int(n_datasets))
+    others = np.array([j for j in range(k) if j != control])
+    diff = r[others] - r[control]
+    z = diff / se
+    p = np.clip(2.0 * norm.sf(np.abs(z)), 0.0, 1.0)
+    p_holm = holm(p)
+    p_bd = np.minimum(1.0, (k - 1) * p)
+    qa = q_alpha(k, alpha, "bonferroni-dunn")
+    return {"control": control, "models": others, "n_datasets": int(n_datasets), "n_models": k, "alpha": alpha,
+            "standard_error": se, "rank_control": float(r[control]), "ranks": r[others], "rank_diff": diff, "z": z,
+            "p_values": p, "p_holm": p_holm, "p_bonferroni_dunn": p_bd, "significant_holm": p_holm <= alpha,
+            "significant_bonferroni_dunn": p_bd <= alpha, "q_alpha_bonferroni_dunn": qa,
+            "critical_difference_bonferroni_dunn": qa * se}
+
+
+def compare_to_control(scores, control: int, *, higher_is_better: bool = True, alpha: float = 0.05) -> dict[str, Any]:
+    """Holm and Bonferroni–Dunn comparisons of every model with the column ``control`` of
+    ``scores`` ``(N, k)``; see :func:`control_from_ranks`."""
+    ranks = within_dataset_ranks(scores, higher_is_better=higher_is_better)
+    return control_from_ranks(ranks.mean(0), ranks.shape[0], control, alpha=alpha)
+
+
+def nonsignificant_groups(average_ranks, significant) -> list[tuple[int, ...]]:
+    """The groups a CD diagram joins with a bar: maximal runs of models, in average-rank order,
+    with no significant difference between any two of them (``significant``: ``(k, k)`` bool).
+    Returns model indices per group (best rank first); single models are not groups."""
+    r = np.asarray(average_ranks, dtype=float)
+    sig = np.asarray(significant, dtype=bool)
+    order = [int(j) for j in np.argsort(r, kind="stable")]
+    k = len(order)
+    groups: list[tuple[int, ...]] = []
     last_end = -1
     for a in range(k):
         b = a
-        while b + 1 < k and avg[order[b + 1]] - avg[order[a]] < cd:
+        while b + 1 < k and not any(sig[order[i], order[b + 1]] for i in range(a, b + 1)):
             b += 1
-        if b > a and b > last_end:
-            ax.hlines(line_y, avg[order[a]] - 0.03, avg[order[b]] + 0.03, color="black", linewidth=3)
-            line_y -= 0.3
+        if b > a and b > last_end:  # not inside the previous group
+            groups.append(tuple(order[a:b + 1]))
             last_end = b
-    ax.set_title(f"Friedman p = {result['p_value']:.3g}, N = {result['n_datasets']} data sets", fontsize=9)
-    out = save_figure(fig, Path(path))
-    plt.close(fig)
-    return out
+    return groups
+
+
+def friedman_nemenyi(scores, *, higher_is_better: bool = True, alpha: float = 0.05,
+                     tie_correction: bool = True) -> dict[str, Any]:
+    """Friedman test and Nemenyi critical difference for ``scores`` ``(N data sets, k models)``.
+
+    ``chi2``/``p_value`` are tie-corrected by default (as SciPy and R's ``friedman.test``);
+    ``tie_correction=False`` gives Demšar's uncorrected χ²_F. Also returns the Iman–Davenport F,
+    the Nemenyi ``q_alpha``, ``critical_difference`` and pairwise ``nemenyi_p_values``. Two models
+    differ significantly when their average ranks differ by at least CD.
+    """
+    fr = friedman_test(scores, higher_is_better=higher_is_better, tie_correction=tie_correction)
+    nem = nemenyi_from_ranks(fr["average_ranks"], fr["n_datasets"], alpha=alpha)
+    return {**{k: v for k, v in fr.items() if k not in ("ranks",)}, "alpha": alpha, "q_alpha": nem["q_alpha"],
+            "critical_difference": float(nem["critical_difference"]), "nemenyi_p_values": nem["p_values"],
+            "nemenyi_significant": nem["significant"]}
+
+
+def plot_critical_difference(result: dict[str, Any], model_names: Sequence[str], path: str | Path) -> Path:
+    """CD diagram of a :func:`friedman_nemenyi` result (see :mod:`openmia.evaluation.cd_diagram`)."""
+    from openmia.evaluation.cd_diagram import plot_cd_diagram
+
+    avg = np.asarray(result["average_ranks"], dtype=float)
+    sig = result.get("nemenyi_significant")
+    if sig is None:
+        sig = np.abs(avg[:, None] - avg[None, :]) >= result["critical_difference"]
+    return plot_cd_diagram(avg, model_names, path, critical_difference=result["critical_difference"], significant=sig,
+                           title=f"Friedman p = {result['p_value']:.3g}, N = {result['n_datasets']} data sets")

@@ -37,3 +37,4 @@ def holm(p_values) -> np.ndarray:
 # ``openmia.stats.tests`` is the one place to find every test (DESIGN §1).
 from openmia.stats.multiple import friedman_nemenyi  # noqa: E402,F401
 from openmia.stats.paired import paired_permutation_test, wilcoxon_signed_rank  # noqa: E402,F401
+from openmia.stats.multiple import compare_to_control, friedman_test, nemenyi_test  # noqa: E402,F401
