@@ -269,17 +269,23 @@ class RunConfig:
         task_cls = task_class(task)
         names = list(task_names())
         _refuse_moved_keys(data, task)
-        rest = {k: v for k, v in data.items() if k not in names}
         for other in (k for k in data if k in names and k != task):
             raise ConfigError(f"section '{other}' applies to {other} runs, but this run's task is {task!r}; "
                               f"set task: {other} or remove the section")
-        cfg = _build(_RunShape, rest, "")
+        top = [f.name for f in dataclasses.fields(cls) if f.name != "options"]
+        unknown = [k for k in data if k not in top and k != task]
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), [*top, *names], n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"unknown config key '{unknown[0]}'.{hint} Valid keys here: {', '.join(top)}, {task}")
+        hints = typing.get_type_hints(cls)
+        shared = {n: _build(hints[n], data.get(n) or {}, f"{n}.") for n in SHARED_SECTIONS}
+        scalars = {n: _coerce(n, data[n], hints[n]) for n in ("out_dir", "name") if n in data}
         section = getattr(task_cls, "section", None)
         if section is None and data.get(task):
             raise ConfigError(f"section '{task}': the {task} task has no options of its own")
         options = _build(section, data.get(task) or {}, f"{task}.") if section is not None else None
-        return cls(task=task, data=cfg.data, model=cfg.model, optim=cfg.optim, schedule=cfg.schedule, train=cfg.train,
-                   eval=cfg.eval, options=options, out_dir=cfg.out_dir, name=cfg.name)
+        return cls(task=task, **shared, options=options, **scalars)
 
     def with_overrides(self, overrides: list[str] | tuple[str, ...]) -> "RunConfig":
         """Return a copy with ``a.b=v`` overrides applied (values parsed as YAML scalars).
@@ -300,21 +306,6 @@ class RunConfig:
             if d["model"].get("name") == old.default_model:
                 d["model"]["name"] = None
         return RunConfig.from_dict(d)
-
-
-@dataclass(frozen=True)
-class _RunShape:
-    """The shared part of the layout, for :func:`_build` (RunConfig adds the task's own section)."""
-
-    task: str = "classification"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    train: LoopConfig = field(default_factory=LoopConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    out_dir: str = "runs"
-    name: str | None = None
 
 
 def task_class(name: Any) -> Any:
