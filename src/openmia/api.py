@@ -18,6 +18,7 @@ from openmia.config import RunConfig, load_config
 if TYPE_CHECKING:
     from openmia.engine.loop import TrainResult
     from openmia.evaluation.result import EvaluationResult
+    from openmia.stats.power import PlanResult
 
 # the quick, CPU-friendly default: trains in about a minute on 2 cores
 QUICKSTART_OVERRIDES = (

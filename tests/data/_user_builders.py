@@ -84,13 +84,6 @@ def _nnunet(root, n_tr=10, n_ts=3, channels=("T2", "ADC")):
 
 
 def _check_partition(name, all_ids, **kw):
-    got = {s: load_split(name, s, **kw).case_ids for s in SPLITS}
-    flat = [c for ids in got.values() for c in ids]
-    assert sorted(flat) == sorted(all_ids) and len(set(flat)) == len(flat)
-    return got
-
-
-def _check_partition(name, all_ids, **kw):
     from openmia.data.catalog import load_split
 
     got = {s: load_split(name, s, **kw).case_ids for s in SPLITS}

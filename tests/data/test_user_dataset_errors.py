@@ -3,7 +3,6 @@ problem at once; and a slow test on an nnunet: folder built from the shared hipp
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

@@ -31,7 +31,7 @@ import numpy as np
 
 from openmia import fileio
 from openmia.config import RunConfig
-from openmia.errors import ConfigError, RunDirError
+from openmia.errors import RunDirError
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,6 @@ class Loop:
     def start(self, run_dir: Path) -> None:
         """Bind the run directory: the starting weights (``train.init_from``), the model on its
         device, the optimiser and the weight EMA."""
-        import torch
 
         from openmia.engine.device import grad_scaler
 

@@ -846,7 +846,7 @@ def plan_metric(pilot: str | Path, *, metric: str, pilot_b: str | Path | None = 
         if only_a or only_b:
             def show(x: list[str]) -> str:
                 return ", ".join(x[:5]) + (f" and {len(x) - 5} more" if len(x) > 5 else "")
-            raise PredictionError(f"--pilot and --pilot-b must hold the same cases (paired design): "
+            raise PredictionError("--pilot and --pilot-b must hold the same cases (paired design): "
                                   + "; ".join(s for s in (f"only in {pilot}: {show(only_a)}" if only_a else "",
                                                           f"only in {pilot_b}: {show(only_b)}" if only_b else "") if s))
         diff = {c: (a[c] - b[c]) for c in a}

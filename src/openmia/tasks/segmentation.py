@@ -16,7 +16,7 @@ import numpy as np
 
 from openmia import fileio
 from openmia.config import check_tta_scales, one_of
-from openmia.errors import ConfigError, DataError
+from openmia.errors import ConfigError
 from openmia.losses import SEGMENTATION_LOSSES
 from openmia.tasks.base import Evaluation, Task
 from openmia.tasks.registry import register_task
@@ -237,7 +237,7 @@ class SegmentationTask(Task):
                 if tuple(logits.shape[2:]) != tuple(shape):  # back to the input's size (resized_input sets)
                     logits = torch.nn.functional.interpolate(logits, size=tuple(shape), mode="bilinear", align_corners=False)
                 labels = postprocess_labels(argmax_slabs(logits), opts.postprocess, spec.num_classes,
-                                            fill_empty=opts.fill_empty, prob=lambda k: class_prob_slabs(logits, k))
+                                            fill_empty=opts.fill_empty, prob=lambda k, lg=logits: class_prob_slabs(lg, k))
                 del logits
                 write_label_map(labels, path, out, cid, meta)
                 n += 1
