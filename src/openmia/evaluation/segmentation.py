@@ -202,12 +202,30 @@ def evaluate_folders(
     spacing: Sequence[float] | None = None,
     patients_csv: str | Path | None = None,
     allow_missing: bool = False,
+    pred_pattern: str | None = None,
+    truth_pattern: str | None = None,
+    resample_pred: bool = False,
     **kwargs: Any,
 ) -> SegmentationResult:
-    """Score a folder of predicted label maps against a folder of truth label maps."""
-    from openmia.evaluation.label_maps import index_folder, read_label_map, resolve_spacing
+    """Score a folder of predicted label maps against a folder of truth label maps.
 
-    preds, truths = index_folder(pred_dir, "prediction"), index_folder(truth_dir, "truth")
+    ``pred_pattern``/``truth_pattern``: the file layout under each folder, e.g.
+    ``"{case}/{case}_seg.nii.gz"`` (MONAI SaveImage); default ``<case_id>.<suffix>``. A prediction
+    stored with another axis order or flipped axes than its truth (same physical grid, per the
+    affines) is reoriented to the truth's voxel order; any other grid difference is an error unless
+    ``resample_pred`` (nearest neighbour onto the truth grid). Both are listed in the summary under
+    ``geometry``.
+    """
+    import logging
+    import threading
+
+    from openmia.evaluation.label_maps import (LABEL_SUFFIXES, align_prediction, index_folder, index_pattern,
+                                               read_label_map, resolve_spacing)
+
+    preds = (index_pattern(pred_dir, pred_pattern, "prediction", "--pred-pattern") if pred_pattern
+             else index_folder(pred_dir, "prediction", LABEL_SUFFIXES))
+    truths = (index_pattern(truth_dir, truth_pattern, "truth", "--truth-pattern") if truth_pattern
+              else index_folder(truth_dir, "truth", LABEL_SUFFIXES))
     missing = sorted(set(truths) - set(preds))
     extra = sorted(set(preds) - set(truths))
     if extra:
@@ -218,11 +236,16 @@ def evaluate_folders(
                               f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}; "
                               "pass --allow-missing to score them as empty predictions (worst case)")
     cases = sorted(truths)
+    geometry: dict[str, list[str]] = {"reoriented": [], "resampled": []}
+    lock = threading.Lock()
 
     def load(cid: str):
         t = read_label_map(truths[cid], cid)
         if cid in preds:
-            p = read_label_map(preds[cid], cid)
+            p, action = align_prediction(cid, read_label_map(preds[cid], cid), t, resample=resample_pred)
+            if action is not None:
+                with lock:
+                    geometry[action].append(cid)
             if p.array.shape != t.array.shape:
                 raise PredictionError(f"case {cid!r}: prediction shape {p.array.shape} differs from truth shape {t.array.shape}")
         else:  # --allow-missing: an empty prediction scores as the worst case
@@ -244,6 +267,15 @@ def evaluate_folders(
             raise PredictionError(f"{patients_csv}: no patient_id for case(s) {', '.join(lacking[:5])}")
         patient_ids = [mp[c] for c in cases]
     res = evaluate_segmentation(cases, load, patient_ids=patient_ids, missing_cases=missing, **kwargs)
+    res.summary["geometry"] = {k: sorted(v) for k, v in geometry.items()}
+    log = logging.getLogger(__name__)
+    for action, how in (("reoriented", "stored with another axis order or flipped axes than their truth were reoriented "
+                                       "to the truth's voxel order"),
+                        ("resampled", "on another voxel grid were resampled onto the truth grid (nearest neighbour)")):
+        done = res.summary["geometry"][action]
+        if done:
+            log.info("%d prediction(s) %s: %s%s (summary.json: geometry.%s)", len(done), how, ", ".join(done[:5]),
+                     " ..." if len(done) > 5 else "", action)
     if out_dir is not None:
         write_outputs(res, out_dir, provenance={"pred": str(pred_dir), "truth": str(truth_dir)})
     return res
