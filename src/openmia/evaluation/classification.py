@@ -1,27 +1,33 @@
 """The classification evaluator: probabilities + truth -> per-case table + summary with CIs.
 
 Model-agnostic: it scores arrays or CSV files from any tool. CI methods (docs/evaluation.md):
-AUC -> DeLong; single proportions (ACC, per-class sensitivity/specificity) -> Wilson; everything
-else -> BCa bootstrap over cases. With patient ids every CI is a cluster bootstrap over patients,
-since DeLong and Wilson assume independent cases.
+AUC -> DeLong; single proportions (ACC, sensitivity/specificity, PPV/NPV, top-k accuracy) -> Wilson;
+likelihood ratios -> the log method (Simel et al. 1991); everything else -> BCa bootstrap over cases.
+With patient ids every CI is a cluster bootstrap over patients, since DeLong, Wilson and the log
+method assume independent cases. Binary tasks also get a decision curve (net benefit against
+treat-all and treat-none, with percentile bootstrap bands) in ``summary["decision_curve"]``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from openmia.metrics import classification as M
+from openmia.errors import PredictionError
 from openmia.metrics._checks import check_classification
 from openmia.stats import delong
 from openmia.stats.bootstrap import bootstrap_ci, resample_weights
+from openmia.stats.diagnostic import likelihood_ratios
 from openmia.stats.proportions import wilson
 from openmia.evaluation.result import EvaluationResult, write_outputs  # noqa: F401 (re-exported)
 
 SCHEMA = "openmia.summary/1"
 METRICS = ("auc", "ap", "acc", "balanced_acc", "f1", "mcc", "kappa", "sensitivity", "specificity", "ece", "brier", "nll")
+TOP_K = (2, 3)  # top-k accuracies reported for multi-class/ordinal tasks with more than k classes
 
 
 class ClassificationResult(EvaluationResult):
@@ -42,9 +48,44 @@ def _num(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
+class _Shared:
+    """A statistic returning several metrics at once (``w -> {name: (B,) values}``), evaluated once
+    per weight block: results are memoised by the block's content (its shape and a random
+    projection), so the bootstrap of each metric, its jackknife and the decision-curve bands reuse
+    one sort of the scores instead of one each."""
+
+    def __init__(self, fn: Callable[[np.ndarray], dict[str, np.ndarray]], n: int) -> None:
+        self.fn, self.cache = fn, {}
+        self.probe = np.random.default_rng(20240601).random(n)
+
+    def __call__(self, w: np.ndarray) -> dict[str, np.ndarray]:
+        w = np.asarray(w, dtype=float)
+        key = (w.shape, hashlib.blake2b(np.ascontiguousarray(w @ self.probe).tobytes(), digest_size=16).digest())
+        if key not in self.cache:
+            self.cache[key] = self.fn(w)
+        return self.cache[key]
+
+    def stat(self, name: str) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda w: self(w)[name]
+
+
+def _targets(x: float | Sequence[float] | None, option: str) -> tuple[float, ...]:
+    if x is None:
+        return ()
+    vals = (float(x),) if np.isscalar(x) else tuple(float(v) for v in x)
+    for v in vals:
+        if not 0 < v < 1:
+            raise PredictionError(f"{option} must lie strictly between 0 and 1, found {v}")
+    return vals
+
+
 def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_names: list[str] | None = None,
                             patient_ids=None, n_resamples: int = 2000, seed: int = 0, threshold: float | None = None,
-                            alpha: float = 0.05, missing_cases: list[str] | None = None) -> ClassificationResult:
+                            alpha: float = 0.05, missing_cases: list[str] | None = None,
+                            sens_at_spec: float | Sequence[float] | None = None,
+                            spec_at_sens: float | Sequence[float] | None = None,
+                            pauc_fpr: tuple[float, float] | None = None, top_k: Sequence[int] = TOP_K,
+                            dca_thresholds: Sequence[float] | None = None) -> ClassificationResult:
     """Score classification predictions with the evaluation standard.
 
     Args:
@@ -55,8 +96,23 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
         label_names: class names (default ``"0".."K-1"``).
         patient_ids: optional ``N`` patient ids -> cluster bootstrap over patients for all CIs.
         threshold: decision threshold for binary/multi-label (default 0.5).
+        sens_at_spec, spec_at_sens: binary: also report the sensitivity at specificity >= each
+            target (and vice versa), e.g. ``0.9`` or ``(0.9, 0.95)``, with BCa bootstrap CIs.
+        pauc_fpr: binary: also report the partial AUC over this FPR range, e.g. ``(0, 0.2)``
+            (``pauc``: McClish-standardised; ``pauc_raw``: the area), BCa bootstrap CIs.
+        top_k: multi-class/ordinal: the k of the top-k accuracies (those with k < K are reported).
+        dca_thresholds: binary: threshold probabilities of the decision curve (default 0.01..0.99).
     """
     case_ids = [str(c) for c in case_ids]
+    sens_targets, spec_targets = _targets(sens_at_spec, "sens_at_spec"), _targets(spec_at_sens, "spec_at_sens")
+    if pauc_fpr is not None:
+        try:
+            pauc_fpr = M.check_fpr_range(pauc_fpr)
+        except (ValueError, TypeError):
+            raise PredictionError(f"pauc_fpr (--pauc-fpr) must be two numbers 0 <= low < high <= 1, found {pauc_fpr!r}") from None
+    dca_t = M.DCA_THRESHOLDS if dca_thresholds is None else np.asarray(dca_thresholds, dtype=float)
+    if dca_t.ndim != 1 or not dca_t.size or not np.all((dca_t > 0) & (dca_t < 1)):
+        raise PredictionError("decision-curve thresholds must lie strictly between 0 and 1")
     probs, y = check_classification(probs, y_true, task_type, case_ids=case_ids, label_names=label_names)
     n, k = probs.shape
     names = [str(x) for x in (label_names or range(k))]
@@ -64,6 +120,8 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
     pred = M.predict(probs, task_type, threshold=threshold)
     W = resample_weights(n, n_resamples, seed, groups)  # shared by all bootstrapped metrics
     rows: list[dict[str, Any]] = []
+    op_points: dict[str, dict[str, float | None]] = {}
+    roc: _Shared | None = None
 
     # ---- per-case values
     brier_i = M.brier_per_case(y, probs, task_type)
@@ -83,10 +141,14 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
     per_case_values = {"acc": correct_i, "brier": brier_i, "nll": nll_i}
 
     def add(metric: str, label: str, stat: Callable[[np.ndarray], np.ndarray], *, ci: str = "bca",
-            proportion: tuple[float, float] | None = None, auc_infl: tuple[float, np.ndarray] | None = None) -> None:
-        """One summary row; ``ci`` chooses the interval unless patients force the cluster bootstrap."""
+            proportion: tuple[float, float] | None = None, auc_infl: tuple[float, np.ndarray] | None = None,
+            closed: tuple[float, float, float, str] | None = None) -> None:
+        """One summary row; ``ci`` chooses the interval unless patients force the cluster bootstrap
+        (``closed``: a precomputed ``(value, low, high, method)`` for independent cases)."""
         n_nan = 0
-        if ci == "wilson" and groups is None and proportion is not None:
+        if closed is not None and groups is None:
+            value, lo, hi, method = closed
+        elif ci == "wilson" and groups is None and proportion is not None:
             x, m = proportion
             value = x / m if m > 0 else np.nan
             lo, hi = wilson(x, m, alpha) if m > 0 else (np.nan, np.nan)
@@ -103,6 +165,10 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
         rows.append({"metric": metric, "label": label, "value": _num(value), "ci_low": _num(lo), "ci_high": _num(hi),
                      "ci_method": method, "n": n, "n_nan": n_nan, **desc})
 
+    def undefined(metric: str, reason: str, label: str = "all") -> None:
+        rows.append({"metric": metric, "label": label, "value": None, "ci_low": None, "ci_high": None,
+                     "ci_method": f"undefined: {reason}", "n": n, "n_nan": 1, **_describe(None)})
+
     # ---- AUC (DeLong) — undefined when a class is absent
     try:
         macro_auc, macro_psi, class_auc, class_psi = delong.influence_ovr(y, probs, task_type)
@@ -118,6 +184,20 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
                      **_describe(None)})
     add("ap", "all", lambda w: M.average_precision(y, probs, task_type, w))
 
+    # ---- AUC averages beyond the macro one (multi-class, ordinal, multi-label)
+    if task_type != "binary":
+        try:
+            add("auc_weighted", "all", lambda w: M.auc_weighted(y, probs, task_type, w), ci="delong",
+                auc_infl=delong.influence_weighted(y, probs, task_type))
+        except Exception:  # PredictionError: a class has no positive or no negative case
+            undefined("auc_weighted", "a class has no positive or no negative case")
+        add("auc_micro", "all", lambda w: M.auc_micro(y, probs, task_type, w))
+        if task_type != "multi-label":
+            try:
+                add("auc_ovo", "all", lambda w: M.auc_ovo(y, probs, w), ci="delong", auc_infl=delong.influence_ovo(y, probs))
+            except Exception:
+                undefined("auc_ovo", "a class has no case")
+
     # ---- threshold metrics
     if task_type == "multi-label":
         cms = [lambda w, j=j: M.confusion(y[:, j], pred[:, j], 2, w) for j in range(k)]
@@ -128,6 +208,8 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
         add("kappa", "all", lambda w: np.mean([M.kappa_cm(c(w)) for c in cms], axis=0))
         add("sensitivity", "all", lambda w: np.mean([M.recall_per_class(c(w))[:, 1] for c in cms], axis=0))
         add("specificity", "all", lambda w: np.mean([M.recall_per_class(c(w))[:, 0] for c in cms], axis=0))
+        add("ppv", "all", lambda w: _nanmean_rows(np.stack([M.precision_per_class(c(w))[:, 1] for c in cms], axis=1)))
+        add("npv", "all", lambda w: _nanmean_rows(np.stack([M.npv_per_class(c(w))[:, 1] for c in cms], axis=1)))
     else:
         cm = lambda w: M.confusion(y, pred, k, w)  # noqa: E731
         add("acc", "all", lambda w: M.accuracy_cm(cm(w)), ci="wilson", proportion=(float(correct_i.sum()), n))
@@ -140,6 +222,29 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
             add("kappa", "all", lambda w: M.kappa_cm(cm(w)))
             add("sensitivity", "all", lambda w: M.recall_per_class(cm(w))[:, 1], ci="wilson", proportion=(tp, npos))
             add("specificity", "all", lambda w: M.recall_per_class(cm(w))[:, 0], ci="wilson", proportion=(tn, nneg))
+            fp, fn = nneg - tn, npos - tp
+            add("ppv", "all", lambda w: M.precision_per_class(cm(w))[:, 1], ci="wilson", proportion=(tp, tp + fp))
+            add("npv", "all", lambda w: M.npv_per_class(cm(w))[:, 1], ci="wilson", proportion=(tn, tn + fn))
+            lr = likelihood_ratios(tp, fp, fn, tn, alpha)
+            for key, idx in (("lr_pos", 0), ("lr_neg", 1)):
+                method = "log_simel" + ("_haldane" if lr[f"{key}_corrected"] else "")
+                add(key, "all", lambda w, idx=idx: M.likelihood_ratios_cm(cm(w))[idx],
+                    closed=(lr[key], lr[f"{key}_low"], lr[f"{key}_high"], method))
+            # every ROC-derived statistic from one sort per resample block (memoised, see _Shared)
+            score = probs[:, 1]
+            roc = _Shared(lambda w: M.binary_roc_summary(y, score, w, sens_at_spec=sens_targets, spec_at_sens=spec_targets,
+                                                         pauc_fpr=pauc_fpr, dca_thresholds=dca_t), n)
+            add("youden_j", "all", roc.stat("youden_j"))
+            add("youden_threshold", "all", roc.stat("youden_threshold"))
+            op_points["youden"] = M.operating_point(y, score, "youden")
+            for prefix, targets in (("sens_at_spec", sens_targets), ("spec_at_sens", spec_targets)):
+                for target in targets:
+                    key = M.target_key(prefix, target)
+                    add(key, "all", roc.stat(key))
+                    op_points[key] = M.operating_point(y, score, prefix, target)
+            if pauc_fpr is not None:
+                add("pauc", "all", roc.stat("pauc"))
+                add("pauc_raw", "all", roc.stat("pauc_raw"))
         else:
             add("f1", "all", lambda w: np.nanmean(M.f1_per_class(cm(w)), axis=1))
             add("mcc", "all", lambda w: M.mcc_cm(cm(w)))
@@ -147,9 +252,17 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
             add("kappa", "all", lambda w: M.kappa_cm(cm(w), weights=kw))
             add("sensitivity", "all", lambda w: np.nanmean(M.recall_per_class(cm(w)), axis=1))
             add("specificity", "all", lambda w: np.nanmean(M.specificity_per_class(cm(w)), axis=1))
+            add("ppv", "all", lambda w: _nanmean_rows(M.precision_per_class(cm(w))))
+            add("npv", "all", lambda w: _nanmean_rows(M.npv_per_class(cm(w))))
+            for kk in sorted({int(v) for v in top_k}):
+                if 1 < kk < k:
+                    hit = M.top_k_correct(y, probs, kk)
+                    add(f"top{kk}_acc", "all", lambda w, hit=hit: (w @ hit) / w.sum(1), ci="wilson",
+                        proportion=(float(hit.sum()), n))
 
     # ---- calibration and proper scores
     add("ece", "all", lambda w: M.ece(y, probs, task_type, w))
+    add("mce", "all", lambda w: M.mce(y, probs, task_type, w))
     if task_type != "binary":
         add("classwise_ece", "all", lambda w: M.classwise_ece(y, probs, task_type, w).mean(1))
     add("brier", "all", lambda w: (w @ brier_i) / w.sum(1))
@@ -170,6 +283,14 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
             add("specificity", name, lambda w, c=cmj: M.recall_per_class(c(w))[:, 0], ci="wilson",
                 proportion=(float(((pj == 0) & (t == 0)).sum()), float((t == 0).sum())))
             add("f1", name, lambda w, c=cmj: M.f1_per_class(c(w))[:, 1])
+            add("ppv", name, lambda w, c=cmj: M.precision_per_class(c(w))[:, 1], ci="wilson",
+                proportion=(float(((pj == 1) & (t == 1)).sum()), float((pj == 1).sum())))
+            add("npv", name, lambda w, c=cmj: M.npv_per_class(c(w))[:, 1], ci="wilson",
+                proportion=(float(((pj == 0) & (t == 0)).sum()), float((pj == 0).sum())))
+
+    decision_curve = None
+    if roc is not None:  # binary
+        decision_curve = _decision_curve(roc, W, n, dca_t, alpha, "patient" if groups is not None else "case")
 
     summary = {
         "schema": SCHEMA,
@@ -191,16 +312,80 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
             "ece": f"{M.ECE_BINS} equal-width bins of the top-label confidence",
             "brier": "binary (p - y)^2; multi-class sum_k (p_k - y_k)^2; multi-label mean over labels",
             "ci": "AUC DeLong; single proportions Wilson; others BCa bootstrap over cases (patients when given)",
+            "ppv_npv": "TP/(TP+FP), TN/(TN+FN) at the decision threshold (one-vs-rest per class; 'all' = mean over "
+                       "classes/labels with a defined value); Wilson CI",
+            "mce": f"max over non-empty bins of |accuracy - confidence|, the {M.ECE_BINS} bins of ece",
         },
     }
+    if task_type == "binary":
+        summary["conventions"].update({
+            "likelihood_ratios": "LR+ = sens/(1-spec), LR- = (1-sens)/spec at the decision threshold; CI by the log "
+                                 "method (Simel et al. 1991), 0.5 added to each cell when a count it divides by is 0",
+            "youden": "J = max over thresholds of sens + spec - 1; positive when P(class 1) >= threshold; "
+                      "ties -> the highest threshold",
+            "operating_points": "sens_at_spec_<t>: highest sensitivity at a threshold with specificity >= t "
+                                "(spec_at_sens_<t> likewise), empirical ROC points, no interpolation",
+            "decision_curve": "net benefit = TP/n - FP/n * pt/(1-pt), treat when P(class 1) >= pt (Vickers & Elkin "
+                              "2006); treat-none = 0; percentile bootstrap bands, pointwise",
+        })
+        if pauc_fpr is not None:
+            summary["conventions"]["pauc"] = (f"partial AUC for FPR in [{pauc_fpr[0]:g}, {pauc_fpr[1]:g}] (trapezoids, "
+                                              "linear interpolation at the ends); pauc: McClish-standardised "
+                                              "(0.5 chance, 1 perfect; pROC partial.auc.correct), pauc_raw: the area")
+        summary["operating_points"] = op_points
+        summary["decision_curve"] = decision_curve
+    elif task_type in ("multi-class", "ordinal"):
+        summary["conventions"].update({
+            "auc_variants": "auc_weighted: one-vs-rest weighted by class prevalence (DeLong, prevalences fixed); "
+                            "auc_micro: one ROC over all (case, class) pairs (bootstrap); auc_ovo: Hand & Till 2001 M",
+            "top_k": "true class among the k most probable; ties broken towards the lower class index (as argmax)",
+        })
+    else:
+        summary["conventions"]["auc_variants"] = ("auc_weighted: labels weighted by their positives (DeLong, "
+                                                  "weights fixed); auc_micro: one ROC over all (case, label) pairs")
     return ClassificationResult(per_case, summary, {"probs": probs, "y": y, "pred": pred})
+
+
+def _nanmean_rows(x: np.ndarray) -> np.ndarray:
+    """Mean over columns ignoring NaN; NaN (no warning) for a row without any defined value."""
+    ok = np.isfinite(x)
+    cnt = ok.sum(1)
+    return np.where(cnt > 0, np.where(ok, x, 0.0).sum(1) / np.maximum(cnt, 1), np.nan)
+
+
+def _decision_curve(roc: _Shared, W, n: int, thresholds: np.ndarray, alpha: float, unit: str) -> dict[str, Any]:
+    """Net benefit of the model and of treat-all at each threshold with pointwise percentile
+    bootstrap bands (the resamples of every other metric; the ROC pass is shared through ``roc``)."""
+    point = roc(np.ones((1, n)))
+    chunks = W.chunks() if hasattr(W, "chunks") else (np.asarray(W)[i:i + 512] for i in range(0, len(W), 512))
+    blocks = [roc(block) for block in chunks]  # the blocks the bootstrap saw: memo hits, no new sort
+    bands = {}
+    for key in ("net_benefit", "net_benefit_all"):
+        boot = np.concatenate([b[key] for b in blocks])
+        boot = boot[np.isfinite(boot).all(axis=1)]
+        bands[key] = (np.quantile(boot, [alpha / 2, 1 - alpha / 2], axis=0) if len(boot)
+                      else np.full((2, len(thresholds)), np.nan))
+    rows = []
+    for i, t in enumerate(thresholds):
+        rows.append({"threshold": float(t),
+                     "net_benefit": _num(point["net_benefit"][0, i]),
+                     "ci_low": _num(bands["net_benefit"][0, i]), "ci_high": _num(bands["net_benefit"][1, i]),
+                     "treat_all": _num(point["net_benefit_all"][0, i]),
+                     "treat_all_ci_low": _num(bands["net_benefit_all"][0, i]),
+                     "treat_all_ci_high": _num(bands["net_benefit_all"][1, i]),
+                     "treat_none": 0.0})
+    return {"rule": "treat when P(class 1) >= threshold", "net_benefit": "TP/n - FP/n * threshold / (1 - threshold)",
+            "ci_method": "percentile_bootstrap_pointwise" + ("_patients" if unit == "patient" else ""),
+            "n_resamples": len(W), "rows": rows}
 
 
 def evaluate_files(pred_csv: str | Path, truth_csv: str | Path, out_dir: str | Path | None = None, *,
                    task_type: str | None = None, label_names: list[str] | None = None,
                    patients_csv: str | Path | None = None, allow_missing: bool = False, n_resamples: int = 2000,
-                   seed: int = 0, threshold: float | None = None) -> ClassificationResult:
-    """Score a prediction CSV against a truth CSV (formats in docs/evaluation.md)."""
+                   seed: int = 0, threshold: float | None = None, **options: Any) -> ClassificationResult:
+    """Score a prediction CSV against a truth CSV (formats in docs/evaluation.md); ``options``
+    (``sens_at_spec``, ``spec_at_sens``, ``pauc_fpr``, ``top_k``, ``dca_thresholds``) go to
+    :func:`evaluate_classification`."""
     from openmia.evaluation.io import align_classification
 
     data = align_classification(pred_csv, truth_csv, task_type=task_type, patients_csv=patients_csv,
@@ -208,7 +393,7 @@ def evaluate_files(pred_csv: str | Path, truth_csv: str | Path, out_dir: str | P
     res = evaluate_classification(
         data.probs, data.y, data.case_ids, task_type=data.task_type, label_names=label_names or data.label_names,
         patient_ids=data.patient_ids, n_resamples=n_resamples, seed=seed, threshold=threshold,
-        missing_cases=data.missing,
+        missing_cases=data.missing, **options,
     )
     if out_dir is not None:
         write_outputs(res, out_dir, provenance={"pred": str(pred_csv), "truth": str(truth_csv),

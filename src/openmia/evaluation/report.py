@@ -1,6 +1,6 @@
 """``report.html``: one self-contained page per evaluation — the summary table with CIs and the
-figures a reader wants (ROC and PR curves, reliability diagram, confusion matrix, per-case
-box/strip plots, FROC curve). Figures are PNGs embedded as base64, so the file can be mailed or
+figures a reader wants (ROC and PR curves, reliability diagram, confusion matrix, decision curve,
+per-case box/strip plots, FROC curve). Figures are PNGs embedded as base64, so the file can be mailed or
 attached to a paper's supplement as is.
 """
 
@@ -134,6 +134,32 @@ def _per_case_plots(per_case: list[tuple[str, str, str, float]], metrics: list[s
     return figs
 
 
+def _decision_curve(dc: dict[str, Any]) -> tuple[str, str]:
+    """Net benefit of the model (with its bootstrap band), treat-all and treat-none against the threshold."""
+    plt = _plt()
+    rows = dc["rows"]
+    t = np.array([r["threshold"] for r in rows], float)
+
+    def col(key: str) -> np.ndarray:
+        return np.array([np.nan if r.get(key) is None else r[key] for r in rows], float)
+
+    nb, lo, hi, nb_all = col("net_benefit"), col("ci_low"), col("ci_high"), col("treat_all")
+    fig, ax = plt.subplots(figsize=(4.8, 3.8))
+    ax.fill_between(t, lo, hi, color="tab:blue", alpha=0.2, linewidth=0, label="model, 95% bootstrap band")
+    ax.plot(t, nb, color="tab:blue", linewidth=1.4, label="model")
+    ax.plot(t, nb_all, color="tab:gray", linewidth=1.0, label="treat all")
+    ax.axhline(0.0, color="black", linewidth=0.8, linestyle="--", label="treat none")
+    prevalence = nb_all[0] if len(nb_all) and np.isfinite(nb_all[0]) else 0.0
+    top = np.nanmax(np.r_[hi, nb, prevalence, 0.01])
+    ax.set_ylim(-0.1 * max(top, 0.05), 1.1 * top)  # treat-all plunges to -inf near threshold 1: keep the model visible
+    ax.set_xlim(float(t.min()), float(t.max()))
+    ax.set_xlabel("threshold probability")
+    ax.set_ylabel("net benefit")
+    ax.set_title("decision curve (Vickers & Elkin 2006)", fontsize=9)
+    ax.legend(fontsize=7)
+    return "decision curve", _png(fig)
+
+
 def _froc(curve: dict[str, list]) -> tuple[str, str]:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.4, 3.6))
@@ -185,6 +211,8 @@ def write_report(summary: dict[str, Any], per_case: list[tuple[str, str, str, fl
             figs.append(_reliability(summary["reliability"]))
         if summary["task_type"] != "multi-label":
             figs.append(_confusion(np.asarray(extras["y"]), np.asarray(extras["pred"]), names))
+        if summary.get("decision_curve"):
+            figs.append(_decision_curve(summary["decision_curve"]))
     if task == "detection" and summary.get("froc_curve"):
         figs.append(_froc(summary["froc_curve"]))
     figs += _per_case_plots(per_case, PER_CASE_METRICS.get(task, []))

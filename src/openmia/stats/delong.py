@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 from scipy.stats import norm, rankdata
+from scipy.stats import t as student_t
 
 from openmia.errors import PredictionError
 
@@ -81,35 +82,138 @@ def delong_ci(y: np.ndarray, score: np.ndarray, alpha: float = 0.05) -> tuple[fl
     return a, lo, hi
 
 
-def paired_test_from_influence(auc_a: float, psi_a: np.ndarray, auc_b: float, psi_b: np.ndarray,
-                               alpha: float = 0.05) -> dict[str, float]:
-    """Two-sided z-test of AUC_a - AUC_b on the same cases, with its CI."""
-    diff = auc_a - auc_b
-    se = float(np.sqrt(np.sum((psi_a - psi_b) ** 2)))
-    zc = norm.ppf(1 - alpha / 2)
+ALTERNATIVES = ("two-sided", "greater", "less")
+
+
+def _check_alternative(alternative: str) -> None:
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, found {alternative!r}")
+
+
+def z_test(diff: float, se: float, alpha: float = 0.05, alternative: str = "two-sided",
+           df: float | None = None) -> dict[str, float]:
+    """z-test of a difference of AUCs with standard error ``se``, and the matching ``1 - alpha`` CI
+    (with ``df``: Student's t with ``df`` degrees of freedom instead of the normal distribution).
+
+    ``alternative``: ``two-sided`` (H1: diff != 0), ``greater`` (H1: diff > 0, p = P(Z >= z)) or
+    ``less`` (H1: diff < 0, p = P(Z <= z)), as pROC's ``roc.test``. One-sided tests get the one-sided
+    interval, closed at the end of the range of a difference of AUCs: ``greater`` ->
+    [diff - z_{1-alpha} se, 1], ``less`` -> [-1, diff + z_{1-alpha} se]. With se = 0 and diff = 0
+    the p-value is 1 (no evidence either way).
+    """
+    _check_alternative(alternative)
+    dist = norm if df is None or not np.isfinite(df) else student_t(df)
     if se == 0:
-        p = 1.0 if diff == 0 else 0.0
         z = 0.0 if diff == 0 else math.copysign(math.inf, diff)
+        if diff == 0:
+            p = 1.0
+        elif alternative == "two-sided":
+            p = 0.0
+        else:
+            p = 0.0 if (diff > 0) == (alternative == "greater") else 1.0
     else:
         z = diff / se
-        p = float(2 * norm.sf(abs(z)))
-    return {"auc_a": auc_a, "auc_b": auc_b, "diff": diff, "se": se, "z": z, "p_value": p,
-            "ci_low": diff - zc * se, "ci_high": diff + zc * se}
+        p = float(2 * dist.sf(abs(z))) if alternative == "two-sided" else \
+            float(dist.sf(z) if alternative == "greater" else dist.cdf(z))
+    if alternative == "two-sided":
+        zc = dist.ppf(1 - alpha / 2)
+        lo, hi = diff - zc * se, diff + zc * se
+    elif alternative == "greater":
+        lo, hi = diff - dist.ppf(1 - alpha) * se, 1.0
+    else:
+        lo, hi = -1.0, diff + dist.ppf(1 - alpha) * se
+    return {"diff": diff, "se": se, "z": z, "p_value": p, "ci_low": lo, "ci_high": hi}
 
 
-def delong_paired_test(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, alpha: float = 0.05) -> dict[str, float]:
+def paired_test_from_influence(auc_a: float, psi_a: np.ndarray, auc_b: float, psi_b: np.ndarray,
+                               alpha: float = 0.05, alternative: str = "two-sided") -> dict[str, float]:
+    """z-test of AUC_a - AUC_b on the same cases, with its CI (two-sided unless ``alternative``)."""
+    se = float(np.sqrt(np.sum((psi_a - psi_b) ** 2)))
+    t = z_test(auc_a - auc_b, se, alpha, alternative)
+    out = {"auc_a": auc_a, "auc_b": auc_b, **t}
+    if alternative != "two-sided":
+        out["alternative"] = alternative
+    return out
+
+
+def unpaired_test_from_influence(auc_a: float, psi_a: np.ndarray, auc_b: float, psi_b: np.ndarray,
+                                 alpha: float = 0.05, alternative: str = "two-sided") -> dict[str, float]:
+    """Test of AUC_a - AUC_b on two independent test sets, as pROC's ``roc.test(paired = FALSE,
+    method = "delong")``: D = diff / sqrt(V_a + V_b) (no covariance), referred to Student's t with
+    the Welch-Satterthwaite degrees of freedom df = (V_a + V_b)^2 / (V_a^2 / (N_a - 1) + V_b^2 / (N_b - 1)),
+    N = the number of cases of each set. ``z`` holds D; ``df`` is returned too."""
+    va, vb = float(np.sum(psi_a**2)), float(np.sum(psi_b**2))
+    se = math.sqrt(va + vb)
+    na, nb = len(psi_a), len(psi_b)
+    den = va**2 / max(na - 1, 1) + vb**2 / max(nb - 1, 1)
+    df = (va + vb) ** 2 / den if den > 0 else math.inf
+    return {"auc_a": auc_a, "auc_b": auc_b, **z_test(auc_a - auc_b, se, alpha, alternative, df=df), "df": df,
+            "alternative": alternative}
+
+
+def delong_paired_test(y: np.ndarray, score_a: np.ndarray, score_b: np.ndarray, alpha: float = 0.05,
+                       alternative: str = "two-sided") -> dict[str, float]:
     """DeLong's paired test of two binary classifiers' AUCs on the same cases (diff = a - b)."""
     aa, pa = influence(y, score_a)
     ab, pb = influence(y, score_b)
-    return paired_test_from_influence(aa, pa, ab, pb, alpha)
+    return paired_test_from_influence(aa, pa, ab, pb, alpha, alternative)
 
 
 def delong_paired_test_ovr(y: np.ndarray, probs_a: np.ndarray, probs_b: np.ndarray, task_type: str | None = None,
-                           alpha: float = 0.05) -> dict[str, float]:
+                           alpha: float = 0.05, alternative: str = "two-sided") -> dict[str, float]:
     """Paired DeLong test of macro (one-vs-rest) AUCs; binary when ``probs`` have 2 columns and ``y`` is 0/1."""
     probs_a, probs_b = np.asarray(probs_a, float), np.asarray(probs_b, float)
     if task_type is None:
         task_type = "binary" if probs_a.shape[1] == 2 else "multi-class"
     aa, pa, _, _ = influence_ovr(y, probs_a, task_type)
     ab, pb, _, _ = influence_ovr(y, probs_b, task_type)
-    return paired_test_from_influence(aa, pa, ab, pb, alpha)
+    return paired_test_from_influence(aa, pa, ab, pb, alpha, alternative)
+
+
+def delong_unpaired_test(y_a: np.ndarray, score_a: np.ndarray, y_b: np.ndarray, score_b: np.ndarray,
+                         alpha: float = 0.05, alternative: str = "two-sided") -> dict[str, float]:
+    """DeLong test of two binary AUCs from two independent test sets (different cases, e.g. two
+    hospitals): D = (AUC_a - AUC_b) / sqrt(Var_a + Var_b), each Var DeLong's, with pROC's t reference
+    distribution (see :func:`unpaired_test_from_influence`)."""
+    aa, pa = influence(y_a, score_a)
+    ab, pb = influence(y_b, score_b)
+    return unpaired_test_from_influence(aa, pa, ab, pb, alpha, alternative)
+
+
+def delong_unpaired_test_ovr(y_a: np.ndarray, probs_a: np.ndarray, y_b: np.ndarray, probs_b: np.ndarray,
+                             task_type: str | None = None, alpha: float = 0.05,
+                             alternative: str = "two-sided") -> dict[str, float]:
+    """Unpaired DeLong test of macro (one-vs-rest) AUCs on two independent test sets."""
+    probs_a, probs_b = np.asarray(probs_a, float), np.asarray(probs_b, float)
+    if task_type is None:
+        task_type = "binary" if probs_a.shape[1] == 2 else "multi-class"
+    aa, pa, _, _ = influence_ovr(np.asarray(y_a), probs_a, task_type)
+    ab, pb, _, _ = influence_ovr(np.asarray(y_b), probs_b, task_type)
+    return unpaired_test_from_influence(aa, pa, ab, pb, alpha, alternative)
+
+
+def influence_weighted(y: np.ndarray, probs: np.ndarray, task_type: str) -> tuple[float, np.ndarray]:
+    """Prevalence-weighted one-vs-rest AUC (scikit-learn ``average='weighted'``) and its influence
+    values: psi = sum_k pi_k psi_k with pi_k = n_k / sum n_k held fixed (DeLong conditions on the
+    class sizes, as for a single AUC)."""
+    _, _, aucs, psis = influence_ovr(y, probs, task_type)
+    counts = (y.sum(axis=0) if task_type == "multi-label" else np.bincount(y, minlength=probs.shape[1])).astype(float)
+    pi = counts / counts.sum()
+    return float(pi @ aucs), pi @ psis
+
+
+def influence_ovo(y: np.ndarray, probs: np.ndarray) -> tuple[float, np.ndarray]:
+    """Hand & Till (2001) one-vs-one AUC M and its influence values: the mean over class pairs of
+    (A(j|k) + A(k|j)) / 2, each pairwise AUC's DeLong influence living on the cases of its pair."""
+    y = np.asarray(y)
+    k = probs.shape[1]
+    psi = np.zeros(len(y))
+    aucs = []
+    for a in range(k):
+        for b in range(a + 1, k):
+            idx = np.flatnonzero((y == a) | (y == b))
+            a1, p1 = influence(y[idx] == a, probs[idx, a])
+            a2, p2 = influence(y[idx] == b, probs[idx, b])
+            aucs.append((a1 + a2) / 2)
+            psi[idx] += (p1 + p2) / 2
+    return float(np.mean(aucs)), psi / len(aucs)
