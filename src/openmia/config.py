@@ -411,6 +411,8 @@ def _coerce(path: str, value: Any, hint: Any) -> Any:
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, float) and value.is_integer():  # 5e3 (YAML reads exponents as floats)
+            return int(value)
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)

@@ -76,9 +76,10 @@ def test_scientific_notation_overrides_are_floats(raw, value):
 def test_underscored_int_and_float_exponent_for_int_keys():
     cfg = load_config(None, ["train.epochs=1_000", "data.eval_batch_size=2_048"])
     assert cfg.train.epochs == 1000 and cfg.data.eval_batch_size == 2048 and isinstance(cfg.train.epochs, int)
-    # an exponent makes a float: an int key refuses it (no silent truncation)
-    with pytest.raises(ConfigError, match=r"train.epochs: expected int, found float 1000.0"):
-        load_config(None, ["train.epochs=1e3"])
+    # an exponent makes a float: a whole one is taken for an int key, a fractional one refused (no truncation)
+    assert load_config(None, ["train.epochs=1e3"]).train.epochs == 1000
+    with pytest.raises(ConfigError, match=r"train.epochs: expected int, found float 1.5"):
+        load_config(None, ["train.epochs=1.5e0"])
 
 
 def test_scientific_notation_in_a_yaml_file(tmp_path):
@@ -321,3 +322,12 @@ def test_an_old_object_run_config_is_migrated(tmp_path):
                  "eval: {tta: false, max_detections: 500, nms_iou: 0.3, score_threshold: null}\n")
     o = load_run_config(p).options
     assert (o.crop, o.recompute_bn, o.max_detections, o.nms_iou, o.score_threshold) == (48, True, 500, 0.3, None)
+
+
+def test_whole_number_floats_are_accepted_for_integer_keys():
+    from openmia.config import load_config
+    from openmia.errors import ConfigError
+
+    assert load_config(None, ["eval.n_resamples=5e3", "train.epochs=2E1"]).eval.n_resamples == 5000
+    with pytest.raises(ConfigError, match="eval.n_resamples: expected int, found float 5.5"):
+        load_config(None, ["eval.n_resamples=5.5"])
