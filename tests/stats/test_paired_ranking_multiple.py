@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from openmia.errors import PredictionError
-from openmia.stats.multiple import friedman_nemenyi, plot_critical_difference
+from openmia.evaluation.cd_diagram import plot_critical_difference
+from openmia.stats.multiple import friedman_nemenyi
 from openmia.stats.paired import paired_permutation_test, wilcoxon_signed_rank
 from openmia.stats.ranking import (
     aggregate_then_rank,

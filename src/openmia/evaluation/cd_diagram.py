@@ -13,7 +13,7 @@ matplotlib (Agg canvas, no pyplot state) is imported when a diagram is drawn.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -104,3 +104,13 @@ def plot_cd_diagram(average_ranks: Sequence[float], names: Sequence[str], path: 
     if title:
         ax.set_title(title, fontsize=9)
     return save_figure(fig, Path(path))
+
+
+def plot_critical_difference(result: dict[str, Any], model_names: Sequence[str], path: str | Path) -> Path:
+    """CD diagram of a :func:`~openmia.stats.multiple.friedman_nemenyi` result."""
+    avg = np.asarray(result["average_ranks"], dtype=float)
+    sig = result.get("nemenyi_significant")
+    if sig is None:
+        sig = np.abs(avg[:, None] - avg[None, :]) >= result["critical_difference"]
+    return plot_cd_diagram(avg, model_names, path, critical_difference=result["critical_difference"], significant=sig,
+                           title=f"Friedman p = {result['p_value']:.3g}, N = {result['n_datasets']} data sets")

@@ -27,12 +27,24 @@ mean Dice). Conventions, stated once here and in docs/evaluation.md ("Rankings a
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from openmia.errors import ConfigError, PredictionError, UnknownNameError
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control), in the input order."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    order = np.argsort(p)
+    adj = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, (m - rank) * p[i])
+        adj[i] = min(1.0, running)
+    return adj
 
 CONTROL_METHODS = ("holm", "bonferroni-dunn")
 
@@ -175,7 +187,6 @@ def control_from_ranks(average_ranks, n_datasets: int, control: int, *, alpha: f
     """
     from scipy.stats import norm
 
-    from openmia.stats.tests import holm
 
     alpha = _check_alpha(alpha)
     r = np.asarray(average_ranks, dtype=float)
@@ -241,15 +252,3 @@ def friedman_nemenyi(scores, *, higher_is_better: bool = True, alpha: float = 0.
     return {**{k: v for k, v in fr.items() if k not in ("ranks",)}, "alpha": alpha, "q_alpha": nem["q_alpha"],
             "critical_difference": float(nem["critical_difference"]), "nemenyi_p_values": nem["p_values"],
             "nemenyi_significant": nem["significant"]}
-
-
-def plot_critical_difference(result: dict[str, Any], model_names: Sequence[str], path: str | Path) -> Path:
-    """CD diagram of a :func:`friedman_nemenyi` result (see :mod:`openmia.evaluation.cd_diagram`)."""
-    from openmia.evaluation.cd_diagram import plot_cd_diagram
-
-    avg = np.asarray(result["average_ranks"], dtype=float)
-    sig = result.get("nemenyi_significant")
-    if sig is None:
-        sig = np.abs(avg[:, None] - avg[None, :]) >= result["critical_difference"]
-    return plot_cd_diagram(avg, model_names, path, critical_difference=result["critical_difference"], significant=sig,
-                           title=f"Friedman p = {result['p_value']:.3g}, N = {result['n_datasets']} data sets")

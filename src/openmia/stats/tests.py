@@ -20,21 +20,8 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, flo
     return {"b": b, "c": c, "p_value": p}
 
 
-def holm(p_values) -> np.ndarray:
-    """Holm's step-down adjusted p-values (family-wise error control), in the input order."""
-    p = np.asarray(p_values, dtype=float)
-    m = len(p)
-    order = np.argsort(p)
-    adj = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, (m - rank) * p[i])
-        adj[i] = min(1.0, running)
-    return adj
-
-
 # The other paired and multi-model tests live in their own modules; re-exported here so that
 # ``openmia.stats.tests`` is the one place to find every test (DESIGN §1).
-from openmia.stats.multiple import friedman_nemenyi  # noqa: E402,F401
+from openmia.stats.multiple import friedman_nemenyi, holm  # noqa: E402,F401
 from openmia.stats.paired import paired_permutation_test, wilcoxon_signed_rank  # noqa: E402,F401
 from openmia.stats.multiple import compare_to_control, friedman_test, nemenyi_test  # noqa: E402,F401
