@@ -37,6 +37,7 @@ from scipy.optimize import brentq
 from openmia.cli.main import main
 from openmia.errors import ConfigError, OpenmiaError, PredictionError
 from openmia.stats import power as P
+from openmia.stats import power_pilot as PP  # the resampling internals
 
 S100B_AUC = 0.7313686  # pROC aSAH data set, roc(outcome, s100b)$auc
 
@@ -246,10 +247,10 @@ def test_vectorised_signed_rank_equals_scipy():
     d = np.round(rng.normal(0.1, 1, 30), 1)
     d[:4] = 0.0
     counts = rng.multinomial(40, np.full(30, 1 / 30), size=25)
-    got = P._SignedRankGroups(d).p_values(counts)
+    got = PP._SignedRankGroups(d).p_values(counts)
     ref = [stats.wilcoxon(np.repeat(d, c), zero_method="pratt", method="asymptotic", correction=False).pvalue for c in counts]
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-14)
-    got_t = P._paired_t_p(counts, d)
+    got_t = PP._paired_t_p(counts, d)
     ref_t = [stats.ttest_1samp(np.repeat(d, c), 0.0).pvalue for c in counts]
     np.testing.assert_allclose(got_t, ref_t, rtol=1e-9)
 
@@ -483,7 +484,7 @@ def test_pilot_power_against_monte_carlo_from_the_population():
 
     m = 4000
     pilot = np.round(stats.gamma.ppf((np.arange(m) + 0.5) / m, 2.0, scale=0.05) - 0.06, 2)
-    n = P._smallest_n(lambda k: P.simulate_power(pilot, k, resamples=4000, seed=1) >= 0.8, 30, 5, 5000)
+    n = PP._smallest_n(lambda k: P.simulate_power(pilot, k, resamples=4000, seed=1) >= 0.8, 30, 5, 5000)
     rng = np.random.default_rng(7)
     R = 2000
     reject = [wilcoxon_signed_rank(np.round(rng.gamma(2.0, 0.05, n) - 0.06, 2), np.zeros(n))["p_value"] < 0.05
