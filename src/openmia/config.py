@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import logging
@@ -57,10 +58,6 @@ def check_tta_scales(scales: Any, where: str = "segmentation.tta_scales") -> Non
                           f"found {list(scales)!r}")
 
 
-# kept for callers of the earlier names
-_one_of, _positive = one_of, positive
-
-
 def yaml_load(text: str) -> Any:
     """``yaml.safe_load`` with YAML 1.2 numbers: ``1e-4``, ``5E-4`` and ``1e4`` are floats (PyYAML's
     YAML 1.1 rule wants a dot in the mantissa and reads them as strings)."""
@@ -69,25 +66,19 @@ def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_numbers_loader())
 
 
+@functools.lru_cache(maxsize=None)
 def _numbers_loader():
     import yaml
 
-    global _LOADER
-    if _LOADER is None:
-        class Loader(yaml.SafeLoader):
-            pass
+    class Loader(yaml.SafeLoader):
+        pass
 
-        # copy the resolver table so SafeLoader itself is unchanged, then add the exponent form
-        Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-        Loader.add_implicit_resolver(
-            "tag:yaml.org,2002:float",
-            re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-            list("-+0123456789."))
-        _LOADER = Loader
-    return _LOADER
-
-
-_LOADER = None
+    # copy the resolver table so SafeLoader itself is unchanged, then add the exponent form
+    Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                 re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789."))
+    return Loader
 
 
 @dataclass(frozen=True)
@@ -318,9 +309,9 @@ def task_class(name: Any) -> Any:
 
 
 def task_names() -> list[str]:
-    from openmia.tasks.registry import TASKS
+    from openmia.tasks.registry import task_names as names
 
-    return TASKS.names()
+    return names()
 
 
 # keys of the earlier flat layout -> (their section, their key there); the section "<task>" means
