@@ -32,7 +32,8 @@ def test_same_test_metrics_as_before_the_redesign(name, tmp_path):
     res = train(cfg, run_dir=tmp_path / "run", progress=False)
     result = json.loads((res.run_dir / "result.json").read_text())
     got = {k: v["value"] for k, v in result["test"].items()}
-    assert got == before["test"]
+    # later evaluators may report more metrics (detection: ap75, ar, ap by size); the earlier ones are unchanged
+    assert {k: got.get(k) for k in before["test"]} == before["test"]
     assert result["best_epoch"] == before["best_epoch"]
     lines = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["train_loss"] for r in lines] == [r["train_loss"] for r in before["metrics"]]

@@ -9,10 +9,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("compare", help="compare models on the same cases: paired tests, Holm, rankings",
                        description="Compare several models' predictions on the same truth: a paired test for every pair "
                                    "and metric (DeLong for AUC, exact McNemar for ACC, Wilcoxon signed-rank for per-case "
-                                   "metrics) with a CI of the difference, Holm-corrected per metric; rankings with "
+                                   "metrics, paired bootstrap over images for detection AP/mAP) with a CI of the "
+                                   "difference, Holm-corrected per metric; rankings with "
                                    "bootstrap rank distributions and Kendall's tau. Writes comparisons.csv, ranking.csv, "
                                    "rank_stability.png and compare.json.")
-    p.add_argument("--task", required=True, choices=["classification", "segmentation", "counting", "inpainting"])
+    p.add_argument("--task", required=True, choices=["classification", "segmentation", "detection", "counting", "inpainting"])
     p.add_argument("--truth", required=True, help="truth CSV (classification) or folder of label maps (segmentation)")
     p.add_argument("--pred", required=True, action="append", metavar="NAME=PATH",
                    help="a model's predictions; repeat for every model (at least two)")
@@ -20,8 +21,9 @@ def add_parser(sub) -> None:
                                                  "needs --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier results in a non-empty --out folder")
     p.add_argument("--metrics", help="comma-separated metric ids (default: classification auc,acc,brier,nll; "
-                                     "segmentation dice,hd95,assd,nsd)")
-    p.add_argument("--labels", default="all", help="segmentation: labels to compare, e.g. all,1,2 (default all)")
+                                     "segmentation dice,hd95,assd,nsd; detection ap50,map,count_abs_error for boxes, "
+                                     "ap,froc,count_abs_error for points)")
+    p.add_argument("--labels", default="all", help="segmentation/detection: labels to compare, e.g. all,1,2 (default all)")
     p.add_argument("--scheme", default="aggregate-then-rank",
                    choices=["aggregate-then-rank", "rank-then-aggregate", "test-then-rank"])
     p.add_argument("--task-type", choices=["binary", "multi-class", "ordinal", "multi-label"])
@@ -33,6 +35,14 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-range", type=float, help="inpainting: intensity range (required)")
     p.add_argument("--masks", help="inpainting: mask folder")
+    det = p.add_argument_group("detection (as openmia evaluate)")
+    det.add_argument("--iou-threshold", type=float, default=0.5, help="IoU for a match (boxes; default 0.5)")
+    det.add_argument("--distance", type=float, default=5.0, help="match distance for points, in mm with --spacing (default 5)")
+    det.add_argument("--score-threshold", type=float, default=0.5, help="score threshold of the per-image counts (default 0.5)")
+    det.add_argument("--max-dets", type=int, help="predictions kept per image and class (default 100 for boxes, no cap for "
+                     "points; 0 = no cap)")
+    det.add_argument("--format", choices=["auto", "csv", "coco"], default="auto", help="CSV or COCO JSON (auto: by suffix)")
+    det.add_argument("--froc-interpolation", choices=["step", "linear"], default="step", help="FROC rule (default step)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         kwargs = {"spacing": _floats(args.spacing, "--spacing"), "tolerance": parse_tolerance(args.nsd_tolerance)}
     elif args.task == "inpainting":
         kwargs = {"data_range": args.data_range, "mask_dir": args.masks}
+    elif args.task == "detection":
+        kwargs = {"iou_threshold": args.iou_threshold, "distance": args.distance, "score_threshold": args.score_threshold,
+                  "max_dets": args.max_dets, "format": args.format, "spacing": _floats(args.spacing, "--spacing"),
+                  "froc_interpolation": args.froc_interpolation}
     res = compare_files(args.task, args.truth, preds, args.out,
                         metrics=None if args.metrics is None else [m.strip() for m in args.metrics.split(",")],
                         labels=[s.strip() for s in args.labels.split(",")], scheme=args.scheme, task_type=args.task_type,

@@ -9,13 +9,15 @@ TASKS = ("classification", "segmentation", "detection", "counting", "clustering"
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="score prediction files from any tool against truth",
-                       description="Score predictions with the evaluation standard: per-case table + summary with 95%% CIs. "
+                       description="Score predictions with the evaluation standard: per-case table + summary with 95% CIs. "
                                    "Formats: docs/evaluation.md.")
     p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--pred", required=True, help="classification: CSV case_id,<class probabilities> (binary: case_id,score); "
-                   "segmentation: folder of <case_id>.nii.gz|.nii|.png|.npy label maps")
+                   "segmentation: folder of <case_id>.nii.gz|.nii|.mha|.nrrd|.tif|.png|.npy label maps (or --pred-pattern); "
+                   "detection: CSV case_id,label,score,x1,y1,x2,y2 (or x,y[,z]) or a COCO results .json")
     p.add_argument("--truth", required=True, help="classification: CSV case_id,label[,patient_id] (multi-label: one 0/1 column "
-                   "per label); segmentation: folder of label maps with the same case ids")
+                   "per label); segmentation: folder of label maps with the same case ids; detection: CSV "
+                   "case_id,label,x1,y1,x2,y2 (or x,y[,z]) or a COCO annotations .json")
     p.add_argument("--out", required=True, help="output folder for per_case.csv, summary.json and report.html "
                    "(must not hold the inputs; an existing non-empty folder needs --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier results in a non-empty --out folder")
@@ -26,18 +28,37 @@ def add_parser(sub) -> None:
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--threshold", type=float, help="decision threshold for binary/multi-label (default 0.5)")
+    cls = p.add_argument_group("classification")
+    cls.add_argument("--sens-at-spec", help="binary: also the sensitivity at specificity >= each value, e.g. 0.9 or 0.9,0.95")
+    cls.add_argument("--spec-at-sens", help="binary: also the specificity at sensitivity >= each value, e.g. 0.9")
+    cls.add_argument("--pauc-fpr", help="binary: also the partial AUC over this FPR range, e.g. 0,0.2 (McClish-standardised)")
+    cls.add_argument("--top-k", default="2,3",
+                     help="multi-class: k of the top-k accuracies, those below the class count (default 2,3)")
     seg = p.add_argument_group("segmentation")
-    seg.add_argument("--spacing", help="voxel size in mm per axis, e.g. 1.5,0.8,0.8 (default: from the NIfTI header)")
+    seg.add_argument("--spacing", help="voxel size in mm per axis, e.g. 1.5,0.8,0.8 (default: from the NIfTI/MHA/NRRD header)")
     seg.add_argument("--nsd-tolerance", default="1.0", help="NSD tolerance in mm: 1.5, or per label 1=1.5,2=2.0 (default 1.0)")
     seg.add_argument("--labels", help="foreground labels to score, e.g. 1,2,3 (default: every label in the truth)")
     seg.add_argument("--label-names", help="names used in the outputs, e.g. 1=liver,2=tumour (default: the label values)")
     seg.add_argument("--percentile", type=float, default=95.0, help="percentile of the robust Hausdorff distance (default 95)")
     seg.add_argument("--lesions", action="store_true", help="also lesion-wise metrics on connected components")
     seg.add_argument("--workers", type=int, help="threads scoring cases in parallel (default: CPU count)")
+    seg.add_argument("--pred-pattern", help="file layout under --pred: {case} = the case id, * = any characters in a name, "
+                     "e.g. '{case}/{case}_seg.nii.gz' (MONAI SaveImage) (default: <case_id>.<suffix>)")
+    seg.add_argument("--truth-pattern", help="file layout under --truth, e.g. 'labelsTr/{case}.nii.gz' (default: <case_id>.<suffix>)")
+    seg.add_argument("--resample-pred", action="store_true", help="resample a prediction on another voxel grid than its truth "
+                     "(shift, rotation, spacing, extent) onto the truth grid, nearest neighbour (default: an error; "
+                     "a flipped or permuted axis order is always reoriented)")
     det = p.add_argument_group("detection")
     det.add_argument("--iou-threshold", type=float, default=0.5, help="IoU for a match (boxes; default 0.5)")
     det.add_argument("--distance", type=float, default=5.0, help="match distance for points, in mm with --spacing (default 5)")
     det.add_argument("--score-threshold", type=float, default=0.5, help="operating threshold for F1/precision/recall (default 0.5)")
+    det.add_argument("--max-dets", type=int, help="predictions kept per image and class, highest scores first "
+                     "(COCOeval's maxDets; default 100 for boxes, no cap for points; 0 = no cap)")
+    det.add_argument("--froc-interpolation", choices=["step", "linear"], default="step",
+                     help="FROC sensitivity between operating points: step (default; reached by a real threshold) or "
+                          "linear (np.interp, as the LUNA16/CAMELYON16 scripts)")
+    det.add_argument("--format", choices=["auto", "csv", "coco"], default="auto", help="detection files: CSV or COCO JSON "
+                     "(truth: annotations file, pred: results list); auto = COCO for a .json suffix (default auto)")
     other = p.add_argument_group("clustering / inpainting")
     other.add_argument("--embeddings", help="clustering: CSV case_id,<features> for the silhouette")
     other.add_argument("--data-range", type=float, help="inpainting: intensity range (required, e.g. 1.0 or 255)")
@@ -86,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         res = api.evaluate("segmentation", args.pred, args.truth, args.out, **common,
                            spacing=_floats(args.spacing, "--spacing"), tolerance=parse_tolerance(args.nsd_tolerance),
                            labels=None if labels is None else [int(v) for v in labels], percentile=args.percentile,
-                           lesions=args.lesions, workers=args.workers, label_names=_label_names(args.label_names))
+                           lesions=args.lesions, workers=args.workers, label_names=_label_names(args.label_names),
+                           pred_pattern=args.pred_pattern, truth_pattern=args.truth_pattern, resample_pred=args.resample_pred)
         s = res.summary
         print(f"{s['n_cases']} cases, labels {', '.join(map(str, s['label_values']))}"
               + (f", {s['n_patients']} patients (bootstrap over patients)" if s.get("n_patients") else ""))
@@ -98,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             raise PredictionError(f"--patients is not supported for --task {args.task} in this version")
         common.pop("patients_csv")
         extra = {"detection": dict(iou_threshold=args.iou_threshold, distance=args.distance, score_threshold=args.score_threshold,
+                                   max_dets=args.max_dets, froc_interpolation=args.froc_interpolation, format=args.format,
                                    spacing=_floats(args.spacing, "--spacing")),
                  "counting": {}, "clustering": dict(embeddings_csv=args.embeddings),
                  "inpainting": dict(data_range=args.data_range, mask_dir=args.masks)}[args.task]
@@ -106,8 +129,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{s['n_cases']} cases ({args.task})")
         table = "\n\n".join(f"label {lab}\n" + res.table(label=lab) for lab in s["labels"]) if len(s["labels"]) > 1 else res.table()
     else:
+        pauc = _floats(args.pauc_fpr, "--pauc-fpr")
+        if pauc is not None and len(pauc) != 2:
+            from openmia.errors import PredictionError
+
+            raise PredictionError(f"--pauc-fpr: expected two numbers low,high, found {args.pauc_fpr!r}")
         res = api.evaluate(args.task, args.pred, args.truth, args.out, task_type=args.task_type, threshold=args.threshold,
-                           **common)
+                           sens_at_spec=_floats(args.sens_at_spec, "--sens-at-spec"),
+                           spec_at_sens=_floats(args.spec_at_sens, "--spec-at-sens"), pauc_fpr=pauc,
+                           top_k=[int(v) for v in _floats(args.top_k, "--top-k")], **common)
         s = res.summary
         print(f"{s['n_cases']} cases, task type {s['task_type']}"
               + (f", {s['n_patients']} patients (bootstrap over patients)" if s.get("n_patients") else ""))
@@ -117,4 +147,10 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     out = Path(args.out)
     print(f"wrote {out / 'per_case.csv'}, {out / 'summary.json'} and {out / 'report.html'}")
+    if args.task == "detection":
+        if s.get("n_predictions_over_max_dets"):
+            print(f"NOTE: {s['n_predictions_over_max_dets']} prediction(s) beyond --max-dets {s['max_dets']} per image and "
+                  "class were not scored")
+        if s.get("coco_files"):
+            print("and " + ", ".join(str(out / f) for f in s["coco_files"]) + " (COCO format, for pycocotools)")
     return 0

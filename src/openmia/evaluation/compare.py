@@ -7,6 +7,7 @@ Every pair of models is compared on every metric with the test that fits the met
 | AUC (classification) | paired DeLong | DeLong |
 | ACC (classification) | exact McNemar | paired BCa bootstrap |
 | per-case metrics (Brier, NLL, Dice, HD95, NSD, ...) | Wilcoxon signed-rank | paired BCa bootstrap of the mean difference |
+| detection AP, mAP, AR, FROC, F1 (not per-case means) | paired bootstrap over images | paired BCa bootstrap (same resamples) |
 
 Holm's correction is applied within each family = one metric and label across all model pairs
 (so adding a metric does not change another metric's p-values). For per-case metrics a pair is
@@ -34,6 +35,9 @@ HIGHER_IS_BETTER = {
     "hd": False, "hd95": False, "assd": False, "masd": False, "correct": True,
     "count_abs_error": False, "count_sq_error": False, "count_rel_error": False,
     "psnr": True, "ssim": True, "mae": False, "psnr_mask": True, "ssim_mask": True, "mae_mask": False,
+    # detection (aggregate over images: paired bootstrap, openmia.evaluation.detection_compare)
+    "ap50": True, "ap75": True, "map": True, "ar": True, "ap_small": True, "ap_medium": True, "ap_large": True,
+    "froc": True,
 }
 DEFAULT_METRICS = {"classification": ("auc", "acc", "brier", "nll"), "segmentation": ("dice", "hd95", "assd", "nsd"),
                    "counting": ("count_abs_error", "count_sq_error"), "inpainting": ("psnr", "ssim", "mae")}
@@ -81,11 +85,15 @@ def pairwise_comparisons(models: Sequence[ModelPredictions], *, metrics: Sequenc
                 t = delong.delong_paired_test_ovr(y, ma.probs, mb.probs, task_type, alpha)
                 row.update(estimate_a=t["auc_a"], estimate_b=t["auc_b"], diff=t["diff"], ci_low=t["ci_low"],
                            ci_high=t["ci_high"], test="paired_delong", p_value=t["p_value"])
+            elif (metric, label) in ma.extras.get("stats", {}):  # detection AP-type: paired bootstrap over images
+                from openmia.evaluation.detection_compare import compare_row
+
+                row.update(compare_row(ma, mb, (metric, label), n_resamples=n_resamples, seed=seed, alpha=alpha, groups=groups))
             else:
                 key = ("correct", label) if metric == "acc" else (metric, label)
                 if key not in ma.per_case or key not in mb.per_case:
                     raise PredictionError(f"metric {metric!r} (label {label}) has no per-case values to compare; "
-                                          f"available: {sorted({k[0] for k in ma.per_case})}")
+                                          f"available: {sorted({k[0] for k in (*ma.per_case, *ma.extras.get('stats', {}))})}")
                 a, b = ma.per_case[key], mb.per_case[key]
                 both = np.isfinite(a) & np.isfinite(b)
                 a_, b_ = np.where(both, a, np.nan), np.where(both, b, np.nan)
@@ -196,10 +204,14 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
         models, ctx = _classification_models(truth, preds, task_type=task_type, patients_csv=patients_csv)
     elif task in ("segmentation", "counting", "inpainting"):
         models, ctx = _per_case_models(task, truth, preds, patients_csv=patients_csv, **task_kwargs)
+    elif task == "detection":
+        from openmia.evaluation.detection_compare import detection_models
+
+        models, ctx = detection_models(truth, preds, patients_csv=patients_csv, **task_kwargs)
     else:
-        raise PredictionError(f"compare --task {task}: available for classification, segmentation, counting and inpainting "
-                              "(detection AP is not a per-case metric; compare detectors with `evaluate` CIs for now)")
-    metrics = list(metrics or DEFAULT_METRICS[task])
+        raise PredictionError(f"compare --task {task}: available for classification, segmentation, detection, counting "
+                              "and inpainting")
+    metrics = list(metrics or ctx.get("default_metrics") or DEFAULT_METRICS[task])
     unknown = [m for m in metrics if m not in HIGHER_IS_BETTER]
     if unknown:
         raise PredictionError(f"unknown metric(s) {unknown} for compare; choose from {sorted(HIGHER_IS_BETTER)}")
@@ -226,6 +238,12 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
             stab = rank_stability(values, used, higher_is_better=True, n_resamples=rank_resamples, seed=seed,
                                   groups=ctx["groups"], ranker=ranker)
             scores = np.array([float(M.auc(y, p, tt)[0]) for p in probs])
+        elif (metric, label) in models[0].extras.get("stats", {}):  # detection AP-type: rank on image resamples
+            from openmia.evaluation.detection_compare import rank_aggregate
+
+            used = "aggregate-then-rank"
+            stab, scores = rank_aggregate(models, (metric, label), higher_is_better=hib, n_resamples=rank_resamples,
+                                          seed=seed, groups=ctx["groups"])
         else:
             key = ("correct", label) if metric == "acc" else (metric, label)
             values = np.column_stack([m.per_case[key] for m in models])

@@ -1,16 +1,14 @@
-"""Evaluators for detection, counting, clustering and inpainting files (DESIGN §4.1).
+"""Evaluators for counting, clustering and inpainting files (DESIGN §4.1); detection is in
+:mod:`openmia.evaluation.detection` (its names are still importable from here).
 
 Formats:
-  detection   truth ``case_id,label,x1,y1,x2,y2[,z1,z2]`` (boxes) or ``case_id,label,x,y[,z]``
-              (points); a row with only ``case_id`` (other fields empty) lists an image without
-              objects. Predictions add a ``score`` column. Every image must be in the truth.
   counting    ``case_id,count[,label]`` for both sides.
   clustering  predictions ``case_id,cluster``, truth ``case_id,label``; optional embeddings
               ``case_id,<feature columns>`` for the silhouette.
   inpainting  folders of images ``<case_id>.npy|.png|.nii.gz`` and optional mask folder; the
               intensity ``data_range`` is required.
 
-CIs: detection — BCa bootstrap over images (vectorised through image weights); counting and
+CIs: counting and
 inpainting — BCa bootstrap of the per-case means; clustering — BCa bootstrap over cases
 (recomputing the partition scores per resample).
 """
@@ -18,7 +16,7 @@ inpainting — BCa bootstrap of the per-case means; clustering — BCa bootstrap
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,116 +51,17 @@ def _float_cell(t, line: int, col: str, value: str) -> float:
 
 
 # ----------------------------------------------------------------------------- detection
+# The detection evaluator lives in openmia.evaluation.detection; its names stay importable from here.
 
-BOX_COLS = (("x1", "y1", "x2", "y2"), ("x1", "y1", "x2", "y2", "z1", "z2"))
-POINT_COLS = (("x", "y"), ("x", "y", "z"))
-
-
-def _read_detections(path, *, with_score: bool, images: list[str] | None):
-    from openmia.metrics.detection import Detections, check_boxes
-
-    need = ("case_id", "label", "score") if with_score else ("case_id", "label")
-    t = read_csv(path, need)
-    h = t.header
-    coords = next((c for c in (*BOX_COLS[::-1], *POINT_COLS[::-1]) if all(x in h for x in c)), None)
-    if coords is None:
-        raise PredictionError(f"{t.path}: expected coordinate columns x1,y1,x2,y2[,z1,z2] (boxes) or x,y[,z] (points), found {h}")
-    kind = "box" if coords[0] == "x1" else "point"
-    ci, li = h.index("case_id"), h.index("label")
-    cols = [h.index(c) for c in coords]
-    img_ids = list(images) if images is not None else []
-    index = {c: i for i, c in enumerate(img_ids)}
-    rows_img, rows_lab, rows_xy, rows_sc, rows_case = [], [], [], [], []
-    for line, r in enumerate(t.rows, start=2):
-        cid = r[ci]
-        if not cid:
-            raise PredictionError(f"{t.path}, line {line}: empty case_id")
-        if cid not in index:
-            if images is not None:
-                raise PredictionError(f"{t.path}, line {line}: case {cid!r} is not in the truth file (every image must be listed there)")
-            index[cid] = len(img_ids)
-            img_ids.append(cid)
-        if all(not r[c] for c in cols) and not r[li]:
-            continue  # an image without objects
-        rows_case.append(cid)
-        rows_img.append(index[cid])
-        rows_lab.append(r[li])
-        rows_xy.append([_float_cell(t, line, c, r[j]) for c, j in zip(coords, cols)])
-        if with_score:
-            rows_sc.append(_float_cell(t, line, "score", r[h.index("score")]))
-    xy = np.asarray(rows_xy, float).reshape(-1, len(coords))
-    if kind == "box" and len(xy):
-        check_boxes(xy, rows_case, "prediction" if with_score else "truth")
-    det = Detections(np.asarray(rows_img, int), np.asarray(rows_lab, dtype=object).astype(str), xy,
-                     np.asarray(rows_sc, float) if with_score else None)
-    return det, img_ids, kind, coords, t.sha256
+_MOVED = ("evaluate_detection_files", "_read_detections", "BOX_COLS", "POINT_COLS")
 
 
-def evaluate_detection_files(pred_csv, truth_csv, out_dir=None, *, iou_threshold: float = 0.5, distance: float = 5.0,
-                             spacing: Sequence[float] | None = None, score_threshold: float = 0.5, n_resamples: int = 2000,
-                             seed: int = 0, alpha: float = 0.05, **_: Any) -> TaskResult:
-    """Score detection CSVs (boxes or points) with BCa bootstrap CIs over images."""
-    from openmia.metrics import detection as D
-    from openmia.stats.bootstrap import bootstrap_ci
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from openmia.evaluation import detection
 
-    truth, images, kind, coords, t_sha = _read_detections(truth_csv, with_score=False, images=None)
-    pred, _, pkind, pcoords, p_sha = _read_detections(pred_csv, with_score=True, images=images)
-    if pcoords != coords:
-        raise PredictionError(f"{pred_csv}: coordinate columns {list(pcoords)} differ from the truth's {list(coords)}")
-    n = len(images)
-    if kind == "box":
-        main, many = float(iou_threshold), tuple(float(t) for t in D.IOU_THRESHOLDS)
-        m = D.match_detections(pred, truth, n, kind="box", thresholds=sorted({*many, main}))
-    else:
-        main, many = float(distance), (float(distance),)
-        m = D.match_detections(pred, truth, n, kind="point", thresholds=(main,), spacing=spacing)
-    stats = {
-        ("ap50" if kind == "box" else "ap", "all"): lambda w: D.mean_ap(m, thresholds=(main,), w=w),
-        ("froc", "all"): lambda w: D.froc(m, threshold=main, w=w)["score"],
-        ("f1", "all"): lambda w: D.f1_at(m, threshold=main, score_threshold=score_threshold, w=w)["f1"],
-        ("precision", "all"): lambda w: D.f1_at(m, threshold=main, score_threshold=score_threshold, w=w)["precision"],
-        ("recall", "all"): lambda w: D.f1_at(m, threshold=main, score_threshold=score_threshold, w=w)["recall"],
-    }
-    if kind == "box":
-        stats[("map", "all")] = lambda w: D.mean_ap(m, thresholds=many, w=w)
-    for j, f in enumerate(D.FROC_FPS):
-        stats[(f"sens_at_{f:g}fp", "all")] = lambda w, j=j: D.froc(m, threshold=main, w=w)["sensitivity"][:, j]
-    for lab in m.labels:
-        if np.any(m.truth_label == lab):
-            stats[("ap50" if kind == "box" else "ap", str(lab))] = lambda w, lab=lab: D.average_precision(m, threshold=main, label=lab, w=w)
-    from openmia.stats.bootstrap import resample_weights
-
-    W = resample_weights(n, n_resamples, seed)
-    rows = []
-    for (metric, label), stat in stats.items():
-        r = bootstrap_ci(stat, n, weights=W, seed=seed, alpha=alpha)
-        rows.append(_row(metric, label, r.value, r.ci_low, r.ci_high, "bca_bootstrap_images", n, r.n_dropped))
-    keep = m.score >= score_threshold
-    per_case = []
-    tp = m.tp[main]
-    for i, cid in enumerate(images):
-        nt = int(np.sum(m.truth_image == i))
-        sel = keep & (m.pred_image == i)
-        ntp = int(np.sum(tp[sel]))
-        per_case += [(cid, "all", "n_truth", nt), (cid, "all", "n_pred", int(np.sum(sel))), (cid, "all", "tp", ntp),
-                     (cid, "all", "fp", int(np.sum(sel)) - ntp), (cid, "all", "fn", nt - ntp)]
-    curve = D.froc(m, threshold=main)
-    summary = {
-        "schema": SCHEMA, "task": "detection", "kind": kind, "n_cases": n, "n_truth_objects": int(len(m.truth_image)),
-        "n_predictions": int(len(m.score)), "labels": ["all"] + [str(x) for x in m.labels if np.any(m.truth_label == x)],
-        "metrics": rows, "iou_threshold": main if kind == "box" else None, "distance": main if kind == "point" else None,
-        "score_threshold": score_threshold, "froc_curve": {"fppi": curve["curve_fppi"], "sensitivity": curve["curve_sensitivity"]},
-        "bootstrap": {"method": "bca", "n_resamples": n_resamples, "seed": seed, "unit": "image", "alpha": alpha},
-        "missing_cases": [],
-        "conventions": {"matching": "greedy by score per image and class, highest IoU (nearest point) first",
-                        "ap": "COCO 101-point interpolated; mean over classes with truth objects",
-                        "map": "mean AP over IoU 0.50:0.05:0.95", "froc": "class-agnostic; mean sensitivity at 1/8..8 FP per image",
-                        "f1": f"predictions with score >= {score_threshold}"},
-    }
-    res = TaskResult(per_case, summary, {"match": m})
-    if out_dir is not None:
-        write_outputs(res, out_dir, {"pred": str(pred_csv), "truth": str(truth_csv), "pred_sha256": p_sha, "truth_sha256": t_sha})
-    return res
+        return getattr(detection, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----------------------------------------------------------------------------- counting

@@ -24,7 +24,7 @@ def _lazy(module: str, name: str) -> Callable[..., Any]:
 for _task, _module, _name in (
     ("classification", "openmia.evaluation.classification", "evaluate_files"),
     ("segmentation", "openmia.evaluation.segmentation", "evaluate_folders"),
-    ("detection", "openmia.evaluation.other_tasks", "evaluate_detection_files"),
+    ("detection", "openmia.evaluation.detection", "evaluate_detection_files"),
     ("counting", "openmia.evaluation.other_tasks", "evaluate_counting_files"),
     ("clustering", "openmia.evaluation.other_tasks", "evaluate_clustering_files"),
     ("inpainting", "openmia.evaluation.other_tasks", "evaluate_inpainting_folders"),

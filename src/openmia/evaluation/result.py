@@ -44,8 +44,10 @@ class EvaluationResult:
 
 
 def write_outputs(result: EvaluationResult, out_dir: str | Path, provenance: dict[str, Any] | None = None,
-                  report: bool = True) -> dict[str, Path]:
-    """Write ``per_case.csv``, ``summary.json`` and (``report``) ``report.html`` into ``out_dir``.
+                  report: bool = True, extra_json: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``per_case.csv``, ``summary.json`` and (``report``) ``report.html`` into ``out_dir``,
+    plus ``extra_json`` (file name -> JSON-able object, written compactly; e.g. the detection
+    evaluator's COCO files) in the same set.
 
     The files are written into a hidden temporary folder that replaces ``out_dir`` in one step
     (:func:`openmia.fileio.atomic_dir`): a reader — or a run killed midway — never leaves a
@@ -66,4 +68,9 @@ def write_outputs(result: EvaluationResult, out_dir: str | Path, provenance: dic
             from openmia.evaluation import report as report_mod
 
             report_mod.write_report(summary, result.per_case, tmp / names["report"], result.extras)
+        for name, obj in (extra_json or {}).items():
+            import json
+
+            (tmp / name).write_text(json.dumps(obj, separators=(",", ":"), default=fileio._json_default) + "\n")
+            names[name] = name
     return {k: out / v for k, v in names.items() if report or k != "report"}

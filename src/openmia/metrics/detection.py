@@ -31,9 +31,11 @@ Conventions (named, fixed, tested in tests/metrics/test_detection.py)
   with the highest IoU >= the threshold (the nearest point within ``distance``); between equally
   good truths the last in row order (as COCOeval). A prediction that finds none is a false
   positive - duplicates of an already found object included. Unlike COCOeval there is no cap of
-  100 detections per image, no area ranges and no crowd/ignore regions.
+  100 detections per image, no area ranges and no crowd/ignore regions here; ``detection_coco``
+  adds them (the file evaluator uses it).
 - AP is COCO's 101-point interpolated AP: predictions of a class pooled over images in decreasing
-  score (ties in input row order, so as in COCOeval the order of tied predictions can change AP);
+  score, ties in image order and then in row order within the image (COCOeval's ``accumulate``; so
+  the order of the rows across images never changes AP, the order of tied rows of one image can);
   precision P_i = TP_i / i after the i-th, made monotone from the right; sampled at recall
   r = 0, 0.01, ..., 1 at the first prediction whose recall is >= r (0 if recall never reaches r);
   AP = the mean of the 101 samples. A class with truth but no predictions has AP 0; a class with
@@ -410,7 +412,7 @@ def average_precision(m: MatchResult, *, threshold: float, label: Any = None, w:
     sel_p = np.ones(len(m.score), bool) if label is None else (m.pred_label == label)
     sel_t = np.ones(len(m.truth_image), bool) if label is None else (m.truth_label == label)
     n_gt = W[:, m.truth_image[sel_t]].sum(1)  # (B,)
-    order = np.argsort(-m.score[sel_p], kind="mergesort")
+    order = np.lexsort((m.pred_image[sel_p], -m.score[sel_p]))  # ties: image order, then row order (stable)
     tp = _tp(m, threshold)[sel_p][order]
     pw = W[:, m.pred_image[sel_p][order]]  # (B, P) weight of each prediction
     B, P = pw.shape
