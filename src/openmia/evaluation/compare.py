@@ -18,7 +18,6 @@ the means over those cases and ``diff = estimate_a - estimate_b``.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -43,15 +42,7 @@ DEFAULT_METRICS = {"classification": ("auc", "acc", "brier", "nll"), "segmentati
                    "counting": ("count_abs_error", "count_sq_error"), "inpainting": ("psnr", "ssim", "mae")}
 
 
-@dataclass
-class ModelPredictions:
-    """One model's scores on the shared cases: per-case values ``{(metric, label): (N,)}`` and,
-    for classification, the probabilities (AUC needs them)."""
-
-    name: str
-    per_case: dict[tuple[str, str], np.ndarray]
-    probs: np.ndarray | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+from openmia.evaluation.model_predictions import ModelPredictions  # noqa: E402,F401
 
 
 def _bootstrap_diff(a: np.ndarray, b: np.ndarray, *, n_resamples: int, seed: int, groups) -> tuple[float, float]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from openmia.errors import PredictionError
 from openmia.evaluation.io import read_csv
-from openmia.evaluation.other_tasks import SCHEMA, TaskResult, _float_cell, _row
+from openmia.evaluation.task_result import SCHEMA, TaskResult, _float_cell, _row
 from openmia.evaluation.result import write_outputs
 
 BOX_COLS = (("x1", "y1", "x2", "y2"), ("x1", "y1", "x2", "y2", "z1", "z2"))

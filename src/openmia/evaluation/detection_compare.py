@@ -61,7 +61,7 @@ def detection_models(truth, preds: dict[str, Any], *, patients_csv=None, iou_thr
                      distance: float = 5.0, spacing=None, score_threshold: float = 0.5, max_dets: int | None = None,
                      froc_interpolation: str = "step", format: str = "auto", **_: Any) -> tuple[list, dict]:
     """Every model matched against the truth: per-image counts and cached aggregate statistics."""
-    from openmia.evaluation.compare import ModelPredictions
+    from openmia.evaluation.model_predictions import ModelPredictions
     from openmia.evaluation.detection import match_inputs, metric_stats, per_image_counts, read_inputs
 
     if patients_csv is not None:

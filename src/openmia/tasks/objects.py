@@ -273,7 +273,8 @@ class ObjectTask(Task):
         fileio.write_csv(run_dir / "predictions" / f"{split}.csv", rows)
 
     def evaluate(self, model, run_dir: Path, splits: tuple[str, ...], provenance: dict[str, Any]) -> Evaluation:
-        from openmia.evaluation.other_tasks import evaluate_counting_files, evaluate_detection_files
+        from openmia.evaluation.detection import evaluate_detection_files
+        from openmia.evaluation.other_tasks import evaluate_counting_files
 
         names = self.spec.label_names
         preds = {s: self._predict(model, s) for s in ("val", *splits) if s in self.splits}
