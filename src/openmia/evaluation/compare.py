@@ -150,7 +150,7 @@ def _per_case_models(task: str, truth, preds: dict[str, str | Path], *, patients
 
     evaluate = {"segmentation": evaluate_folders, "counting": other_tasks.evaluate_counting_files,
                 "inpainting": other_tasks.evaluate_inpainting_folders}[task]
-    if task == "segmentation":
+    if task in CLUSTER_BOOTSTRAP:  # evaluators that take patients for a cluster bootstrap
         kwargs["patients_csv"] = patients_csv
     elif patients_csv is not None:
         raise PredictionError(f"--patients is not supported for compare --task {task} in this version")
@@ -175,6 +175,26 @@ def _per_case_models(task: str, truth, preds: dict[str, str | Path], *, patients
     return models, {"case_ids": cases, "y": None, "task_type": None, "groups": groups}
 
 
+def _detection_models(task: str, truth, preds, *, task_type=None, patients_csv=None, **kwargs):
+    from openmia.evaluation.detection_compare import detection_models
+
+    return detection_models(truth, preds, patients_csv=patients_csv, **kwargs)
+
+
+def _classification(task: str, truth, preds, *, task_type=None, patients_csv=None, **_):
+    return _classification_models(truth, preds, task_type=task_type, patients_csv=patients_csv)
+
+
+def _per_case(task: str, truth, preds, *, task_type=None, patients_csv=None, **kwargs):
+    return _per_case_models(task, truth, preds, patients_csv=patients_csv, **kwargs)
+
+
+# how each task's prediction files become ModelPredictions (one table: the tasks compare supports)
+MODEL_LOADERS = {"classification": _classification, "segmentation": _per_case, "detection": _detection_models,
+                 "counting": _per_case, "inpainting": _per_case}
+CLUSTER_BOOTSTRAP = ("segmentation",)
+
+
 def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], out_dir: str | Path | None = None, *,
                   metrics: Sequence[str] | None = None, labels: Sequence[str] = ("all",), scheme: str = "aggregate-then-rank",
                   task_type: str | None = None, patients_csv=None, n_resamples: int = 2000, rank_resamples: int = 1000,
@@ -191,17 +211,9 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
         raise PredictionError(f"unknown ranking scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
     if len(preds) < 2:
         raise PredictionError(f"compare needs at least two --pred NAME=PATH, got {len(preds)}")
-    if task == "classification":
-        models, ctx = _classification_models(truth, preds, task_type=task_type, patients_csv=patients_csv)
-    elif task in ("segmentation", "counting", "inpainting"):
-        models, ctx = _per_case_models(task, truth, preds, patients_csv=patients_csv, **task_kwargs)
-    elif task == "detection":
-        from openmia.evaluation.detection_compare import detection_models
-
-        models, ctx = detection_models(truth, preds, patients_csv=patients_csv, **task_kwargs)
-    else:
-        raise PredictionError(f"compare --task {task}: available for classification, segmentation, detection, counting "
-                              "and inpainting")
+    if task not in MODEL_LOADERS:
+        raise PredictionError(f"compare --task {task}: available for {', '.join(MODEL_LOADERS)}")
+    models, ctx = MODEL_LOADERS[task](task, truth, preds, task_type=task_type, patients_csv=patients_csv, **task_kwargs)
     metrics = list(metrics or ctx.get("default_metrics") or DEFAULT_METRICS[task])
     unknown = [m for m in metrics if m not in HIGHER_IS_BETTER]
     if unknown:

@@ -204,7 +204,7 @@ def write_report(summary: dict[str, Any], per_case: list[tuple[str, str, str, fl
     extras = extras or {}
     task = summary.get("task", "?")
     figs: list[tuple[str, str]] = []
-    if task == "classification" and "probs" in extras:
+    if "probs" in extras:  # classification evaluators pass their probabilities
         names = [str(n) for n in summary.get("labels", [])]
         figs += _roc_pr(extras["probs"], extras["y"], summary["task_type"], names)
         if summary.get("reliability"):
@@ -213,7 +213,7 @@ def write_report(summary: dict[str, Any], per_case: list[tuple[str, str, str, fl
             figs.append(_confusion(np.asarray(extras["y"]), np.asarray(extras["pred"]), names))
         if summary.get("decision_curve"):
             figs.append(_decision_curve(summary["decision_curve"]))
-    if task == "detection" and summary.get("froc_curve"):
+    if summary.get("froc_curve"):  # detection
         figs.append(_froc(summary["froc_curve"]))
     figs += _per_case_plots(per_case, PER_CASE_METRICS.get(task, []))
     boot = summary.get("bootstrap", {})
