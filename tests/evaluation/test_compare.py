@@ -113,5 +113,5 @@ def test_counting_compare(tmp_path):
     assert row["estimate_a"] == pytest.approx(0.5) and row["estimate_b"] == pytest.approx(4.0) and row["p_value"] < 0.01
     assert [r["rank"] for r in res["ranking"] if r["metric"] == "count_abs_error"] == [1.0, 2.0]
     with pytest.raises(PredictionError, match="compare --task clustering: available for classification, segmentation, "
-                                              "detection, counting and inpainting"):
+                                              "detection, counting, inpainting"):
         compare_files("clustering", truth, {"a": tmp_path / "a.csv", "b": tmp_path / "b.csv"})
