@@ -1,6 +1,11 @@
-"""Plumbing shared by the training benchmarks: per-set budgets from the command line, a pool of
-runs (one torch thread each, longest first so the cores stay busy until the end), and training
-that reuses or resumes a cached run only when it was made with the same configuration."""
+"""Plumbing shared by the training benchmarks: the published recipes (``benchmarks/configs/*.yaml``)
+as override lists, per-set budgets from the command line, a pool of runs (one torch thread each,
+longest first so the cores stay busy until the end), and training that reuses or resumes a cached
+run only when it was made with the same configuration.
+
+The scripts import this module as a sibling (``python benchmarks/segmentation.py`` puts
+``benchmarks/`` first on ``sys.path``); everything else they use is the installed ``openmia``.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,58 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
+CONFIGS = Path(__file__).resolve().parent / "configs"
 # keys that name where things are, not what is trained: a cached run may differ in these
 WHERE_KEYS = ("data.root", "out_dir", "name")
+
+
+def recipe(name: str) -> list[str]:
+    """The published recipe ``benchmarks/configs/<name>.yaml`` as ``KEY=VALUE`` overrides, in file
+    order: ``load_config(None, recipe(name) + more)`` is ``load_config(<file>, more)``, and a script
+    can add to a recipe, or print it, as a list (``model.kwargs`` stays one value)."""
+    from openmia.config import yaml_load
+
+    data = yaml_load((CONFIGS / f"{name}.yaml").read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{CONFIGS / f'{name}.yaml'}: expected a mapping at the top level")
+    return _flatten(data, "")
+
+
+def recipe_value(name: str, key: str) -> Any:
+    """One dotted key of a recipe file (e.g. ``train.max_minutes``); KeyError when it is not set."""
+    from openmia.config import yaml_load
+
+    node: Any = yaml_load((CONFIGS / f"{name}.yaml").read_text())
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def _flatten(d: dict[str, Any], prefix: str) -> list[str]:
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and key != "model.kwargs":
+            out += _flatten(v, key + ".")
+        else:
+            out.append(f"{key}={_flow(v)}")
+    return out
+
+
+def _flow(value: Any) -> str:
+    """``value`` as one line of YAML (what ``--set`` parses back to the same value)."""
+    import yaml
+
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9, sort_keys=False).strip()
+    return text[: -len("...")].strip() if text.endswith("\n...") else text
+
+
+def describe(overrides: list[str], drop: tuple[str, ...] = ("train.max_minutes",)) -> str:
+    """An override list for a results table: one item per key, with the value that takes effect
+    (the last one given), in the order the keys first appear; keys in ``drop`` are left out (the
+    tables state the budget they ran with in their header)."""
+    last = {item.split("=", 1)[0]: item for item in overrides}  # insertion order: first appearance
+    return " ".join(v for k, v in last.items() if k not in drop)
 
 
 def parse_budgets(ap: argparse.ArgumentParser, defaults: dict[str, float], items: list[str]) -> dict[str, float]:
@@ -62,21 +117,29 @@ def config_differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -
     return out
 
 
+def cached_config(run_dir: str | Path) -> dict[str, Any]:
+    """The configuration a run directory was made with, in today's layout: a run written before
+    the sectioned config (task keys in ``train``/``eval``/``data``) is migrated on load, so it
+    compares equal to the same recipe written the new way."""
+    from openmia.config import load_run_config
+
+    return load_run_config(Path(run_dir) / "config.yaml").to_dict()
+
+
 def train_or_reuse(cfg, run_dir: str | Path) -> bool:
     """Train ``cfg`` into ``run_dir``; a complete cached run is reused and a partial one resumed, but
     only when its saved configuration is ``cfg`` (else a RuntimeError lists the differences, so a
     stale cache never stands in for a changed recipe). Returns whether the run was reused."""
-    from openmia.config import load_config
-    from openmia.engine.trainer import resume, train
+    from openmia import api
 
     rd = Path(run_dir)
     if not (rd / "config.yaml").is_file():
-        train(cfg, run_dir=rd, progress=False)
+        api.train(cfg, run_dir=rd, progress=False)
         return False
-    diff = config_differences(load_config(rd / "config.yaml").to_dict(), cfg.to_dict())
+    diff = config_differences(cached_config(rd), cfg.to_dict())
     if diff:
         raise RuntimeError(f"{rd} holds a run of another configuration ({'; '.join(diff)}); delete it or pass another --runs-dir")
     if (rd / "result.json").is_file():
         return True
-    resume(rd, progress=False)
+    api.resume(rd, progress=False)
     return False

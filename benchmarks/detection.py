@@ -17,7 +17,8 @@ Usage::
   error; its CI is a BCa bootstrap over the 100 test images of those draw-averaged errors, and the
   methods are compared on them pairwise (Wilcoxon signed-rank, Holm).
 
-Runs already complete in ``--runs-dir`` are reused; interrupted ones resume. Writes
+The recipes are ``benchmarks/configs/{bccd,cells}_*.yaml`` (``openmia train --config`` runs them
+too). Runs already complete in ``--runs-dir`` are reused; interrupted ones resume. Writes
 ``benchmarks/results/detection.{md,json}``.
 """
 
@@ -33,55 +34,46 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _runs import describe, parse_budgets, recipe, recipe_value, run_pool, train_or_reuse
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from _runs import parse_budgets, run_pool, train_or_reuse  # noqa: E402
-
-MINUTES = {"bccd": 30.0, "cells": 5.0}
+# the published budgets (CPU-minutes per run): the recipes' train.max_minutes
+MINUTES = {"bccd": float(recipe_value("bccd_centernet", "train.max_minutes")),
+           "cells": float(recipe_value("cells_density_unet", "train.max_minutes"))}
 # literature for orientation (different splits / hardware): BCCD YOLO-family mAP@0.5 0.92-0.95;
 # VGG cells N=32 MAE 3.5 (density regression, Lempitsky & Zisserman 2010), 2.3 (Count-ception 2017)
 REFERENCE = {("bccd", "map50"): 0.92, ("cells", "count_mae"): 3.5}
 
-_COMMON = ["optim.name=adamw", "optim.weight_decay=0.0001", "schedule.name=cosine", "data.augment=flip"]
-_DENSITY = ["model.name=density_counter", "model.kwargs={width: 16, depth: 3}", "data.batch_size=8", *_COMMON[:3],
-            "data.augment=dihedral", "train.precision=bf16"]
+# the configurations per set: the recipe files (the reasons for their settings are in each file),
+# and two ablations of the density model: whole images (the recipe before crops), and that at half
+# the peak learning rate
 CONFIGS: dict[str, dict[str, list[str]]] = {
-    # BCCD at 480x360 (platelets are ~20 px there, ~15 px at 320x240, where FCOS reached 0.852 mAP@0.5 with
-    # Platelets AP 0.759 and a validation plateau at 0.86; 2026-12-01), bf16 autocast to afford it
-    "bccd": {
-        "centernet": ["model.name=centernet", "model.kwargs={width: 16, depth: 3, stride: 4}", "data.batch_size=8",
-                      "optim.lr=0.002", *_COMMON, "data.size=480", "train.precision=bf16"],
-        "fcos": ["model.name=fcos", "model.kwargs={width: 16}", "data.batch_size=8", "optim.lr=0.002", *_COMMON,
-                 "data.size=480", "train.precision=bf16"],
-    },
+    "bccd": {"centernet": recipe("bccd_centernet"), "fcos": recipe("bccd_fcos")},
     "cells": {
-        # random 128 px crops of the 256 px images: more varied batches from 32 images, 4x the steps
-        # (4 CPU-min pilots on draw 0: best validation MAE 2.52 with crops vs 3.53 on whole images;
-        # batch 16 of crops 3.13; instance norm instead of batch norm 6.34 at half the speed; 2026-12-01)
-        "density_unet": [*_DENSITY, "optim.lr=0.002", "data.crop=128"],
-        # ablations: whole images (the recipe before crops), and that at half the peak learning rate
-        "density_unet_whole": [*_DENSITY, "optim.lr=0.002"],
-        "density_unet_lr1e-3": [*_DENSITY, "optim.lr=0.001"],
-        "centernet_points": ["model.name=centernet", "model.kwargs={width: 16, depth: 3, stride: 2}", "data.batch_size=8",
-                             "optim.lr=0.002", *_COMMON[:3], "data.augment=dihedral", "train.precision=bf16"],
+        "density_unet": recipe("cells_density_unet"),
+        "density_unet_whole": [*recipe("cells_density_unet"), "counting.crop=null"],
+        "density_unet_lr1e-3": [*recipe("cells_density_unet"), "counting.crop=null", "optim.lr=0.001"],
+        "centernet_points": recipe("cells_centernet_points"),
     },
 }
 DATASET = {"bccd": ("bccd", "detection", "bccd"), "cells": ("vgg_cells", "counting", "cells")}  # catalogue name, task, folder
 LOG_THRESHOLDS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15)
 
 
-def _run(job: dict[str, Any]) -> dict[str, Any]:
-    """Train one configuration in a worker process; reuse a complete run, resume a partial one."""
+def job_config(job: dict[str, Any]):
+    """The RunConfig of one (set, configuration, draw) job."""
     from openmia.config import load_config
 
     name, task, _ = DATASET[job["dataset"]]
-    cfg = load_config(None, [f"task={task}", f"data.dataset={name}", f"data.root={job['root']}", f"data.fold={job['draw']}",
-                             *job["overrides"], f"train.max_minutes={job['minutes']}", "train.budget_clock=cpu",
-                             "train.epochs=100000", "train.threads=1", f"train.seed={job['seed']}",
-                             f"eval.n_resamples={job['resamples']}"])
-    return {**job, "reused": train_or_reuse(cfg, job["run_dir"])}
+    return load_config(None, [f"task={task}", f"data.dataset={name}", *job["overrides"], f"data.root={job['root']}",
+                              f"data.fold={job['draw']}", f"train.max_minutes={job['minutes']}", "train.budget_clock=cpu",
+                              "train.epochs=100000", "train.threads=1", f"train.seed={job['seed']}",
+                              f"eval.n_resamples={job['resamples']}"])
+
+
+def _run(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one configuration in a worker process; reuse a complete run, resume a partial one."""
+    return {**job, "reused": train_or_reuse(job_config(job), job["run_dir"])}
 
 
 def log_baseline(root: str, draw: int, out: Path) -> dict[str, Any]:
@@ -249,7 +241,7 @@ def write_results(records: list[dict[str, Any]], tests: list[dict[str, Any]], ou
                          f"| {t['diff']:+.2f} | {t['ci_low']:+.2f}–{t['ci_high']:+.2f} | {t['p_value']:.3g} | {t['p_holm']:.3g} |")
     lines += ["", "Configurations:", ""]
     for key, ov in meta["configs"].items():
-        lines.append(f"- {key}: `{' '.join(ov)}`")
+        lines.append(f"- {key}: `{describe(ov)}`")
     fileio.write_text(out / "detection.md", "\n".join(lines) + "\n")
 
 

@@ -43,8 +43,7 @@ def classification_scale(n: int, resamples: int) -> dict:
 
 
 def segmentation_scale(n_cases: int, size: int, resamples: int) -> dict:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from surface_distance import LABELS, SPACING, TOLERANCE, make_case
+    from surface_distance import LABELS, SPACING, TOLERANCE, make_case  # a sibling script (benchmarks/)
 
     from openmia.evaluation.segmentation import evaluate_segmentation
 

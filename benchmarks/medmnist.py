@@ -1,6 +1,7 @@
 """MedMNIST v2 benchmark: the paper's recipe ("reference") vs openmia's best configuration,
 side by side, same data, same training-time budget, several seeds, with the evaluation standard's
-confidence intervals and a paired DeLong test between the two on the test set.
+confidence intervals and a paired DeLong test between the two on the test set. The recipes are
+``benchmarks/configs/medmnist_*.yaml`` (``openmia train --config`` runs them too).
 
 Usage::
 
@@ -19,16 +20,13 @@ import json
 import logging
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _runs import describe, recipe, recipe_value, train_or_reuse
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from _runs import train_or_reuse  # noqa: E402
 
 # The paper's published values (REFERENCE.md, Yang et al. 2023): ResNet-18 (28) / ResNet-18 + 3D
 # AUC and ACC, and the best AUC of any method in its table for that set.
@@ -43,46 +41,57 @@ PAPER = {
 
 
 def reference_overrides(dataset: str, dims: int, minutes: float) -> list[str]:
-    """The paper's recipe: ResNet-18, Adam 1e-3, batch 128, no augmentation, 100 epochs,
-    lr x0.1 at 50% and 75% of the budget, model chosen by best validation AUC."""
-    return [f"data.dataset={dataset}", "model.name=resnet18", "optim.name=adam", "optim.lr=0.001",
-            "data.batch_size=128", "data.augment=none", "train.epochs=100", f"train.max_minutes={minutes}",
-            "train.budget_clock=cpu", "schedule.name=multistep", "schedule.milestones=[0.5, 0.75]", "schedule.gamma=0.1",
-            "train.select_metric=auc"]
+    """The paper's recipe (``configs/medmnist_reference.yaml``: ResNet-18, Adam 1e-3, batch 128, no
+    augmentation, 100 epochs, lr x0.1 at 50% and 75% of the budget, model chosen by best
+    validation AUC) on ``dataset`` within ``minutes`` of training."""
+    return [*recipe("medmnist_reference"), f"data.dataset={dataset}", f"train.max_minutes={minutes}"]
 
 
-# openmia's best configuration per set, chosen on the validation split (see the README's
-# benchmark section for how); sets not listed use the generic 2D / 3D entry.
-BEST: dict[str, list[str]] = {
-    # RetinaMNIST (1,080 training images): a wide small CNN with weight EMA beat ResNet-18 width 16
-    # with EMA on validation AUC (0.816 vs 0.800, seed 0, 6 CPU-minutes); EMA smooths the noisy
-    # selection on 120 validation images.
-    "retinamnist": ["model.name=cnn_small", "model.kwargs.width=32", "optim.name=adamw", "optim.lr=0.002",
-                    "optim.weight_decay=0.05", "data.batch_size=64", "data.augment=dihedral", "train.epochs=200",
-                    "schedule.name=cosine", "train.ema=0.99"],
-    "2d": ["model.name=resnet18", "model.kwargs.width=16", "optim.name=adamw", "optim.lr=0.002",
-           "optim.weight_decay=0.05", "data.batch_size=64", "data.augment=dihedral", "train.epochs=200",
-           "schedule.name=cosine"],
-    "3d": ["model.name=cnn_small", "model.kwargs.width=8", "optim.name=adamw", "optim.lr=0.002",
-           "optim.weight_decay=0.01", "data.batch_size=32", "data.augment=flip", "train.epochs=200",
-           "schedule.name=cosine"],
-}
+# openmia's best configuration per set, chosen on the validation split (the reasons are in each
+# file); sets not listed use the generic 2D / 3D entry.
+BEST: dict[str, list[str]] = {"retinamnist": recipe("medmnist_best_retinamnist"), "2d": recipe("medmnist_best_2d"),
+                              "3d": recipe("medmnist_best_3d")}
+MINUTES = float(recipe_value("medmnist_reference", "train.max_minutes"))  # the published budget
 
 
 def best_overrides(dataset: str, dims: int, minutes: float) -> list[str]:
     key = dataset if dataset in BEST else f"{dims}d"
-    return [f"data.dataset={dataset}", *BEST[key], f"train.max_minutes={minutes}", "train.budget_clock=cpu",
-            "train.select_metric=auc"]
+    return [*BEST[key], f"data.dataset={dataset}", f"train.max_minutes={minutes}"]
+
+
+def job_config(job: dict[str, Any]):
+    """The RunConfig of one (dataset, configuration, seed) job."""
+    from openmia.config import load_config
+
+    return load_config(None, [*job["overrides"], f"train.seed={job['seed']}", f"train.threads={job['threads']}",
+                              f"eval.n_resamples={job['resamples']}"] + ([f"data.root={job['root']}"] if job["root"] else []))
 
 
 def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     """Train one (dataset, config, seed) in a worker process; reuse a complete run."""
+    return {**job, "reused": train_or_reuse(job_config(job), job["run_dir"])}
 
-    from openmia.config import load_config
 
-    cfg = load_config(None, [*job["overrides"], f"train.seed={job['seed']}", f"train.threads={job['threads']}",
-                             f"eval.n_resamples={job['resamples']}"] + ([f"data.root={job['root']}"] if job["root"] else []))
-    return {**job, "reused": train_or_reuse(cfg, job["run_dir"])}
+def _execute(jobs: list[dict[str, Any]], names: list[str], parallel: int) -> None:
+    """Run the jobs, ``parallel`` at a time: one queue per configuration, so at most one paper-recipe
+    run at a time (a 3D ResNet-18 at batch 128 needs about 10 GB of RAM on its own)."""
+    def report(done: dict[str, Any]) -> None:
+        logging.info("done %s %s seed %d%s", done["dataset"], done["name"], done["seed"], " (reused)" if done["reused"] else "")
+
+    if parallel <= 1:
+        for job in jobs:
+            report(_run_one(job))
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    pools = {n: ProcessPoolExecutor(max(1, parallel // len(names)), mp_context=ctx) for n in names}
+    futures = [pools[j["name"]].submit(_run_one, j) for j in jobs]
+    for fut in futures:
+        report(fut.result())
+    for pool in pools.values():
+        pool.shutdown()
 
 
 def _read_probs(run_dir: Path, split: str = "test") -> tuple[list[str], np.ndarray, np.ndarray, str]:
@@ -200,14 +209,14 @@ def write_results(records: list[dict[str, Any]], tests: dict[str, Any], out: Pat
     lines += ["", "Configurations:", ""]
     for ds, cfgs in meta["configs"].items():
         for name, ov in cfgs.items():
-            lines.append(f"- {ds} / {name}: `{' '.join(o for o in ov if not o.startswith('data.dataset'))}`")
+            lines.append(f"- {ds} / {name}: `{describe([o for o in ov if not o.startswith('data.dataset=')])}`")
     fileio.write_text(out / "medmnist.md", "\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=["retinamnist", "adrenalmnist3d", "vesselmnist3d"])
-    ap.add_argument("--minutes", type=float, default=20.0, help="training budget per run (default 20, as the issue)")
+    ap.add_argument("--minutes", type=float, default=MINUTES, help=f"training budget per run (default {MINUTES:g}, as published)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--root", default=None, help="folder with the .npz files (default: OPENMIA_HOME/medmnist)")
     ap.add_argument("--parallel", type=int, default=1, help="runs at once (threads are split between them)")
@@ -241,23 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                              "threads": threads, "root": args.root, "resamples": args.resamples})
     t0 = time.time()
     logging.info("%d runs, %d at a time, %.1f min each", len(jobs), args.parallel, args.minutes)
-    if args.parallel > 1:
-        # one queue per configuration: at most one paper-recipe run at a time, because a 3D
-        # ResNet-18 at batch 128 needs about 10 GB of RAM on its own
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        pools = {n: ProcessPoolExecutor(max(1, args.parallel // len(names)), mp_context=ctx) for n in names}
-        futures = [pools[j["name"]].submit(_run_one, j) for j in jobs]
-        for fut in futures:
-            done = fut.result()
-            logging.info("done %s %s seed %d%s", done["dataset"], done["name"], done["seed"], " (reused)" if done["reused"] else "")
-        for pool in pools.values():
-            pool.shutdown()
-    else:
-        for job in jobs:
-            done = _run_one(job)
-            logging.info("done %s %s seed %d%s", done["dataset"], done["name"], done["seed"], " (reused)" if done["reused"] else "")
+    _execute(jobs, names, args.parallel)
 
     records, tests = [], {}
     for ds in args.datasets:

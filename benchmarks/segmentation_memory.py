@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,17 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import nibabel as nib
 
-    from openmia import fileio
-    from openmia.config import load_config
+    from openmia import api, fileio
     from openmia.engine.provenance import git_commit
-    from openmia.engine.trainer import train
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        cfg = load_config(None, ["task=segmentation", "data.dataset=synthetic/seg3d", "model.name=resunet",
-                                 "model.kwargs={channels: [16, 32, 64, 128]}", "train.epochs=1", "data.batch_size=8",
-                                 "eval.n_resamples=100", f"out_dir={tmp / 'runs'}"])
-        run = train(cfg, progress=False).run_dir
+        run = api.train(None, ["task=segmentation", "data.dataset=synthetic/seg3d", "model.name=resunet",
+                               "model.kwargs={channels: [16, 32, 64, 128]}", "train.epochs=1", "data.batch_size=8",
+                               "eval.n_resamples=100", f"out_dir={tmp / 'runs'}"], progress=False, index=False).run_dir
         (tmp / "in").mkdir()
         rng = np.random.default_rng(0)
         vol = rng.integers(0, 256, size=tuple(args.shape), dtype=np.uint8)  # the run's spec: uint8 images

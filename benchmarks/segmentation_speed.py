@@ -30,7 +30,6 @@ from typing import Any, Callable
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 CHANNELS = (16, 32, 64, 128, 256)
 
 

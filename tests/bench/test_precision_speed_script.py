@@ -20,10 +20,10 @@ def test_precision_speed_quick_run_writes_both_timings(tmp_path):
         assert r["fp32_s_per_step"] > 0 and r["bf16_s_per_step"] > 0
         assert abs(r["speedup"] - r["fp32_s_per_step"] / r["bf16_s_per_step"]) < 1e-12
     assert "speed-up" in (tmp_path / "precision_speed.md").read_text()
-    # the stepper really is the trainer's forward: bf16 outputs come back as fp32
+    # the timed forward really is the training loop's: bf16 outputs come back as fp32
     import torch
 
     from openmia.models import build_model
 
     m = build_model("resunet", in_channels=1, num_classes=2, dims=2, channels=[4, 8])
-    assert mod._Stepper(m, "bf16").forward(torch.rand(1, 1, 16, 16)).dtype == torch.float32
+    assert mod.forward(m, torch.rand(1, 1, 16, 16), "bf16", torch.device("cpu")).dtype == torch.float32

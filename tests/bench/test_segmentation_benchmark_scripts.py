@@ -46,10 +46,10 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
     monkeypatch.setitem(bench.OPENMIA, "hippocampus", ["data.dataset=hippocampus", "model.name=resunet",
                         "model.kwargs={channels: [4, 8]}", "data.batch_size=2"])
     # one trained variant beside the main configuration, and one re-scored from it
-    monkeypatch.setitem(bench.VARIANTS, "hippocampus", {"openmia_ema_tta": ["train.ema=0.99", "eval.tta=true"]})
+    monkeypatch.setitem(bench.VARIANTS, "hippocampus", {"openmia_ema_tta": ["train.ema=0.99", "segmentation.tta=true"]})
     monkeypatch.setitem(bench.RESCORED, "hippocampus", {"openmia_ema_tta_largest": ("openmia_ema_tta",
-                                                                                    ["eval.postprocess=largest"]),
-                                                        "openmia_staged_tta": ("openmia_staged", ["eval.tta=true"])})
+                                                                                    ["segmentation.postprocess=largest"]),
+                                                        "openmia_staged_tta": ("openmia_staged", ["segmentation.tta=true"])})
     # the variant and the staged run (below) trained again with seed 1 (and so re-scored again)
     monkeypatch.setitem(bench.REPLICATES, "hippocampus", {"openmia_ema_tta": (1,), "openmia_staged": (1,)})
     # and one trained in two stages, the second from the first's weights at a lower learning rate

@@ -15,6 +15,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from openmia import api
+    from openmia.engine.device import bf16_units
     from openmia.data.paths import openmia_home
 
     env = api.environment()
@@ -26,23 +27,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'cpus':14s} {hw['usable_cpus']} usable / {hw['logical_cpus']} logical")
     print(f"{'ram':14s} {hw['ram_bytes'] / 2**30:.1f} GiB" if hw["ram_bytes"] else "ram            unknown")
     print(f"{'torch threads':14s} {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} inter-op")
-    print(f"{'cpu bf16':14s} {_bf16_units(torch)}  (train.precision=bf16 pays off with AMX or AVX-512 BF16)")
+    print(f"{'cpu bf16':14s} {bf16_units()}  (train.precision=bf16 pays off with AMX or AVX-512 BF16)")
     print(f"{'devices':14s} {', '.join(env['devices'])}  (train.device=auto picks {'cuda:0' if torch.cuda.is_available() else 'cpu'})")
     print(f"{'threads':14s} {env['default_threads']} by default (train.threads: CPUs available minus busy ones)")
     print(f"{'os':14s} {hw['os']}")
     print(f"{'OPENMIA_HOME':14s} {openmia_home()}")
     print(f"{'OMP threads':14s} {os.environ.get('OMP_NUM_THREADS', '(unset)')}")
     return 0
-
-
-def _bf16_units(torch) -> str:
-    """The CPU's bfloat16 matrix units as torch sees them (private probes, so guarded)."""
-    probes = (("AMX", "_is_amx_tile_supported"), ("AVX-512 BF16", "_is_avx512_bf16_supported"))
-    found = []
-    for name, fn in probes:
-        try:
-            if getattr(torch.cpu, fn)():
-                found.append(name)
-        except Exception:  # older/newer torch without the probe: report unknown rather than fail
-            return "unknown"
-    return ", ".join(found) or "none"

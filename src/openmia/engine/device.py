@@ -156,3 +156,18 @@ def set_threads(n: int | None) -> int:
 
     torch.set_num_threads(max(1, n if n is not None else default_threads()))
     return torch.get_num_threads()
+
+
+def bf16_units() -> str:
+    """The CPU's bfloat16 matrix units as torch sees them (``AMX``, ``AVX-512 BF16``, ``none``);
+    torch's probes are private, so a torch without them gives ``unknown``."""
+    import torch
+
+    found = []
+    for name, probe in (("AMX", "_is_amx_tile_supported"), ("AVX-512 BF16", "_is_avx512_bf16_supported")):
+        try:
+            if getattr(torch.cpu, probe)():
+                found.append(name)
+        except (AttributeError, RuntimeError):  # a torch without the probe
+            return "unknown"
+    return ", ".join(found) or "none"
