@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from openmia.cli._common import format_table
     from openmia.cli.evaluate_cmd import _floats
     from openmia.errors import PredictionError
-    from openmia.evaluation.compare import compare_files
+    from openmia import api
 
     preds: dict[str, str] = {}
     for item in args.pred:
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         kwargs = {"iou_threshold": args.iou_threshold, "distance": args.distance, "score_threshold": args.score_threshold,
                   "max_dets": args.max_dets, "format": args.format, "spacing": _floats(args.spacing, "--spacing"),
                   "froc_interpolation": args.froc_interpolation}
-    res = compare_files(args.task, args.truth, preds, args.out,
+    res = api.compare(args.task, args.truth, preds, args.out,
                         metrics=None if args.metrics is None else [m.strip() for m in args.metrics.split(",")],
                         labels=[s.strip() for s in args.labels.split(",")], scheme=args.scheme, task_type=args.task_type,
                         patients_csv=args.patients, n_resamples=args.resamples, rank_resamples=args.rank_resamples,

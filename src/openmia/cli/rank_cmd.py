@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from openmia.cli._common import format_table
     from openmia.errors import ConfigError
-    from openmia.evaluation.multi_dataset import rank_files
+    from openmia import api
 
     datasets: dict[str, str] = {}
     for item in args.dataset or []:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         datasets[name] = path
     if args.dataset is not None and len(datasets) < 2:
         raise ConfigError(f"ranking across data sets needs at least two --dataset NAME=PATH, got {len(datasets)}")
-    res = rank_files(args.scores, args.out, datasets=datasets or None, metric=args.metric, label=args.label,
+    res = api.rank(args.scores, args.out, datasets=datasets or None, metric=args.metric, label=args.label,
                      control=args.control, alpha=args.alpha, higher_is_better=args.higher_is_better,
                      tie_correction=args.tie_correction, drop_incomplete=args.drop_incomplete, overwrite=args.overwrite)
 
