@@ -18,6 +18,7 @@ from openmia.config import RunConfig, load_config
 if TYPE_CHECKING:
     from openmia.engine.loop import TrainResult
     from openmia.evaluation.result import EvaluationResult
+    from openmia.progress import ProgressArg
     from openmia.stats.power import PlanResult
 
 # the quick, CPU-friendly default: trains in about a minute on 2 cores
@@ -83,41 +84,61 @@ def reevaluate(run_dir: str | Path, out_dir: str | Path, overrides: Sequence[str
 
 def predict(run_dir: str | Path, input_dir: str | Path, out_dir: str | Path, *, tta: bool = False,
             scales: Sequence[float] | None = None, overlap: float = 0.5, batch_size: int = 4,
-            device: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+            device: str | None = None, overwrite: bool = False, progress: "ProgressArg" = False) -> dict[str, Any]:
     """Apply a finished run to a folder of images; returns ``{"cases", "out", "task"}``.
 
     Segmentation runs write a label map per image (NIfTI keeps the input's geometry);
-    classification runs write ``predictions.csv`` in the evaluator's format."""
+    classification runs write ``predictions.csv`` in the evaluator's format. ``progress``: True
+    for a progress bar on stderr, or a callable ``f(done, total)``."""
     from openmia.engine.predict import predict_folder
+    from openmia.progress import progress_callback
 
-    return predict_folder(run_dir, input_dir, out_dir, tta=tta, scales=scales, overlap=overlap, batch_size=batch_size,
-                          device=device, overwrite=overwrite)
+    with progress_callback(progress, "predict") as cb:
+        return predict_folder(run_dir, input_dir, out_dir, tta=tta, scales=scales, overlap=overlap,
+                              batch_size=batch_size, device=device, overwrite=overwrite, progress=cb)
 
 
 def count(images: Sequence[str | Path], out_dir: str | Path, *, run_dir: str | Path | None = None, method: str = "model",
           score_threshold: float | None = None, log_threshold: float = 0.05, overlays: bool = True,
-          device: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+          device: str | None = None, overwrite: bool = False, progress: "ProgressArg" = False) -> dict[str, Any]:
     """Count (and mark) objects in images with a detection/counting run or the classical
-    Laplacian-of-Gaussian baseline (``method="log"``); returns ``{"cases", "out", "counts"}``."""
+    Laplacian-of-Gaussian baseline (``method="log"``); returns ``{"cases", "out", "counts"}``.
+    ``progress``: True for a progress bar on stderr, or a callable ``f(done, total)``."""
     from openmia.engine.count import count_images
+    from openmia.progress import progress_callback
 
-    return count_images(images, out_dir, run_dir=run_dir, method=method, score_threshold=score_threshold,
-                        log_threshold=log_threshold, overlays=overlays, device=device, overwrite=overwrite)
+    with progress_callback(progress, "count") as cb:
+        return count_images(images, out_dir, run_dir=run_dir, method=method, score_threshold=score_threshold,
+                            log_threshold=log_threshold, overlays=overlays, device=device, overwrite=overwrite,
+                            progress=cb)
 
 
-def evaluate(task: str, pred: str | Path, truth: str | Path, out: str | Path | None, **kwargs: Any) -> "EvaluationResult":
+def evaluate(task: str, pred: str | Path, truth: str | Path, out: str | Path | None, *, progress: "ProgressArg" = None,
+             **kwargs: Any) -> "EvaluationResult":
     """Score prediction files from any tool (DESIGN §4) with the evaluator of ``task``
-    (classification, segmentation, detection, counting, clustering, inpainting)."""
+    (classification, segmentation, detection, counting, clustering, inpainting).
+
+    ``progress`` (segmentation, which scores case by case): True for a progress bar on stderr, or a
+    callable ``f(done, total)``; the other evaluators score all cases at once and ignore it."""
     from openmia.evaluation.registry import get_evaluator
+    from openmia.progress import progress_callback
 
-    return get_evaluator(task)(pred, truth, out, **kwargs)
+    if task != "segmentation" or progress is None or progress is False:
+        return get_evaluator(task)(pred, truth, out, **kwargs)
+    with progress_callback(progress, "evaluate") as cb:
+        return get_evaluator(task)(pred, truth, out, progress=cb, **kwargs)
 
 
-def compare(task: str, truth: str | Path, preds: dict[str, str | Path], out: str | Path, **kwargs: Any) -> dict[str, Any]:
-    """Paired tests of every pair of models scored on the same cases, Holm-corrected, with rankings."""
+def compare(task: str, truth: str | Path, preds: dict[str, str | Path], out: str | Path, *,
+            progress: "ProgressArg" = False, **kwargs: Any) -> dict[str, Any]:
+    """Paired tests of every pair of models scored on the same cases, Holm-corrected, with rankings.
+    ``progress``: True for a progress bar on stderr (steps: loading, tests, each ranking), or a
+    callable ``f(done, total)``."""
     from openmia.evaluation.compare import compare_files
+    from openmia.progress import progress_callback
 
-    return compare_files(task, truth, preds, out, **kwargs)
+    with progress_callback(progress, "compare") as cb:
+        return compare_files(task, truth, preds, out, progress=cb, **kwargs)
 
 
 def list_models(task: str | None = None) -> list[Any]:

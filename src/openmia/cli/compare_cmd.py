@@ -20,6 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output folder (must not hold the inputs; an existing non-empty folder "
                                                  "needs --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier results in a non-empty --out folder")
+    p.add_argument("--json", action="store_true",
+                   help="print compare.json's content on stdout (nothing else; the human text goes to stderr)")
     p.add_argument("--metrics", help="comma-separated metric ids (default: classification auc,acc,brier,nll; "
                                      "segmentation dice,hd95,assd,nsd; detection ap50,map,count_abs_error for boxes, "
                                      "ap,froc,count_abs_error for points)")
@@ -46,6 +48,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from openmia.cli._common import human_echo
+
+    echo = human_echo(args)
     from pathlib import Path
 
     from openmia.cli._common import format_table
@@ -81,18 +86,22 @@ def run(args: argparse.Namespace) -> int:
                         metrics=None if args.metrics is None else [m.strip() for m in args.metrics.split(",")],
                         labels=[s.strip() for s in args.labels.split(",")], scheme=args.scheme, task_type=args.task_type,
                         patients_csv=args.patients, n_resamples=args.resamples, rank_resamples=args.rank_resamples,
-                        seed=args.seed, **kwargs)
+                        seed=args.seed, progress=not getattr(args, "quiet", False), **kwargs)
 
     def f(x: float) -> str:
         return f"{x:.4g}" if x == x else "nan"
 
     rows = [[r["metric"], r["label"], f"{r['model_a']} - {r['model_b']}", f(r["diff"]), f"[{f(r['ci_low'])}, {f(r['ci_high'])}]",
              r["test"], f(r["p_value"]), f(r["p_holm"])] for r in res["comparisons"]]
-    print(format_table(["metric", "label", "pair", "diff", "95% CI", "test", "p", "p (Holm)"], rows))
-    print()
+    echo(format_table(["metric", "label", "pair", "diff", "95% CI", "test", "p", "p (Holm)"], rows))
+    echo()
     rrows = [[r["metric"], r["label"], r["scheme"], r["model"], f(r["score"]), f"{r['rank']:g}", f"{r['p_rank1']:.2f}",
               f"{r['kendall_tau_median']:.2f}"] for r in res["ranking"]]
-    print(format_table(["metric", "label", "scheme", "model", "score", "rank", "P(rank 1)", "Kendall tau"], rrows))
+    echo(format_table(["metric", "label", "scheme", "model", "score", "rank", "P(rank 1)", "Kendall tau"], rrows))
     out = Path(args.out)
-    print(f"wrote {out / 'comparisons.csv'}, {out / 'ranking.csv'}, {out / 'rank_stability.png'} and {out / 'compare.json'}")
+    echo(f"wrote {out / 'comparisons.csv'}, {out / 'ranking.csv'}, {out / 'rank_stability.png'} and {out / 'compare.json'}")
+    if args.json:
+        from openmia.cli._common import print_json
+
+        print_json((out / "compare.json").read_text())
     return 0

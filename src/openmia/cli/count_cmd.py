@@ -20,17 +20,26 @@ def add_parser(sub) -> None:
     p.add_argument("--no-overlays", action="store_true", help="skip the overlay PNGs")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the run's train.device)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier results in a non-empty --out folder")
+    p.add_argument("--json", action="store_true",
+                   help="print the result (cases, out, counts) as JSON on stdout (nothing else; the human text goes to stderr)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from openmia.cli._common import human_echo
+
+    echo = human_echo(args)
     from openmia import api
 
     res = api.count(args.images, args.out, run_dir=args.model, method=args.method, score_threshold=args.score_threshold,
                     log_threshold=args.log_threshold, overlays=not args.no_overlays, device=args.device,
-                    overwrite=args.overwrite)
+                    overwrite=args.overwrite, progress=not getattr(args, "quiet", False))
     for cid, c in list(res["counts"].items())[:20]:
-        print(f"{cid}: " + ", ".join(f"{k} {v:g}" for k, v in c.items()))
+        echo(f"{cid}: " + ", ".join(f"{k} {v:g}" for k, v in c.items()))
     if res["cases"] > 20:
-        print(f"... {res['cases'] - 20} more")
-    print(f"counted {res['cases']} image(s); wrote counts.csv, overlays to {res['out']}")
+        echo(f"... {res['cases'] - 20} more")
+    echo(f"counted {res['cases']} image(s); wrote counts.csv, overlays to {res['out']}")
+    if args.json:
+        from openmia.cli._common import print_json
+
+        print_json(res)
     return 0

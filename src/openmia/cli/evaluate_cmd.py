@@ -21,6 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output folder for per_case.csv, summary.json and report.html "
                    "(must not hold the inputs; an existing non-empty folder needs --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier results in a non-empty --out folder")
+    p.add_argument("--json", action="store_true",
+                   help="print summary.json's content on stdout (nothing else; the human text goes to stderr)")
     p.add_argument("--task-type", choices=["binary", "multi-class", "ordinal", "multi-label"],
                    help="default: inferred (ordinal must be given)")
     p.add_argument("--patients", help="CSV case_id,patient_id: bootstrap over patients")
@@ -48,6 +50,9 @@ def add_parser(sub) -> None:
     seg.add_argument("--resample-pred", action="store_true", help="resample a prediction on another voxel grid than its truth "
                      "(shift, rotation, spacing, extent) onto the truth grid, nearest neighbour (default: an error; "
                      "a flipped or permuted axis order is always reoriented)")
+    seg.add_argument("--empty-truth", choices=["worst", "nan"], default="worst",
+                     help="a label whose truth is empty in a case: worst (default; scored as the worst case, NaN when the "
+                          "prediction is empty too) or nan (MONAI ignore_empty: NaN, excluded from the means and counted)")
     det = p.add_argument_group("detection")
     det.add_argument("--iou-threshold", type=float, default=0.5, help="IoU for a match (boxes; default 0.5)")
     det.add_argument("--distance", type=float, default=5.0, help="match distance for points, in mm with --spacing (default 5)")
@@ -91,6 +96,9 @@ def _label_names(text: str | None) -> dict[int, str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from openmia.cli._common import human_echo
+
+    echo = human_echo(args)
     from pathlib import Path
 
     from openmia import api
@@ -108,9 +116,10 @@ def run(args: argparse.Namespace) -> int:
                            spacing=_floats(args.spacing, "--spacing"), tolerance=parse_tolerance(args.nsd_tolerance),
                            labels=None if labels is None else [int(v) for v in labels], percentile=args.percentile,
                            lesions=args.lesions, workers=args.workers, label_names=_label_names(args.label_names),
-                           pred_pattern=args.pred_pattern, truth_pattern=args.truth_pattern, resample_pred=args.resample_pred)
+                           pred_pattern=args.pred_pattern, truth_pattern=args.truth_pattern, resample_pred=args.resample_pred,
+                           empty_truth=args.empty_truth, progress=not getattr(args, "quiet", False))
         s = res.summary
-        print(f"{s['n_cases']} cases, labels {', '.join(map(str, s['label_values']))}"
+        echo(f"{s['n_cases']} cases, labels {', '.join(map(str, s['label_values']))}"
               + (f", {s['n_patients']} patients (bootstrap over patients)" if s.get("n_patients") else ""))
         table = res.table(metrics=["dice", "iou", "hd95", "assd", "nsd"] + (["lesion_f1"] if args.lesions else []))
     elif args.task in ("detection", "counting", "clustering", "inpainting"):
@@ -126,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
                  "inpainting": dict(data_range=args.data_range, mask_dir=args.masks)}[args.task]
         res = api.evaluate(args.task, args.pred, args.truth, args.out, **common, **extra)
         s = res.summary
-        print(f"{s['n_cases']} cases ({args.task})")
+        echo(f"{s['n_cases']} cases ({args.task})")
         table = "\n\n".join(f"label {lab}\n" + res.table(label=lab) for lab in s["labels"]) if len(s["labels"]) > 1 else res.table()
     else:
         pauc = _floats(args.pauc_fpr, "--pauc-fpr")
@@ -139,18 +148,22 @@ def run(args: argparse.Namespace) -> int:
                            spec_at_sens=_floats(args.spec_at_sens, "--spec-at-sens"), pauc_fpr=pauc,
                            top_k=[int(v) for v in _floats(args.top_k, "--top-k")], **common)
         s = res.summary
-        print(f"{s['n_cases']} cases, task type {s['task_type']}"
+        echo(f"{s['n_cases']} cases, task type {s['task_type']}"
               + (f", {s['n_patients']} patients (bootstrap over patients)" if s.get("n_patients") else ""))
         table = res.table()
     if s["missing_cases"]:
-        print(f"WARNING: {len(s['missing_cases'])} case(s) missing from the predictions were scored as worst case")
-    print(table)
+        echo(f"WARNING: {len(s['missing_cases'])} case(s) missing from the predictions were scored as worst case")
+    echo(table)
     out = Path(args.out)
-    print(f"wrote {out / 'per_case.csv'}, {out / 'summary.json'} and {out / 'report.html'}")
+    echo(f"wrote {out / 'per_case.csv'}, {out / 'summary.json'} and {out / 'report.html'}")
     if args.task == "detection":
         if s.get("n_predictions_over_max_dets"):
-            print(f"NOTE: {s['n_predictions_over_max_dets']} prediction(s) beyond --max-dets {s['max_dets']} per image and "
+            echo(f"NOTE: {s['n_predictions_over_max_dets']} prediction(s) beyond --max-dets {s['max_dets']} per image and "
                   "class were not scored")
         if s.get("coco_files"):
-            print("and " + ", ".join(str(out / f) for f in s["coco_files"]) + " (COCO format, for pycocotools)")
+            echo("and " + ", ".join(str(out / f) for f in s["coco_files"]) + " (COCO format, for pycocotools)")
+    if args.json:
+        from openmia.cli._common import print_json
+
+        print_json((out / "summary.json").read_text())
     return 0

@@ -21,12 +21,22 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="segmentation: windows per forward pass (default 4)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default: the run's train.device)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier results in a non-empty --out folder")
+    p.add_argument("--json", action="store_true",
+                   help="print the result (cases, written, out, task) as JSON on stdout (nothing else; the human text goes to stderr)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from openmia.cli._common import human_echo
+
+    echo = human_echo(args)
     from openmia import api
 
     res = api.predict(args.model, args.input, args.out, tta=args.tta, scales=args.tta_scales, overlap=args.overlap,
-                      batch_size=args.batch_size, device=args.device, overwrite=args.overwrite)
-    print(f"predicted {res['cases']} case(s); wrote {res['written']} to {res['out']}")
+                      batch_size=args.batch_size, device=args.device, overwrite=args.overwrite,
+                      progress=not getattr(args, "quiet", False))
+    echo(f"predicted {res['cases']} case(s); wrote {res['written']} to {res['out']}")
+    if args.json:
+        from openmia.cli._common import print_json
+
+        print_json(res)
     return 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -99,8 +99,10 @@ def _overlay(img: np.ndarray, objects: np.ndarray, labels: np.ndarray, kind: str
 
 def count_images(images: Sequence[str | Path], out_dir: str | Path, *, run_dir: str | Path | None = None,
                  method: str = "model", score_threshold: float | None = None, log_threshold: float = 0.05,
-                 overlays: bool = True, device: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+                 overlays: bool = True, device: str | None = None, overwrite: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Count objects in ``images``; returns ``{"cases": n, "out": path, "counts": {case: {label: count}}}``.
+    ``progress`` is called ``f(done, total)`` as images are counted.
 
     ``out_dir`` must not hold an input image and must be empty unless ``overwrite``."""
     paths = [Path(p) for p in images]
@@ -118,11 +120,13 @@ def count_images(images: Sequence[str | Path], out_dir: str | Path, *, run_dir: 
             img = _read_image(p, None)
             pts = log_blob_points(img, threshold=log_threshold)
             results.append((img, {"objects": pts, "scores": np.ones(len(pts)), "labels": np.zeros(len(pts), int)}))
+            if progress is not None:
+                progress(len(results), len(paths))
         names, kind, thresholds, dims = ("object",), "point", np.zeros(1), 2
     elif method == "model":
         if run_dir is None:
             raise ConfigError("give --model RUN_DIR (a detection or counting run), or --method log for the classical baseline")
-        results, names, kind, thresholds, dims = _predict_with_run(run_dir, paths, score_threshold, device)
+        results, names, kind, thresholds, dims = _predict_with_run(run_dir, paths, score_threshold, device, progress)
     else:
         raise ConfigError(f"method must be 'model' or 'log', found {method!r}")
 
@@ -152,7 +156,7 @@ def count_images(images: Sequence[str | Path], out_dir: str | Path, *, run_dir: 
     return {"cases": len(ids), "out": str(out), "counts": counts}
 
 
-def _predict_with_run(run_dir, paths: list[Path], score_threshold: float | None, device: str | None):
+def _predict_with_run(run_dir, paths: list[Path], score_threshold: float | None, device: str | None, progress=None):
     from openmia.engine.predict import load_run
 
     run = load_run(run_dir, device=device)
@@ -181,6 +185,8 @@ def _predict_with_run(run_dir, paths: list[Path], score_threshold: float | None,
             vol = _read_volume(p)
             pred = task.detect(model, vol[None, None])[0]
             results.append((vol.max(axis=0), pred))  # overlay: maximum-intensity projection along z
+            if progress is not None:
+                progress(len(results), len(paths))
             continue
         h, w = spec.spatial_shape
         img = _read_image(p, spec.channels)
@@ -192,5 +198,7 @@ def _predict_with_run(run_dir, paths: list[Path], score_threshold: float | None,
             sx, sy = ow / w, oh / h
             pred["objects"] = pred["objects"] * (np.array([sx, sy, sx, sy]) if kind == "box" else np.array([sx, sy]))
         results.append((img, pred))
+        if progress is not None:
+            progress(len(results), len(paths))
     return results, names, "density" if density else kind, thresholds, spec.dims
 

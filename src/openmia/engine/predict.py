@@ -27,14 +27,18 @@ weight map; the argmax runs slab by slab so no int64 label volume is ever held.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from openmia import fileio
 from openmia.errors import DataError, OpenmiaError, PredictionError, RunDirError
+
+# the progress callback of the running predict_folder, reported by iter_input_arrays
+_PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar("openmia_predict_progress", default=None)
 
 
 @dataclass
@@ -139,7 +143,10 @@ def iter_input_arrays(input_dir: str | Path, spec, failures: list[str] | None = 
     from openmia.evaluation.label_maps import IMAGE_SUFFIXES, index_folder, read_array
 
     files = index_folder(input_dir, "input", IMAGE_SUFFIXES)
-    for cid, path in files.items():
+    progress = _PROGRESS.get()
+    for done, (cid, path) in enumerate(files.items()):
+        if progress is not None and done:
+            progress(done, len(files))
         try:
             arr, nifti = read_array(path, cid, DataError)
             arr, ornt = _canonical(arr, nifti, spec.dims)
@@ -151,13 +158,18 @@ def iter_input_arrays(input_dir: str | Path, spec, failures: list[str] | None = 
             continue
         del arr
         yield cid, path, batch, {"nifti": nifti, "ornt": ornt}
+    if progress is not None:
+        progress(len(files), len(files))
 
 
 def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Path, *, tta: bool = False,
                    scales: list[float] | tuple[float, ...] | None = None, overlap: float = 0.5,
-                   batch_size: int = 4, device: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+                   batch_size: int = 4, device: str | None = None, overwrite: bool = False,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Predict every image in ``input_dir`` into ``out_dir``; returns ``{"cases": n, "out": path, "task": ...}``.
-    ``scales``: segmentation multi-scale TTA factors (None = the run's ``segmentation.tta_scales``)."""
+    ``scales``: segmentation multi-scale TTA factors (None = the run's ``segmentation.tta_scales``).
+    ``progress``: called ``f(done, total)`` as images are predicted (tasks reading their inputs
+    with :func:`iter_input_arrays`)."""
     if not Path(input_dir).is_dir():
         raise DataError(f"input folder {input_dir} does not exist or is not a folder")
     out = fileio.prepare_output_dir(out_dir, inputs=(input_dir,), overwrite=overwrite, atomic=False)
@@ -167,8 +179,12 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
     except OSError as exc:
         raise fileio.output_error(out, exc, "create") from exc
     failures: list[str] = []
-    res = run.task.predict(run, Path(input_dir), out, tta=tta, scales=scales, overlap=overlap, batch_size=batch_size,
-                           failures=failures)
+    token = _PROGRESS.set(progress)
+    try:
+        res = run.task.predict(run, Path(input_dir), out, tta=tta, scales=scales, overlap=overlap,
+                               batch_size=batch_size, failures=failures)
+    finally:
+        _PROGRESS.reset(token)
     if failures:
         raise PredictionError(f"{len(failures)} input image(s) could not be predicted (the other {res['cases']} were "
                               f"written to {out}):\n  " + "\n  ".join(failures))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -198,12 +198,14 @@ CLUSTER_BOOTSTRAP = ("segmentation",)
 def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], out_dir: str | Path | None = None, *,
                   metrics: Sequence[str] | None = None, labels: Sequence[str] = ("all",), scheme: str = "aggregate-then-rank",
                   task_type: str | None = None, patients_csv=None, n_resamples: int = 2000, rank_resamples: int = 1000,
-                  seed: int = 0, alpha: float = 0.05, **task_kwargs: Any) -> dict[str, Any]:
+                  seed: int = 0, alpha: float = 0.05, progress: Callable[[int, int], None] | None = None,
+                  **task_kwargs: Any) -> dict[str, Any]:
     """Compare several models' prediction files against one truth; write the comparison outputs.
 
     Returns ``{"comparisons": rows, "ranking": rows, "files": {...}}``. Rankings use ``scheme`` on
     per-case values; AUC has no per-case values, so it is always ranked aggregate-then-rank (the
-    bootstrap still resamples cases), which the ranking table states.
+    bootstrap still resamples cases), which the ranking table states. ``progress`` is called
+    ``f(done, total)`` after loading the models, after the paired tests and after each ranking.
     """
     from openmia.stats.ranking import SCHEMES, plot_rank_stability, rank_stability
 
@@ -219,11 +221,16 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
     if unknown:
         raise PredictionError(f"unknown metric(s) {unknown} for compare; choose from {sorted(HIGHER_IS_BETTER)}")
     pairs = [(m, lab) for m in metrics for lab in labels]
+    n_steps = 2 + len(pairs)
+    if progress is not None:
+        progress(1, n_steps)
     rows = pairwise_comparisons(models, metrics=pairs, y=ctx["y"], task_type=ctx["task_type"], groups=ctx["groups"],
                                 n_resamples=n_resamples, seed=seed, alpha=alpha)
+    if progress is not None:
+        progress(2, n_steps)
     names = [m.name for m in models]
     ranking, stabilities = [], {}
-    for metric, label in pairs:
+    for step, (metric, label) in enumerate(pairs, 3):
         hib = HIGHER_IS_BETTER[metric]
         if metric == "auc":
             from openmia.metrics import classification as M
@@ -263,6 +270,8 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
                             "rank": float(stab["ranks"][j]), "mean_bootstrap_rank": float(stab["boot_ranks"][:, j].mean()),
                             "p_rank1": float(stab["rank_frequency"][j, 0]),
                             "kendall_tau_median": stab["kendall_tau_median"], "n_resamples": stab["n_resamples"]})
+        if progress is not None:
+            progress(step, n_steps)
     files: dict[str, Path] = {}
     if out_dir is not None:
         import csv
