@@ -19,10 +19,11 @@ from openmia.errors import PredictionError
 from openmia.evaluation.aggregate import summarise_per_case
 from openmia.evaluation.result import EvaluationResult, write_outputs
 from openmia.metrics.segmentation import BOUNDARY_METRICS, LESION_METRICS, OVERLAP_METRICS, segmentation_case_metrics
+from openmia.metrics.segmentation_more import CASE_METRICS, MORE_LABEL_METRICS, apply_empty_truth, more_case_metrics
 
 SCHEMA = "openmia.summary/1"
 # the metrics aggregated into the summary (lesion counts stay per case)
-SUMMARY_METRICS = (*OVERLAP_METRICS, *BOUNDARY_METRICS, "lesion_f1", "lesion_dice")
+SUMMARY_METRICS = (*OVERLAP_METRICS, *BOUNDARY_METRICS, *MORE_LABEL_METRICS, "lesion_f1", "lesion_dice")
 
 
 class SegmentationResult(EvaluationResult):
@@ -76,6 +77,8 @@ def evaluate_segmentation(
     alpha: float = 0.05,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    empty_truth: str = "worst",
+    boundary_iou_distance: float | None = None,
 ) -> SegmentationResult:
     """Score segmentation cases with the evaluation standard.
 
@@ -89,6 +92,9 @@ def evaluate_segmentation(
         missing_cases: cases whose prediction was missing and are loaded as an empty map (worst
             case, reported in the summary).
         workers: threads (default: CPU count).
+        empty_truth: ``"worst"`` (DESIGN §4.2) or ``"nan"`` (MONAI ``ignore_empty``: a label whose
+            truth is empty in a case is NaN there, excluded and counted).
+        boundary_iou_distance: band width of ``boundary_iou`` in mm (default 2 x the smallest voxel size).
     """
     cases = [str(c) for c in cases]
     if not cases:
@@ -99,8 +105,9 @@ def evaluate_segmentation(
     fixed = None if labels is None else sorted(int(v) for v in labels)
     if fixed is not None and (not fixed or min(fixed) < 1):
         raise PredictionError(f"labels must be foreground labels >= 1, found {fixed}")
+    apply_empty_truth({}, {}, set(), empty_truth)  # an unknown policy fails before any case is read
 
-    def one(cid: str) -> tuple[dict[int, dict[str, float]], set[int], set[int], tuple[float, ...]]:
+    def one(cid: str) -> tuple[dict[int, dict[str, float]], set[int], set[int], tuple[float, ...], dict[str, float]]:
         pred, truth, spacing = load(cid)
         tvals = {int(v) for v in np.unique(truth)} - {0}
         pvals = {int(v) for v in np.unique(pred)} - {0}
@@ -111,8 +118,13 @@ def evaluate_segmentation(
                 if bad:
                     raise PredictionError(f"case {cid!r}: {role} contains label(s) {bad} outside the labels {fixed}")
         m = segmentation_case_metrics(pred, truth, labels=use, spacing=spacing, tolerance=tolerance,
-                                      percentile=percentile, lesions=lesions, case=cid)
-        return m, tvals, pvals, tuple(float(s) for s in spacing)
+                                      percentile=percentile, lesions=lesions, directed=True, case=cid)
+        more, case_m = more_case_metrics(pred, truth, labels=use, spacing=spacing,
+                                         boundary_iou_distance=boundary_iou_distance, case=cid)
+        for lab in m:
+            m[lab].update(more[lab])
+        apply_empty_truth(m, case_m, tvals, empty_truth)
+        return m, tvals, pvals, tuple(float(s) for s in spacing), case_m
 
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(cases)))
     results: list[Any] = [None] * len(cases)
@@ -160,6 +172,9 @@ def evaluate_segmentation(
         with warnings.catch_warnings():  # all-NaN columns are expected (NaN result)
             warnings.simplefilter("ignore", RuntimeWarning)
             table[(k, "all")] = np.nanmean(stack, axis=0)
+    for k in CASE_METRICS:  # one value per case over its labels (generalised Dice): label "all" only
+        table[(k, "all")] = np.array([r[4][k] for r in results])
+        per_case.extend((c, "all", k, float(v)) for c, v in zip(cases, table[(k, "all")]))
 
     groups = None if patient_ids is None else np.asarray([str(p) for p in patient_ids])
     rows = summarise_per_case(table, groups=groups, n_resamples=n_resamples, seed=seed, alpha=alpha)
@@ -178,6 +193,9 @@ def evaluate_segmentation(
         "spacings": [list(s) for s in spacings[:20]],
         "nsd_tolerance_mm": tolerance if not isinstance(tolerance, Mapping) else {str(k): v for k, v in tolerance.items()},
         "hd_percentile": percentile,
+        "boundary_iou_distance_mm": boundary_iou_distance if boundary_iou_distance is not None else "2 x smallest voxel size",
+        "empty_truth": {"policy": empty_truth, "n_cases": {_label_name(lab, label_names): sum(lab not in r[1] for r in results)
+                                                           for lab in all_labels}},
         "conventions": {
             "boundary": "mask XOR erosion with the face-connected element, outside = background (as MONAI get_mask_edges)",
             "hd95": "max of the two directed 95th percentiles (linear interpolation) of boundary distances, mm",
@@ -185,6 +203,13 @@ def evaluate_segmentation(
             "masd": "mean of the two directed mean boundary distances (Metrics Reloaded)",
             "nsd": "boundary voxels within the tolerance, both directions, over all boundary voxels",
             "empty": "both empty: NaN (counted in n_nan, excluded); one empty: Dice 0, NSD 0, distances = image diagonal",
+            "empty_truth": ("worst: only the truth empty scores as one empty" if empty_truth == "worst" else
+                            "nan: a label whose truth is empty in a case is NaN there (MONAI ignore_empty), counted in n_nan"),
+            "gen_dice": "per case over its foreground labels, weights 1/|T|^2, empty-truth labels get the largest weight "
+                        "(Sudre 2017, MONAI compute_generalized_dice sum_over_classes); label all only",
+            "boundary_iou": "IoU of the mask voxels within d mm (Euclidean, voxel centre to nearest background voxel centre, "
+                            "outside = background) of each contour (Cheng 2021)",
+            "directed_hd": "hd/hd95_pred_to_truth and _truth_to_pred: the two directed maxima/percentiles behind hd/hd95",
             "precision_recall": "precision NaN for an empty prediction, recall NaN for an empty truth",
             "all": "per case, the mean over labels with a defined value; then the mean over cases",
             "ci": "BCa bootstrap of the mean over cases (patients when given)",

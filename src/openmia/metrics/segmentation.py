@@ -328,6 +328,7 @@ def segmentation_case_metrics(
     boundary: bool = True,
     lesions: bool = False,
     lesion_min_size: int = 0,
+    directed: bool = False,
     case: str = "",
 ) -> dict[int, dict[str, float]]:
     """Every metric for every foreground class of one case.
@@ -340,6 +341,8 @@ def segmentation_case_metrics(
         tolerance: NSD tolerance in mm, one value or ``{label: mm}``.
         boundary: compute HD/HD95/ASSD/MASD/NSD (the expensive part).
         lesions: compute lesion-wise metrics too.
+        directed: with ``boundary``, also the directed Hausdorff values of
+            :mod:`openmia.metrics.segmentation_more` (from the same distances).
 
     Returns:
         ``{label: {metric: value}}``.
@@ -356,8 +359,12 @@ def segmentation_case_metrics(
             tol = tolerance.get(lab) if isinstance(tolerance, Mapping) else tolerance
             if tol is None:
                 raise PredictionError(f"no NSD tolerance given for label {lab} (have {sorted(tolerance)})")
-            m.update(boundary_metrics_from_distances(surface_distances(p, t, spacing=sp, case=case),
-                                                     tolerance=float(tol), percentile=percentile))
+            sd = surface_distances(p, t, spacing=sp, case=case)
+            m.update(boundary_metrics_from_distances(sd, tolerance=float(tol), percentile=percentile))
+            if directed:
+                from openmia.metrics.segmentation_more import directed_from_distances
+
+                m.update(directed_from_distances(sd, percentile=percentile))
         if lesions:
             m.update(lesion_metrics(p, t, min_size=lesion_min_size, case=case))
         out[lab] = m
