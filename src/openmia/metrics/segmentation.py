@@ -362,10 +362,23 @@ def segmentation_case_metrics(
             sd = surface_distances(p, t, spacing=sp, case=case)
             m.update(boundary_metrics_from_distances(sd, tolerance=float(tol), percentile=percentile))
             if directed:
-                from openmia.metrics.segmentation_more import directed_from_distances
-
                 m.update(directed_from_distances(sd, percentile=percentile))
         if lesions:
             m.update(lesion_metrics(p, t, min_size=lesion_min_size, case=case))
         out[lab] = m
     return out
+
+
+DIRECTED_METRICS = ("hd_pred_to_truth", "hd_truth_to_pred", "hd95_pred_to_truth", "hd95_truth_to_pred")
+
+
+def directed_from_distances(sd: SurfaceDistances, *, percentile: float = 95.0) -> dict[str, float]:
+    """The four directed Hausdorff values of one mask pair from its shared boundary distances."""
+    a, b = sd.pred_to_truth, sd.truth_to_pred
+    if a.size == 0 and b.size == 0:
+        return {k: float("nan") for k in DIRECTED_METRICS}
+    if a.size == 0 or b.size == 0:  # exactly one empty: worst case
+        return {k: sd.diagonal for k in DIRECTED_METRICS}
+    return {"hd_pred_to_truth": float(a.max()), "hd_truth_to_pred": float(b.max()),
+            "hd95_pred_to_truth": float(np.percentile(a, percentile)),
+            "hd95_truth_to_pred": float(np.percentile(b, percentile))}

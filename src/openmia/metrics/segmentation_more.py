@@ -33,16 +33,17 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from openmia.errors import PredictionError
-from openmia.metrics.segmentation import (
+from openmia.metrics.segmentation import (  # noqa: F401 (DIRECTED_METRICS, directed_from_distances re-exported)
+    DIRECTED_METRICS,
     SurfaceDistances,
     bounding_box,
     case_labels,
     check_pair,
     check_spacing,
+    directed_from_distances,
     surface_distances,
 )
 
-DIRECTED_METRICS = ("hd_pred_to_truth", "hd_truth_to_pred", "hd95_pred_to_truth", "hd95_truth_to_pred")
 MORE_LABEL_METRICS = ("boundary_iou", *DIRECTED_METRICS)
 CASE_METRICS = ("gen_dice",)  # one value per case (label "all")
 EMPTY_TRUTH_POLICIES = ("worst", "nan")
@@ -127,18 +128,6 @@ def boundary_iou(pred: np.ndarray, truth: np.ndarray, *, spacing: Sequence[float
     bp = boundary_band(p[box], spacing=sp, distance=distance)
     bt = boundary_band(t[box], spacing=sp, distance=distance)
     return float(np.count_nonzero(bp & bt) / np.count_nonzero(bp | bt))
-
-
-def directed_from_distances(sd: SurfaceDistances, *, percentile: float = 95.0) -> dict[str, float]:
-    """The four directed Hausdorff values of one mask pair from its shared boundary distances."""
-    a, b = sd.pred_to_truth, sd.truth_to_pred
-    if a.size == 0 and b.size == 0:
-        return {k: float("nan") for k in DIRECTED_METRICS}
-    if a.size == 0 or b.size == 0:  # exactly one empty: worst case
-        return {k: sd.diagonal for k in DIRECTED_METRICS}
-    return {"hd_pred_to_truth": float(a.max()), "hd_truth_to_pred": float(b.max()),
-            "hd95_pred_to_truth": float(np.percentile(a, percentile)),
-            "hd95_truth_to_pred": float(np.percentile(b, percentile))}
 
 
 def directed_hausdorff(pred: np.ndarray, truth: np.ndarray, *, spacing: Sequence[float] | float | None = None,
