@@ -126,3 +126,26 @@ def toy_msd_facts(monkeypatch):
 
     yield patch
     msd_sets._load_all.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def seg_images(tmp_path_factory):
+    """``seg_images(n)``: a finished 1-epoch segmentation run on ``synthetic/seg2d`` (trained once
+    per session, not indexed) and a new folder of its first ``n`` test images as PNGs."""
+    from PIL import Image
+
+    from openmia import api
+    from openmia.data.catalog import load_split
+
+    tmp = tmp_path_factory.mktemp("seg_run")
+    run = api.train(None, ["task=segmentation", "model.kwargs.width=4", "train.epochs=1", "data.batch_size=64",
+                           "train.threads=1", "eval.n_resamples=20", f"out_dir={tmp}"], progress=False, index=False).run_dir
+    test = load_split("synthetic/seg2d", "test")
+
+    def make(n: int):
+        images = tmp_path_factory.mktemp("images")
+        for i in range(n):
+            Image.fromarray(test.images[i, 0]).save(images / f"case{i}.png")
+        return run, images
+
+    return make

@@ -120,18 +120,8 @@ def test_count_json_and_progress(tmp_path, monkeypatch, capsys):
 
 
 @pytest.fixture(scope="module")
-def seg_run(tmp_path_factory):
-    from openmia.data.catalog import load_split
-
-    tmp = tmp_path_factory.mktemp("json_predict")
-    res = api.train(None, ["task=segmentation", "model.kwargs.width=4", "train.epochs=1", "data.batch_size=64",
-                           "train.threads=1", "eval.n_resamples=20", f"out_dir={tmp}"], progress=False, index=False)
-    images = tmp / "images"
-    images.mkdir()
-    test = load_split("synthetic/seg2d", "test")
-    for i in range(2):
-        Image.fromarray(test.images[i, 0]).save(images / f"case{i}.png")
-    return res.run_dir, images
+def seg_run(seg_images):
+    return seg_images(2)
 
 
 def test_predict_json_and_progress(seg_run, tmp_path, capsys):

@@ -13,18 +13,8 @@ from openmia.errors import OutputConflictError, OutputError, PredictionError
 
 
 @pytest.fixture(scope="module")
-def run_and_images(tmp_path_factory):
-    from openmia.data.catalog import load_split
-
-    tmp = tmp_path_factory.mktemp("predict_outputs")
-    res = api.train(None, ["task=segmentation", "model.kwargs.width=4", "train.epochs=1", "data.batch_size=64",
-                           "train.threads=1", "eval.n_resamples=20", f"out_dir={tmp}"], progress=False, index=False)
-    images = tmp / "images"
-    images.mkdir()
-    test = load_split("synthetic/seg2d", "test")
-    for i in range(3):
-        Image.fromarray(test.images[i, 0]).save(images / f"case{i}.png")
-    return res.run_dir, images
+def run_and_images(seg_images):
+    return seg_images(3)
 
 
 def test_predict_refuses_to_write_into_its_input_folder(run_and_images, tmp_path, capsys):

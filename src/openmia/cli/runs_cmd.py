@@ -40,9 +40,10 @@ def run(args: argparse.Namespace) -> int:
         if not rows:
             print(f"no runs recorded in {store.path}")
             return 0
+        headline = {t.name: t.headline_metrics for t in api.list_tasks()}  # once, not per row
         print(format_table(["run", "task", "dataset", "model", "seed", "epochs", "train s", "test (headline metrics)"],
                            [[_shown(r["run_dir"]), r["task"], r["dataset"], r["model"], r["seed"], r["epochs"], r["train_seconds"],
-                             _headline(r)] for r in rows]))
+                             _headline(r, headline)] for r in rows]))
         return 0
     from pathlib import Path
 
@@ -69,13 +70,10 @@ def _shown(run_dir: str) -> str:
     return rel if not rel.startswith("..") else run_dir
 
 
-def _headline(row: dict) -> str:
+def _headline(row: dict, headline: dict[str, tuple[str, ...]]) -> str:
     """The task's headline test metrics of an index row (``Task.headline_metrics``), e.g. ``dice 0.812, hd95 4.1``."""
     import json
 
-    from openmia import api
-
-    metrics = next((t.headline_metrics for t in api.list_tasks() if t.name == row.get("task")), ())
     test = (json.loads(row.get("result_json") or "{}").get("test") or {})
-    vals = [(m, (test.get(m) or {}).get("value")) for m in metrics]
+    vals = [(m, (test.get(m) or {}).get("value")) for m in headline.get(row.get("task"), ())]
     return ", ".join(f"{m} {v:.4g}" for m, v in vals if v is not None) or "-"

@@ -60,13 +60,18 @@ def recall_per_class(cm: np.ndarray) -> np.ndarray:
     return _safe_div(np.diagonal(cm, axis1=1, axis2=2), cm.sum(2))
 
 
-def specificity_per_class(cm: np.ndarray) -> np.ndarray:
-    """Specificity of each class (one-vs-rest), ``(B, K)``: TN / (TN + FP)."""
-    total = cm.sum((1, 2))[:, None]
+def ovr_counts(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One-vs-rest ``(TP, FP, FN, TN)`` of each class, each ``(B, K)``, from confusion matrices
+    ``(B, K, K)`` (rows = truth, columns = prediction)."""
     tp = np.diagonal(cm, axis1=1, axis2=2)
     fp = cm.sum(1) - tp
     fn = cm.sum(2) - tp
-    tn = total - tp - fp - fn
+    return tp, fp, fn, cm.sum((1, 2))[:, None] - tp - fp - fn
+
+
+def specificity_per_class(cm: np.ndarray) -> np.ndarray:
+    """Specificity of each class (one-vs-rest), ``(B, K)``: TN / (TN + FP)."""
+    _, fp, _, tn = ovr_counts(cm)
     return _safe_div(tn, tn + fp)
 
 
@@ -286,11 +291,7 @@ def precision_per_class(cm: np.ndarray) -> np.ndarray:
 
 def npv_per_class(cm: np.ndarray) -> np.ndarray:
     """Negative predictive value of each class (one-vs-rest), ``(B, K)``: TN / (TN + FN)."""
-    total = cm.sum((1, 2))[:, None]
-    tp = np.diagonal(cm, axis1=1, axis2=2)
-    fp = cm.sum(1) - tp
-    fn = cm.sum(2) - tp
-    tn = total - tp - fp - fn
+    _, _, fn, tn = ovr_counts(cm)
     return _safe_div(tn, tn + fn)
 
 

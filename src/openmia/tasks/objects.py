@@ -62,13 +62,6 @@ def is_density(model) -> bool:
     return hasattr(model, "count") and not hasattr(model, "detect")
 
 
-def annotation_kind(spec) -> str:
-    """``box`` or ``point``: how the data set's objects are annotated (no data loaded)."""
-    from openmia.data.catalog import annotation_kind as kind_of
-
-    return kind_of(spec.name)
-
-
 def predict_objects(model, images: np.ndarray, normalization: str, batch_size: int, *, kind: str,
                     score_threshold: float = 0.05, max_detections: int = 500, nms_iou: float = 0.5) -> list[dict[str, np.ndarray]]:
     """Per image ``{"objects": (n, 4|2), "scores": (n,), "labels": (n,)}`` (detectors) or
@@ -149,7 +142,11 @@ class ObjectTask(Task):
 
     @property
     def kind(self) -> str:
-        return self.splits["train"].kind if self.splits else annotation_kind(self.spec)
+        if self.splits:
+            return self.splits["train"].kind
+        from openmia.data.catalog import annotation_kind  # a loaded run: from the data set's name, no data read
+
+        return annotation_kind(self.spec.name)
 
     @property
     def max_detections(self) -> int:
