@@ -30,6 +30,8 @@ import numpy as np
 from openmia.errors import PredictionError
 
 logger = logging.getLogger(__name__)
+# 8-bit image formats whose 0/255 masks are read as binary 0/1 (label 255 cannot be a class there)
+EIGHT_BIT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 SUFFIXES = (".nii.gz", ".nii", ".png", ".npy")
 # images to predict may also be JPEG photographs (Kvasir-SEG); label maps never are (lossy)
@@ -319,6 +321,11 @@ def read_label_map(path: Path, case: str) -> LabelMap:
         raise PredictionError(f"case {case!r}: {path} has dtype {arr.dtype}; expected integer labels")
     if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
         raise PredictionError(f"case {case!r}: {path} contains negative labels (min {arr.min()}); expected 0 = background, 1..K")
+    if name.lower().endswith(EIGHT_BIT_SUFFIXES) and arr.size and arr.max() == 255 and np.isin(arr, (0, 255)).all():
+        # a binary mask saved as 0/255 (BUSI, Kvasir-SEG, most drawing tools): read as 0/1, as the
+        # folder: reader does for training, so a run's predictions score against the user's masks
+        logger.debug("case %r: %s holds only 0 and 255; read as a binary mask (255 -> label 1)", case, path)
+        arr = (arr > 0).astype(np.uint8)
     return LabelMap(arr, spacing, path, affine)
 
 
