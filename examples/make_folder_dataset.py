@@ -10,7 +10,7 @@ OUT_DIR/lesions     segmentation: ``images/`` + ``masks/`` PNGs with the same fi
 Then, for example:
 
     openmia data verify folder:OUT_DIR/shapes
-    openmia train --task classification --dataset folder:OUT_DIR/shapes --model resnet18
+    openmia train --task classification --dataset folder:OUT_DIR/shapes --epochs 40 --set optim.lr=3e-3
     openmia train --task segmentation --dataset folder:OUT_DIR/lesions --model unet
 
 openmia resizes the images to ``data.size`` (default 64) and, with fewer than 100 images, makes
@@ -32,9 +32,11 @@ def _blob(rng: np.random.Generator, h: int, w: int, spiky: bool) -> tuple[np.nda
     r = rng.uniform(0.15, 0.25) * min(h, w)
     angle = np.arctan2(yy - cy, xx - cx)
     k = int(rng.integers(5, 9))
-    edge = r * (1 + (0.35 * np.abs(np.sin(k * angle / 2)) if spiky else 0.06 * np.sin(3 * angle)))
+    edge = r * (1 + (0.5 * np.abs(np.sin(k * angle / 2)) if spiky else 0.06 * np.sin(3 * angle)))
     mask = np.hypot(yy - cy, xx - cx) < edge
-    img = rng.normal(90, 18, (h, w)) + np.where(mask, rng.uniform(-50, 60), 0) + 20 * np.sin(xx / w * np.pi)
+    # the lesion is darker or brighter than the tissue by 40-70 grey levels (never invisible)
+    contrast = rng.choice((-1.0, 1.0)) * rng.uniform(40, 70)
+    img = rng.normal(90, 18, (h, w)) + np.where(mask, contrast, 0) + 20 * np.sin(xx / w * np.pi)
     return np.clip(img, 0, 255).astype(np.uint8), (mask * 255).astype(np.uint8)
 
 
