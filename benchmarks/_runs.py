@@ -134,12 +134,12 @@ def train_or_reuse(cfg, run_dir: str | Path) -> bool:
 
     rd = Path(run_dir)
     if not (rd / "config.yaml").is_file():
-        api.train(cfg, run_dir=rd, progress=False)
+        api.train(cfg, run_dir=rd, progress=False, index=False)  # a benchmark cache, not the user's runs
         return False
     diff = config_differences(cached_config(rd), cfg.to_dict())
     if diff:
         raise RuntimeError(f"{rd} holds a run of another configuration ({'; '.join(diff)}); delete it or pass another --runs-dir")
     if (rd / "result.json").is_file():
         return True
-    api.resume(rd, progress=False)
+    api.resume(rd, progress=False, index=False)
     return False
