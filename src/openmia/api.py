@@ -133,7 +133,8 @@ def compare(task: str, truth: str | Path, preds: dict[str, str | Path], out: str
             progress: "ProgressArg" = False, **kwargs: Any) -> dict[str, Any]:
     """Paired tests of every pair of models scored on the same cases, Holm-corrected, with rankings.
     ``progress``: True for a progress bar on stderr (steps: loading, tests, each ranking), or a
-    callable ``f(done, total)``."""
+    callable ``f(done, total)``. Classification AUC: ``unpaired=True`` for models scored on
+    independent test sets (DeLong's unpaired test), ``alternative="greater"|"less"`` one-sided."""
     from openmia.evaluation.compare import compare_files
     from openmia.progress import progress_callback
 
@@ -276,3 +277,197 @@ def plan(kind: str, *, out: str | Path | None = None, overwrite: bool = False, *
     if out is not None:
         write_plan(result, out)
     return result
+
+
+def benchmark_run(suite: str | Path, *, executor: str = "local", parallel: int = 1, address: str | None = None,
+                  threads: int | None = None, gpus_per_cell: float = 0.0, deterministic: bool = False,
+                  overrides: Sequence[str] = (), data_root: str | Path | None = None, out_dir: str | Path | None = None,
+                  tracking: str | None = None, tracking_uri: str | None = None, connect_timeout: float = 10.0,
+                  echo: Any = None) -> dict[str, Any]:
+    """Run a benchmark suite (``openmia benchmark run``, docs/scale-out.md): every cell (data set x
+    model x seed x budget) is an ordinary run; finished cells are reused, interrupted ones resumed,
+    changed ones trained again, and the plan says which and why.
+
+    Args:
+        suite: the suite YAML file (format: :mod:`openmia.bench.suite`).
+        executor: ``local`` (process pool of ``parallel`` workers) or ``ray`` (Ray tasks; a local
+            Ray by default, ``address`` for a cluster; needs ``openmia[ray]``).
+        threads: ``train.threads`` per cell (default: usable CPUs // ``parallel``).
+        deterministic: ``train.deterministic=true`` in every cell (part of the cells' ids).
+        overrides: ``KEY=VALUE`` applied to every cell after the suite's own settings.
+        tracking: ``"mlflow"`` to log each finished cell to MLflow at ``tracking_uri``.
+        echo: a callable taking one line of text per planned and finished cell.
+
+    Returns:
+        ``{"steps": [{cell_id, label, action, reason}], "results": [...], "counts": {status: n},
+        "wall_seconds", "threads", "executor", "parallel"}``.
+    """
+    from openmia.bench.runner import run_suite
+    from openmia.bench.suite import load_suite
+    from openmia.bench.tracking import tracking_config
+
+    s = load_suite(suite, overrides=tuple(overrides), deterministic=deterministic, data_root=data_root, out_dir=out_dir)
+    return run_suite(s, executor=executor, parallel=parallel, address=address, threads=threads,
+                     gpus_per_cell=gpus_per_cell, tracking=tracking_config(tracking, tracking_uri, s.name),
+                     connect_timeout=connect_timeout, echo=echo)
+
+
+def benchmark_status(suite: str | Path, *, deterministic: bool = False, overrides: Sequence[str] = (),
+                     data_root: str | Path | None = None, out_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Every cell of a suite with its status (pending / running / done / failed), run directory,
+    log, wall time and test metrics (``openmia benchmark status``). Pass the same ``deterministic``
+    and ``overrides`` as to :func:`benchmark_run`: they are part of the cells' ids."""
+    from openmia.bench.runner import suite_status
+    from openmia.bench.suite import load_suite
+
+    return suite_status(load_suite(suite, overrides=tuple(overrides), deterministic=deterministic, data_root=data_root,
+                                   out_dir=out_dir))
+
+
+def benchmark_report(suite: str | Path, out: str | Path, *, deterministic: bool = False, overrides: Sequence[str] = (),
+                     data_root: str | Path | None = None, out_dir: str | Path | None = None, overwrite: bool = False,
+                     allow_missing: bool = False) -> dict[str, Any]:
+    """The leaderboard of a suite's finished cells (``openmia benchmark report``): per data set and
+    metric each model's value with its CI, seed spread, paired tests against the best (Holm),
+    three ranking schemes with bootstrap rank stability, and across data sets Friedman + Nemenyi
+    with a CD diagram. Writes ``report.html`` (with figures), ``leaderboard.csv`` and
+    ``leaderboard.json`` into ``out``; returns the leaderboard dict. Unfinished cells are an error
+    unless ``allow_missing`` (then they are left out, and the report says so)."""
+    from openmia.bench.leaderboard import build_leaderboard
+    from openmia.bench.report import write_report
+    from openmia.bench.suite import load_suite
+    from openmia.fileio import prepare_output_dir
+
+    s = load_suite(suite, overrides=tuple(overrides), deterministic=deterministic, data_root=data_root, out_dir=out_dir)
+    prepare_output_dir(out, overwrite=overwrite)
+    board = build_leaderboard(s, allow_missing=allow_missing)
+    board["files"] = write_report(s, board, out)
+    return board
+
+
+def inpaint(input_dir: str | Path, mask_dir: str | Path, out_dir: str | Path, *, run_dir: str | Path | None = None,
+            method: str | None = None, scale: str = "auto", device: str | None = None, overwrite: bool = False,
+            progress: "ProgressArg" = False) -> dict[str, Any]:
+    """Fill the holes (``mask_dir``: one mask per image, nonzero = hole) of every image in
+    ``input_dir`` with a finished inpainting run (``run_dir``) or a classical method (``method``:
+    biharmonic, telea, ns, mean, nearest); ``scale`` (runs: auto, unit, uint8, minmax) is how the
+    images map to the run's [0, 1] scale; writes ``<case>.npy`` + ``restore.json`` into
+    ``out_dir`` and returns ``{"cases", "out", "method", "mean_seconds_per_case"}``."""
+    from openmia.engine.restore import restore_folder
+    from openmia.progress import progress_callback
+
+    with progress_callback(progress, "inpaint") as cb:
+        return restore_folder(input_dir, out_dir, mode="inpainting", mask_dir=mask_dir, run_dir=run_dir, method=method,
+                              scale=scale, device=device, overwrite=overwrite, progress=cb)
+
+
+def denoise(input_dir: str | Path, out_dir: str | Path, *, run_dir: str | Path | None = None, method: str | None = None,
+            sigma: float | None = None, scale: str = "auto", device: str | None = None, overwrite: bool = False,
+            progress: "ProgressArg" = False) -> dict[str, Any]:
+    """Denoise every image in ``input_dir`` with a finished denoising/reconstruction run
+    (``run_dir``) or a classical method (``method``: nlm, bm3d, gaussian; ``sigma`` = the noise
+    level in the images' unit, None = estimated); writes ``<case>.npy`` + ``restore.json``."""
+    from openmia.engine.restore import restore_folder
+    from openmia.progress import progress_callback
+
+    with progress_callback(progress, "denoise") as cb:
+        return restore_folder(input_dir, out_dir, mode="denoising", run_dir=run_dir, method=method, sigma=sigma,
+                              scale=scale, device=device, overwrite=overwrite, progress=cb)
+
+
+def embed(out_dir: str | Path, *, run_dir: str | Path | None = None, method: str = "model", dataset: str | None = None,
+          split: str = "test", fit_split: str = "train", dims: int = 50, size: int | None = None,
+          root: str | Path | None = None, batch_size: int = 64, device: str | None = None, overwrite: bool = False,
+          progress: "ProgressArg" = False) -> dict[str, Any]:
+    """One vector per case of ``dataset``'s ``split`` (``all`` = train + val + test): from a finished
+    run (``method="model"``: its Task's ``embed`` hook — a classifier's penultimate layer, a
+    segmentation network's pooled bottleneck, an autoencoder's code) or ``method="pixels-pca"``
+    (PCA of the normalised pixels fitted on ``fit_split``, ``dims`` components). Writes
+    ``embeddings.npy`` (float32 ``(n_cases, d)``), ``cases.csv`` and ``embed.json`` into ``out_dir``;
+    returns ``{"out", "cases", "dims", "method", "dataset", "split", "layer", "files"}``."""
+    from openmia.engine.embed import embed_dataset
+    from openmia.progress import progress_callback
+
+    with progress_callback(progress, "embed") as cb:
+        return embed_dataset(out_dir, run_dir=run_dir, method=method, dataset=dataset, split=split, fit_split=fit_split,
+                             dims=dims, size=size, root=root, batch_size=batch_size, device=device, overwrite=overwrite,
+                             progress=cb)
+
+
+def cluster(embeddings: str | Path, out_dir: str | Path, *, method: str = "kmeans", k: int | str = "auto", seed: int = 0,
+            n_boot: int = 100, min_cluster_size: int = 5, n_resamples: int = 500, scale: str = "none",
+            maps: Sequence[str] = ("pca", "tsne", "umap"), montage: bool = True, root: str | Path | None = None,
+            overwrite: bool = False, progress: "ProgressArg" = False) -> dict[str, Any]:
+    """Cluster an embeddings folder (kmeans, gmm, agglomerative, hdbscan; ``k`` an int or ``"auto"``:
+    silhouette, or BIC for gmm); writes ``clusters.csv``, ``summary.json``, ``report.md``/``.html``
+    (2D maps, montage, per-cluster profiles, Hennig stability with ``n_boot`` resamples) and, when
+    ``cases.csv`` has labels, the clustering evaluator's ``eval/``. Returns the summary + ``out``."""
+    from openmia.progress import progress_callback
+    from openmia.unsupervised.cluster import cluster_embeddings
+
+    with progress_callback(progress, "cluster (stability)") as cb:
+        return cluster_embeddings(embeddings, out_dir, method=method, k=k, seed=seed, n_boot=n_boot,
+                                  min_cluster_size=min_cluster_size, n_resamples=n_resamples, scale=scale,
+                                  maps=tuple(maps), montage=montage, root=root, overwrite=overwrite, progress=cb)
+
+
+def profile(embeddings: str | Path, out_dir: str | Path, *, covariates: str | Path | None = None,
+            volumes_from: str | Path | None = None, spacing: Sequence[float] | None = None,
+            label_names: Sequence[str] | None = None, ratios: Sequence[str] = (), features: str = "auto",
+            embedding_dims: int = 5, method: str = "kmeans", k: int | str = "auto", seed: int = 0, n_boot: int = 100,
+            n_resamples: int = 1000, min_cluster_size: int = 5, overwrite: bool = False,
+            progress: "ProgressArg" = False) -> dict[str, Any]:
+    """Patient profiles: image embeddings averaged per patient, joined with covariates (a CSV
+    ``patient_id,<numeric>``; structure volumes in mm³ from the label maps in ``volumes_from``;
+    ``ratios`` ``"A/B"``), clustered; writes ``profiles.csv``, ``patients.csv``, ``summary.json`` and
+    the report (per profile: size, covariate means/medians with bootstrap CIs, label composition,
+    stability). Returns the summary + ``out``."""
+    from openmia.progress import progress_callback
+    from openmia.unsupervised.profiles import profile_patients
+
+    with progress_callback(progress, "profile (stability)") as cb:
+        return profile_patients(embeddings, out_dir, covariates=covariates, volumes_from=volumes_from, spacing=spacing,
+                                label_names=label_names, ratios=ratios, features=features,
+                                embedding_dims=embedding_dims, method=method, k=k, seed=seed, n_boot=n_boot,
+                                n_resamples=n_resamples, min_cluster_size=min_cluster_size, overwrite=overwrite,
+                                progress=cb)
+
+
+def compare_clusterings(truth: str | Path, first: str | Path, second: str | Path, *, metrics: Sequence[str] = ("ari", "nmi"),
+                        n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Paired bootstrap difference (first - second) of clustering scores against the truth labels
+    (``truth``: a ``case_id,label`` CSV, or a cluster output folder holding ``truth.csv``; ``first``,
+    ``second``: ``clusters.csv`` files or their folders), the same case resamples for both."""
+    from openmia.unsupervised.cluster import compare_partitions, read_clusters, read_truth
+
+    return compare_partitions(read_truth(truth), read_clusters(first), read_clusters(second), metrics=tuple(metrics),
+                              n_resamples=n_resamples, seed=seed)
+
+
+def pretrain(method: str = "simclr", dataset: str | None = None, overrides: Sequence[str] = (), *,
+             config: str | Path | RunConfig | None = None, split: str = "train", progress: bool = True,
+             run_dir: str | Path | None = None, index: bool = True) -> "TrainResult":
+    """Self-supervised pre-training (``openmia pretrain``, docs/few-labels.md): ``method`` (simclr,
+    byol or mim) on the training images of ``dataset`` without their labels, then a linear probe
+    and k-NN on the frozen embeddings scored on validation and test. The run directory's
+    ``encoder.pt`` is what ``train.init_from=<run dir>`` loads.
+
+    Args:
+        method: ``pretrain.method``.
+        dataset: ``data.dataset`` (any task's set); None = the config's or the default.
+        overrides: ``KEY=VALUE`` on top (``model.name``, ``train.epochs``, ``pretrain.*`` ...).
+        config: a YAML path or :class:`RunConfig` (its task must be ``pretrain``), or None.
+        split: the images pre-training reads: only ``train`` (validation and test images never
+            take part; anything else is refused).
+    """
+    from openmia.errors import ConfigError
+
+    if split != "train":
+        raise ConfigError(f"pretrain --split {split!r}: pre-training reads the training split only (validation and "
+                          "test images must stay unseen until they are scored); use --split train")
+    ov = ["task=pretrain", f"pretrain.method={method}", *([f"data.dataset={dataset}"] if dataset else []), *overrides]
+    if isinstance(config, RunConfig):
+        cfg = config.with_overrides(ov)
+    else:
+        cfg = load_config(config, ov)
+    return train(cfg, progress=progress, run_dir=run_dir, index=index)

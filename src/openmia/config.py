@@ -32,6 +32,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "step", "multistep", "cosine")
 BUDGET_CLOCKS = ("wall", "cpu")
 PRECISIONS = ("fp32", "bf16", "fp16")
+FREEZE_SCHEDULES = ("none", "probe", "gradual")
+SEMI_METHODS = ("none", "pseudo_label", "fixmatch", "mean_teacher")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
 
 
@@ -93,8 +95,14 @@ class DataConfig:
     augment: str = "none"  # a preset of openmia.transforms.augment (the task says which apply)
     fold: int = 0  # test fold of cross-validated sets (hippocampus: 0-4; small user sets: 0-4)
     spacing: tuple[float, ...] | None = None  # resample user NIfTI data to this voxel spacing (mm); None = as stored
+    # the share of the training split that keeps its labels: a seeded, stratified subset (seed
+    # train.seed); the rest of the training split is unlabelled (semi.method uses it); 1 = all
+    labelled_fraction: float = 1.0
 
     def __post_init__(self) -> None:
+        if isinstance(self.labelled_fraction, bool) or not 0 < self.labelled_fraction <= 1:
+            raise ConfigError(f"data.labelled_fraction: expected a fraction in (0, 1] of the training cases that keep "
+                              f"their labels, found {self.labelled_fraction!r}")
         positive("data.batch_size", self.batch_size)
         positive("data.eval_batch_size", self.eval_batch_size)
         if not isinstance(self.fold, int) or self.fold < 0:
@@ -120,9 +128,14 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9  # sgd only
+    # layer-wise learning-rate decay: the block group k groups below the head trains at
+    # lr * layer_decay**k (engine.transfer.block_groups); 1 = one learning rate for all
+    layer_decay: float = 1.0
 
     def __post_init__(self) -> None:
         one_of("optim.name", self.name, OPTIMIZERS)
+        if not 0 < self.layer_decay <= 1:
+            raise ConfigError(f"optim.layer_decay: expected a factor in (0, 1] (1 = off), found {self.layer_decay!r}")
         positive("optim.lr", self.lr)
         positive("optim.weight_decay", self.weight_decay, allow_zero=True)
 
@@ -173,6 +186,13 @@ class LoopConfig:
     # start from another run's kept weights (its directory, or a .pt checkpoint): every tensor
     # whose name and shape match is copied (transfer learning, progressive resizing)
     init_from: str | None = None
+    # how init_from's tensor names are read: auto (openmia's names, else the key map that loads the
+    # most tensors) | none (openmia's names only) | a key map of engine.transfer.KEY_MAPS
+    init_keymap: str = "auto"
+    # which parameters train: none (all: full fine-tuning) | probe (only the head, the last block
+    # group) | gradual (the head first, one more block group every train.unfreeze_every epochs)
+    freeze: str = "none"
+    unfreeze_every: int = 1
     # refit: train on the training and validation splits together and keep the last weights (the
     # EMA's when train.ema is on), with no model selection and no validation scores; test is
     # scored as usual (tasks that choose thresholds on validation refuse it)
@@ -189,6 +209,10 @@ class LoopConfig:
             raise ConfigError(f"train.device: expected auto, cpu, cuda, cuda:N or mps, found {self.device!r}")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"train.ema: expected a decay in [0, 1) (0 = off), found {self.ema}")
+        one_of("train.freeze", self.freeze, FREEZE_SCHEDULES)
+        positive("train.unfreeze_every", self.unfreeze_every)
+        if not isinstance(self.init_keymap, str) or not self.init_keymap:
+            raise ConfigError(f"train.init_keymap: expected auto, none or a key map name, found {self.init_keymap!r}")
 
 
 @dataclass(frozen=True)
@@ -202,7 +226,34 @@ class EvalConfig:
         positive("eval.n_resamples", self.n_resamples)
 
 
-SHARED_SECTIONS = ("data", "model", "optim", "schedule", "train", "eval")
+@dataclass(frozen=True)
+class SemiConfig:
+    """Semi-supervised learning on the unlabelled rest of the training split (``data.labelled_fraction``;
+    :mod:`openmia.engine.semi`). Each step adds ``weight`` x the unlabelled loss of a batch of
+    ``ratio`` x ``data.batch_size`` unlabelled images to the task's supervised loss."""
+
+    method: str = "none"  # one of SEMI_METHODS
+    weight: float = 1.0  # weight of the unlabelled loss
+    ratio: int = 1  # unlabelled images per labelled image in a step (FixMatch: 7)
+    threshold: float = 0.95  # pseudo_label / fixmatch: confidence a prediction needs to become a target
+    rampup_epochs: float = 0.0  # epochs over which the weight rises (sigmoid ramp-up); 0 = none
+    noise: float = 0.1  # mean_teacher: std of the Gaussian input noise of each view (normalised intensities)
+
+    def __post_init__(self) -> None:
+        one_of("semi.method", self.method, SEMI_METHODS)
+        positive("semi.weight", self.weight, allow_zero=True)
+        positive("semi.ratio", self.ratio)
+        positive("semi.noise", self.noise, allow_zero=True)
+        if not 0 <= self.threshold < 1:
+            raise ConfigError(f"semi.threshold: expected a probability in [0, 1), found {self.threshold!r}")
+        positive("semi.rampup_epochs", self.rampup_epochs, allow_zero=True)
+
+
+SHARED_SECTIONS = ("data", "model", "optim", "schedule", "train", "eval", "semi")
+# later keys (learning with few labels) left out of RunConfig.to_dict at these defaults (the whole
+# semi section likewise)
+OPTIONAL_KEYS: dict[str, Any] = {"data.labelled_fraction": 1.0, "optim.layer_decay": 1.0, "train.init_keymap": "auto",
+                                 "train.freeze": "none", "train.unfreeze_every": 1}
 
 
 @dataclass(frozen=True)
@@ -220,6 +271,7 @@ class RunConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: LoopConfig = field(default_factory=LoopConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    semi: SemiConfig = field(default_factory=SemiConfig)
     options: Any = None
     out_dir: str = "runs"
     name: str | None = None
@@ -237,6 +289,9 @@ class RunConfig:
         if self.model.name is None:
             object.__setattr__(self, "model", dataclasses.replace(self.model, name=task_cls.default_model))
         task_cls.check_config(self)
+        from openmia.engine.semi import check_few_labels_config  # the few-labels keys, against the task
+
+        check_few_labels_config(self, task_cls)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict in the YAML layout (the task section under the task's name)."""
@@ -246,6 +301,14 @@ class RunConfig:
         if self.options is not None:
             d[self.task] = dataclasses.asdict(self.options)
         d["out_dir"], d["name"] = self.out_dir, self.name
+        # keys added after run directories and benchmark cells existed are written only when set, so
+        # the config (its hash, a benchmark cell's id) of a run that does not use them is unchanged
+        for dotted, default in OPTIONAL_KEYS.items():
+            sec, key = dotted.split(".")
+            if d[sec].get(key) == default:
+                del d[sec][key]
+        if d["semi"] == dataclasses.asdict(SemiConfig()):
+            del d["semi"]
         return json.loads(json.dumps(d))
 
     def hash(self) -> str:

@@ -18,14 +18,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("openmia.cli.list_cmd", "list registered models, data sets or tasks"),
     "data": ("openmia.cli.data_cmd", "list, describe, fetch, import and verify data sets"),
     "train": ("openmia.cli.train_cmd", "train a model; writes a run directory"),
+    "pretrain": ("openmia.cli.pretrain_cmd", "self-supervised pre-training (SimCLR, BYOL, masked images) on training images"),
     "reevaluate": ("openmia.cli.reevaluate_cmd", "score a finished run again with other evaluation settings"),
     "predict": ("openmia.cli.predict_cmd", "apply a trained run to a folder of images"),
     "count": ("openmia.cli.count_cmd", "count and mark objects (cells, lesions) in images"),
+    "inpaint": ("openmia.cli.inpaint_cmd", "fill masked holes in images (trained run or classical method)"),
+    "denoise": ("openmia.cli.denoise_cmd", "denoise images (trained run or classical method)"),
+    "embed": ("openmia.cli.embed_cmd", "one feature vector per case from a trained run or raw-pixel PCA"),
+    "cluster": ("openmia.cli.cluster_cmd", "cluster embeddings: k chosen or auto, stability, report, scores vs labels"),
+    "profile": ("openmia.cli.profile_cmd", "patient profiles: embeddings + covariates/volumes clustered, with CIs"),
     "evaluate": ("openmia.cli.evaluate_cmd", "score prediction files from any tool against truth"),
     "compare": ("openmia.cli.compare_cmd", "compare models on the same cases: paired tests, Holm, rankings"),
     "rank": ("openmia.cli.rank_cmd", "rank models across data sets: Friedman, Nemenyi, Holm vs a control, CD diagram"),
     "plan": ("openmia.cli.plan_cmd", "sample size: cases needed for a CI half-width or to detect a difference"),
     "runs": ("openmia.cli.runs_cmd", "list and show recorded runs"),
+    "benchmark": ("openmia.cli.benchmark_cmd", "run benchmark suites (local or Ray), their status and leaderboard"),
 }
 
 

@@ -12,6 +12,7 @@ Run directory layout (one per run)::
     checkpoints/last.pt      model + optimizer + RNG + progress (for --resume), atomic
     checkpoints/best.pt      weights with the best validation score, atomic
     init_from.json           train.init_from only: the weights the run started from (path, SHA-256, names)
+    labelled_subset.json     data.labelled_fraction < 1 only: the training cases that kept their labels, and the rest
     predictions/, truth/     the evaluator's input formats (DESIGN §4.1), per split (the task's formats)
     eval/{val,test}/         the evaluator's reports
     result.json              written last: the run is complete when it exists
@@ -141,6 +142,12 @@ class Loop:
         task_cls = task_class(cfg.task)
         self.splits = task_cls.load_splits(cfg)
         self.spec = self.splits["train"].spec
+        self.unlabelled = None  # data.labelled_fraction < 1: the rest of the training split, without labels
+        if cfg.data.labelled_fraction < 1:
+            from openmia.engine.semi import split_labelled
+
+            self.splits["train"], self.unlabelled = split_labelled(self.splits["train"], cfg.data.labelled_fraction,
+                                                                   cfg.train.seed)
         if cfg.train.refit:  # the validation cases join training; nothing is validated or selected
             from openmia.data.catalog import merge_splits
 
@@ -149,11 +156,16 @@ class Loop:
         torch.manual_seed(cfg.train.seed)  # model initialisation
         self.model = self.task.build_model()
         self.task.prepare(self.model)
+        self.semi = None
+        if cfg.semi.method != "none":  # the unlabelled loss joins the task's (engine.semi)
+            from openmia.engine.semi import SemiLoss
+
+            self.semi = SemiLoss(self.task, self.unlabelled, cfg, teacher=lambda: self.ema.module)
         self._init_loaded = None
         if cfg.train.init_from and not resuming:
             from openmia.engine.transfer import load_matching_weights
 
-            self._init_loaded = load_matching_weights(self.model, cfg.train.init_from)
+            self._init_loaded = load_matching_weights(self.model, cfg.train.init_from, cfg.train.init_keymap)
         self.epoch = 0  # epochs completed
         self.elapsed = 0.0  # training seconds used (train + validation), across resumes
         self.best_val = -float("inf")
@@ -168,12 +180,18 @@ class Loop:
         device, the optimiser and the weight EMA."""
 
         from openmia.engine.device import grad_scaler
+        from openmia.engine.transfer import param_groups
 
         cfg = self.cfg
         self.run_dir = Path(run_dir)
         self.init_record = self._init_weights()
+        if self.unlabelled is not None:  # which training cases kept their labels (seeded: the same on resume)
+            fileio.write_json(self.run_dir / "labelled_subset.json", {
+                "fraction": cfg.data.labelled_fraction, "seed": cfg.train.seed,
+                "labelled": list(self.splits["train"].case_ids), "unlabelled": list(self.unlabelled.case_ids)})
         self.model.to(self.device)
-        self.optimizer = make_optimizer(cfg.optim, self.model.parameters())
+        # optim.layer_decay < 1: one group per block group, lr scaled down from the head (else model.parameters())
+        self.optimizer = make_optimizer(cfg.optim, param_groups(self.model, cfg.optim.layer_decay))
         self.scaler = grad_scaler(cfg.train.precision, self.device)
         # EMA of the weights (Polyak averaging): validated, selected and tested instead of the raw
         # weights; on small sets it smooths the epoch-to-epoch noise that model selection sees
@@ -257,7 +275,9 @@ class Loop:
         t = self.cfg.train
         prog = max(epoch_float / t.epochs, spent / (60 * t.max_minutes) if t.max_minutes else 0)
         for g in self.optimizer.param_groups:
-            g["lr"] = self.cfg.optim.lr * lr_factor(self.cfg.schedule, progress=prog, epoch_float=epoch_float)
+            # lr_scale: optim.layer_decay's per-group factor (engine.transfer.param_groups); absent = 1
+            g["lr"] = (self.cfg.optim.lr * lr_factor(self.cfg.schedule, progress=prog, epoch_float=epoch_float)
+                       * g.get("lr_scale", 1.0))
 
     def _apply(self, loss, epoch: int, step: int) -> None:
         """One optimiser step on ``loss`` (refused when not finite) and the EMA update."""
@@ -336,13 +356,21 @@ class Loop:
                 ep = self.epoch
                 gen = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + ep)  # per-epoch: exact resume
                 model.train()
+                if cfg.train.freeze != "none":  # which block groups train this epoch (engine.transfer)
+                    from openmia.engine.transfer import apply_freeze
+
+                    apply_freeze(model, cfg.train.freeze, ep, cfg.train.unfreeze_every)
                 t0 = self._clock()
                 tot_loss, n_seen = 0.0, 0
                 for step, idx in enumerate(iterate_batches(n_train, bs, shuffle=True, gen=gen)):
                     if len(idx) < 2 and n_train > 1:
                         continue  # a batch of one breaks batch norm and adds nothing
                     self._set_lr(ep + step / steps_per_epoch, self.elapsed + self._clock() - t0)
-                    loss = task.batch_loss(idx, gen, self.forward)
+                    if self.semi is None:
+                        loss = task.batch_loss(idx, gen, self.forward)
+                    else:
+                        loss = self.semi.batch_loss(idx, gen, self.forward, epoch=ep, step=step,
+                                                    steps_per_epoch=steps_per_epoch)
                     self._apply(loss, ep, step)
                     tot_loss += loss.item() * len(idx)
                     n_seen += len(idx)
@@ -397,6 +425,11 @@ class Loop:
         cfg = self.cfg
         prov = collect_provenance(cfg, self.splits, self.model, threads=self.threads, init_from=self.init_record)
         prov["device"] = str(self.device)
+        if self.unlabelled is not None:  # data.labelled_fraction: the labelled subset is splits.train above
+            from openmia.engine.provenance import split_hash
+
+            prov["data"]["unlabelled"] = {"n": len(self.unlabelled.case_ids), "fraction": cfg.data.labelled_fraction,
+                                          "case_ids_sha256": split_hash(self.unlabelled.case_ids, np.zeros(0))}
         prov = finish_provenance(prov, train_seconds=self.elapsed)
         fileio.write_json(self.run_dir / "provenance.json", prov)
         scored = ("test",) if cfg.train.refit else ("val", "test")  # a refit trained on the validation cases

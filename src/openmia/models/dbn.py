@@ -4,6 +4,13 @@ Stacked Bernoulli-Bernoulli RBMs pre-trained greedily with contrastive divergenc
 Neural Computation 2002), then fine-tuned as a sigmoid MLP initialised from the RBM weights with a
 linear head. Works on the flattened image, so 2D and 3D alike.
 
+The comparison of Bengio, Lamblin, Popovici & Larochelle (NIPS 2006) is built in: with
+``pretrain_method="autoencoder"`` each layer is instead pre-trained greedily as an autoencoder
+with tied weights (encoder ``sigmoid(v W + b_h)``, decoder ``sigmoid(h W^T + b_v)``, the same
+parameters as the RBM, cross-entropy reconstruction loss), so the fine-tuned network, the budget
+and the schedule are identical and only the pre-training objective differs
+(``benchmarks/dbn_pretraining.py``).
+
 Visible units must be probabilities in [0, 1]. openmia feeds images normalised to [-1, 1]
 (``uint8_unit``: ``x / 255 * 2 - 1``), so :meth:`DBN.to_visible` maps them back with
 ``(x + 1) / 2`` and clamps to [0, 1] (values outside come only from augmentation or foreign data).
@@ -19,6 +26,9 @@ import torch.nn as nn
 from openmia.errors import ConfigError, DataError
 from openmia.models import register_model
 from openmia.models.blocks import check_args, check_positive_ints
+
+
+PRETRAIN_METHODS = ("rbm", "autoencoder")
 
 
 class RBM(nn.Module):
@@ -81,8 +91,11 @@ class DBN(nn.Module):
         hidden: hidden units of each RBM, bottom to top.
     """
 
-    def __init__(self, in_features: int, num_classes: int, hidden: tuple[int, ...]) -> None:
+    def __init__(self, in_features: int, num_classes: int, hidden: tuple[int, ...], pretrain_method: str = "rbm") -> None:
         super().__init__()
+        if pretrain_method not in PRETRAIN_METHODS:
+            raise ConfigError(f"dbn: pretrain_method must be one of {PRETRAIN_METHODS}, got {pretrain_method!r}")
+        self.pretrain_method = pretrain_method
         self.in_features = in_features
         sizes = (in_features, *hidden)
         self.rbms = nn.ModuleList(RBM(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
@@ -113,9 +126,11 @@ class DBN(nn.Module):
 
     def pretrain(self, batches: Callable[[], Iterable[torch.Tensor]], *, epochs: int = 5, lr: float = 0.05,
                  k: int = 1, momentum: float = 0.5, seed: int = 0) -> list[dict]:
-        """Greedy layer-wise CD-k pre-training (SGD with momentum), bottom RBM first.
+        """Greedy layer-wise pre-training (SGD with momentum), bottom layer first: CD-k
+        (``pretrain_method="rbm"``) or a tied-weight autoencoder's cross-entropy reconstruction
+        gradient (``"autoencoder"``), with the same learning rate, momentum and epochs.
 
-        Each RBM is trained on the hidden probabilities of the (already trained, frozen) RBMs below.
+        Each layer is trained on the hidden probabilities of the (already trained, frozen) layers below.
 
         Args:
             batches: called once per epoch; yields input batches ``(N, C, *spatial)`` (normalised images).
@@ -126,7 +141,8 @@ class DBN(nn.Module):
             seed: seeds the Gibbs sampling.
         Returns:
             One record per layer and epoch: ``{"layer", "epoch", "recon_error"}``, the mean squared
-            error between that layer's input and its mean-field reconstruction after ``k`` steps.
+            error between that layer's input and its reconstruction (RBM: mean-field after ``k``
+            Gibbs steps; autoencoder: the decoder's output).
         """
         for field, value, low in (("epochs", epochs, 0), ("k", k, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -144,7 +160,10 @@ class DBN(nn.Module):
                         v = self.to_visible(xb)
                         for lower in self.rbms[:li]:
                             v = lower.p_h(v)
-                    *grads, vk = rbm.cd_gradients(v, k=k, gen=gen)
+                    if self.pretrain_method == "rbm":
+                        *grads, vk = rbm.cd_gradients(v, k=k, gen=gen)
+                    else:
+                        grads, vk = autoencoder_gradients(rbm, v)
                     with torch.no_grad():
                         for p, g, vv in zip((rbm.W, rbm.b_v, rbm.b_h), grads, vel):
                             vv.mul_(momentum).add_(g, alpha=lr)
@@ -157,14 +176,27 @@ class DBN(nn.Module):
         return history
 
 
+def autoencoder_gradients(rbm: RBM, v: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Descent directions (negated gradients) of a tied-weight autoencoder's mean cross-entropy
+    reconstruction loss ``-mean_n sum_i [v log r + (1 - v) log(1 - r)]`` with ``r = p_v(p_h(v))``,
+    for ``(W, b_v, b_h)``, and the reconstruction ``r`` ``(N, V)`` (autograd on the RBM's parameters)."""
+    params = (rbm.W, rbm.b_v, rbm.b_h)
+    with torch.enable_grad():
+        r = rbm.p_v(rbm.p_h(v))
+        loss = nn.functional.binary_cross_entropy(r, v, reduction="sum") / v.shape[0]
+        grads = torch.autograd.grad(loss, params)
+    return [-g for g in grads], r.detach()
+
+
 @register_model("dbn", task="classification", dims=(2, 3), family="dbn")
 def dbn(in_channels: int, num_classes: int, dims: int = 2, input_size: int = 28,
-        hidden: tuple[int, ...] = (500, 250)) -> nn.Module:
+        hidden: tuple[int, ...] = (500, 250), pretrain_method: str = "rbm") -> nn.Module:
     """Deep belief network (Hinton, Osindero & Teh, Neural Computation 2006), 2D or 3D (flattened).
 
     Stacked RBMs (``hidden`` units per layer) with greedy CD-k pre-training — the trainer calls
     :meth:`DBN.pretrain` when ``train.pretrain_epochs > 0`` — then supervised fine-tuning of the
-    sigmoid MLP plus linear head.
+    sigmoid MLP plus linear head. ``pretrain_method="autoencoder"``: greedy tied-weight autoencoders
+    instead of RBMs (Bengio et al., NIPS 2006), same parameters and schedule.
     """
     check_args("dbn", in_channels=in_channels, num_classes=num_classes, dims=dims, input_size=input_size, supported=(2, 3))
-    return DBN(in_channels * input_size**dims, num_classes, check_positive_ints("dbn", "hidden", hidden))
+    return DBN(in_channels * input_size**dims, num_classes, check_positive_ints("dbn", "hidden", hidden), pretrain_method)

@@ -21,6 +21,8 @@ Hooks, in the order the loop calls them::
                                    touched once, here); returns an :class:`Evaluation`
     predict(run, inputs, out, **opts)
                                    ``openmia predict`` on new images (files in the task's format)
+    embed(model, batch)            ``openmia embed``: one feature vector per image, ``(B, C, *spatial)``
+                                   -> ``(B, d)`` (default: the input of the model's last linear layer)
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class Task:
     min_labels: ClassVar[int] = 2  # class / label names a data set of this task needs at least
     # the DatasetSpec.task_type values of this family's data sets; () = just the family's name
     task_types: ClassVar[tuple[str, ...]] = ()
+    # semi.method values that apply (engine.semi): the model's outputs are softmax logits (N, K, *spatial)
+    semi_methods: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: Any, spec: Any, splits: dict[str, Any] | None = None, device: Any = None) -> None:
         import torch
@@ -159,6 +163,52 @@ class Task:
         """``openmia predict``: write predictions for the images in ``inputs`` into ``out``."""
         raise ConfigError(f"{self.name} runs cannot predict on new images with `openmia predict`")
 
+    # -- embeddings (``openmia embed``; :mod:`openmia.engine.embed` calls these)
+    def embed(self, model: Any, batch: Any):
+        """One feature vector per image: the protocol of ``openmia embed``.
+
+        Contract (every override keeps it):
+
+        - ``model``: the run's model in eval mode on ``self.device``; the caller holds
+          ``torch.no_grad()``.
+        - ``batch``: float tensor ``(B, C, *spatial)`` on ``self.device``, normalised as in training
+          (:meth:`float_batch`).
+        - returns a float tensor ``(B, d)``, one row per image in ``batch``'s order; ``d`` is the same
+          for every batch of a run and the rows depend on their own image only (eval mode), so
+          batching does not change them.
+
+        Default (classification models): the *input* of the model's last ``nn.Linear`` — the
+        penultimate layer, i.e. what the classifier head sees — captured with a forward pre-hook
+        while the model runs. A model picks another layer by naming it in an attribute
+        ``embedding_layer`` (a dotted submodule name for ``model.get_submodule``); its input is
+        taken, flattened to ``(B, -1)``. :meth:`embedding_source` says which layer that is.
+        Families whose features are elsewhere (segmentation: the pooled bottleneck; autoencoders:
+        the code) override this method and :meth:`embedding_source`.
+        """
+        name, module = self._embedding_module(model)
+        return capture_features(model, batch, module, "input").flatten(1)
+
+    def embedding_source(self, model: Any) -> str:
+        """Which features :meth:`embed` returns, in words (recorded in ``embed.json``)."""
+        name, _ = self._embedding_module(model)
+        return f"input of {name} (the penultimate layer)"
+
+    def _embedding_module(self, model: Any) -> tuple[str, Any]:
+        """``(name, module)``: ``model.embedding_layer`` if set, else the last ``nn.Linear``."""
+        from torch import nn
+
+        named = getattr(model, "embedding_layer", None)
+        if named:
+            try:
+                return named, model.get_submodule(named)
+            except AttributeError as exc:
+                raise ConfigError(f"{type(model).__name__}.embedding_layer={named!r} names no submodule") from exc
+        linear = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+        if not linear:
+            raise ConfigError(f"{self.name} model {type(model).__name__} has no nn.Linear head to take embeddings from; "
+                              "set an `embedding_layer` attribute on the model (a submodule name) or override Task.embed")
+        return linear[-1]
+
     # -- results
     @staticmethod
     def headline(summary: dict[str, Any]) -> dict[str, Any]:
@@ -175,3 +225,21 @@ class Task:
         from openmia.transforms.intensity import to_float_tensor
 
         return to_device(to_float_tensor(images, self.spec.normalization), self.device)
+
+
+def capture_features(model: Any, batch: Any, module: Any, which: str = "output"):
+    """Run ``model(batch)`` and return what ``module`` received (``which="input"``: its first
+    positional input) or produced (``"output"``) during that forward pass; the hook is removed
+    afterwards. Raises ConfigError when the module did not run."""
+    seen: list[Any] = []
+    if which == "input":
+        handle = module.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    else:
+        handle = module.register_forward_hook(lambda m, args, out: seen.append(out))
+    try:
+        model(batch)
+    finally:
+        handle.remove()
+    if not seen:
+        raise ConfigError(f"embedding layer {type(module).__name__} was not used in {type(model).__name__}'s forward pass")
+    return seen[-1]  # a module called more than once (weight sharing): its last call, the one nearest the output

@@ -145,6 +145,7 @@ class ClassificationTask(Task):
     augments = AUGMENTS
     headline_metrics = ("auc", "acc")
     task_types = TASK_TYPES
+    semi_methods = ("pseudo_label", "fixmatch", "mean_teacher")  # engine.semi (not for multi-label sets)
 
     def prepare(self, model: Any) -> None:
         import torch

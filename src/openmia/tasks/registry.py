@@ -8,7 +8,9 @@ from openmia.registry import Registry
 
 # modules that register the built-in task families (one line per family)
 TASK_MODULES = ("openmia.tasks.classification", "openmia.tasks.segmentation", "openmia.tasks.detection",
-                "openmia.tasks.counting")
+                "openmia.tasks.counting", "openmia.tasks.landmarks",
+                "openmia.tasks.reconstruction", "openmia.tasks.inpainting", "openmia.tasks.denoising",
+                "openmia.tasks.pretrain")
 
 TASKS: Registry = Registry("task", modules=TASK_MODULES)
 

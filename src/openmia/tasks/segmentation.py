@@ -123,6 +123,7 @@ class SegmentationTask(Task):
     augments = AUGMENTS
     headline_metrics = ("dice", "hd95")
     eval_options = ("tta", "tta_scales", "postprocess", "fill_empty")
+    semi_methods = ("pseudo_label", "fixmatch", "mean_teacher")  # engine.semi: per-voxel softmax outputs
 
     def prepare(self, model: Any) -> None:
         import torch
@@ -204,6 +205,31 @@ class SegmentationTask(Task):
                                     n_resamples=cfg.eval.n_resamples, seed=cfg.eval.seed)
         write_outputs(res, run_dir / "eval" / split, provenance=provenance)
         return res
+
+    def embed(self, model, batch):
+        """``(B, d)``: the bottleneck (deepest encoder output) averaged over its spatial axes —
+        global average pooling, as a classifier on top of the encoder would see it. The layer is
+        ``model.embedding_layer`` when set, else ``bottom`` (ResUNet) or the last ``enc`` block (U-Net);
+        its output is taken (see :meth:`Task.embed` for the contract)."""
+        from openmia.tasks.base import capture_features
+
+        _, module = self._bottleneck(model)
+        feats = capture_features(model, batch, module, "output")
+        return feats.float().mean(dim=tuple(range(2, feats.dim())))
+
+    def embedding_source(self, model) -> str:
+        return f"output of {self._bottleneck(model)[0]} (bottleneck), global-average-pooled"
+
+    def _bottleneck(self, model) -> tuple[str, Any]:
+        named = getattr(model, "embedding_layer", None) or (
+            "bottom" if hasattr(model, "bottom") else f"enc.{len(model.enc) - 1}" if hasattr(model, "enc") else None)
+        if named is None:
+            raise ConfigError(f"segmentation model {type(model).__name__} has no `bottom` or `enc` bottleneck; set an "
+                              "`embedding_layer` attribute (the submodule whose output is the bottleneck)")
+        try:
+            return named, model.get_submodule(named)
+        except AttributeError as exc:
+            raise ConfigError(f"{type(model).__name__}: no submodule {named!r} to take embeddings from") from exc
 
     def predict(self, run, inputs: Path, out: Path, *, tta: bool = False, scales=None, overlap: float = 0.5,
                 batch_size: int = 4, failures: list[str] | None = None, **_: Any) -> dict[str, Any]:

@@ -1,0 +1,189 @@
+"""Label-efficiency curves: the test metric against the share of training labels, for training from
+scratch, fine-tuning a self-supervised encoder, and semi-supervised learning (docs/few-labels.md).
+
+Protocol (every arm of a point has the same labelled subset, seed and budget):
+
+- fractions 1 / 5 / 10 / 25 / 100 % of the training split keep their labels
+  (``data.labelled_fraction``: seeded by ``train.seed``, stratified);
+- ``scratch``: supervised training on the labelled subset only;
+- ``ssl``: the same, starting from an encoder pre-trained by ``openmia pretrain`` (SimCLR by
+  default) on *all* training images without labels; one pre-training run serves every fraction and
+  seed, its time is reported once, separately (the "total" column adds it);
+- ``semi``: the labelled subset plus the unlabelled rest (FixMatch for classification, mean teacher
+  for segmentation); not defined at 100 % (nothing is unlabelled);
+- each run: ``train.max_minutes`` of CPU time (``train.budget_clock=cpu``), enough epochs to use it;
+- per point: the test metric with its CI (the evaluator's), and the paired difference to scratch
+  on the same seed and test cases (``openmia compare``: DeLong for AUC, bootstrap CI, Holm).
+
+Outputs: ``benchmarks/results/label_efficiency[_quick].{md,json,png}`` (PNG: metric vs fraction,
+log x, one line per arm, CI bars). ``--quick`` is a pilot on a synthetic set with a tiny budget
+(minutes on a laptop; its runs end at the 4-epoch cap, not at the budget); its numbers say only
+that the pipeline works. Finished runs in ``--runs`` are reused (a rerun only adds what is missing).
+
+    python benchmarks/label_efficiency.py --quick
+    python benchmarks/label_efficiency.py --dataset retinamnist --root ../shared/data/medmnist \\
+        --minutes 5 --pretrain-minutes 30 --seeds 0 1 2
+    python benchmarks/label_efficiency.py --dataset kvasir_seg --root ../shared/data --model unet_small ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from openmia import api, fileio
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FRACTIONS = (0.01, 0.05, 0.1, 0.25, 1.0)
+ARMS = ("scratch", "ssl", "semi")
+
+
+def _headline(run_dir: Path, metric: str) -> dict[str, Any]:
+    res = json.loads((run_dir / "result.json").read_text())
+    return {"run_dir": str(run_dir), "train_seconds": res["train_seconds"], "epochs_done": res["epochs_done"],
+            **res["test"][metric]}
+
+
+def _pred(run_dir: Path, kind: str) -> Path:
+    """The test predictions (or truth) of a run: ``<kind>/test.csv`` or the ``<kind>/test/`` folder."""
+    f = run_dir / kind / "test.csv"
+    return f if f.is_file() else run_dir / kind / "test"
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    task = api.describe_dataset(args.dataset).task
+    metric = "auc" if task == "classification" else "dice"
+    semi = (["semi.method=fixmatch", f"semi.ratio={args.semi_ratio}", "semi.threshold=0.9"] if task == "classification"
+            else ["semi.method=mean_teacher", "train.ema=0.99", "semi.rampup_epochs=5"])
+    root = [f"data.root={args.root}"] if args.root else []
+    base = [f"task={task}", f"data.dataset={args.dataset}", f"model.name={args.model}", *root,
+            f"train.epochs={args.epochs}", "train.budget_clock=cpu", f"train.max_minutes={args.minutes}",
+            f"eval.n_resamples={args.resamples}", "train.threads=1", *args.set]
+    runs = Path(args.runs)
+    t0 = time.process_time()
+    pre_dir = runs / f"pretrain-{args.method}"
+    if not (pre_dir / "result.json").is_file():
+        api.pretrain(args.method, args.dataset, [f"model.name={args.model}", *root, f"train.epochs={args.pretrain_epochs}",
+                                                 "train.budget_clock=cpu", f"train.max_minutes={args.pretrain_minutes}",
+                                                 f"eval.n_resamples={args.resamples}", "train.threads=1", *args.set,
+                                                 *args.pretrain_set],
+                     run_dir=pre_dir, progress=False, index=False)
+    pre = json.loads((pre_dir / "result.json").read_text())
+    out: dict[str, Any] = {"dataset": args.dataset, "task": task, "metric": metric, "model": args.model,
+                           "budget_cpu_minutes": args.minutes, "quick": args.quick, "fractions": list(args.fractions),
+                           "seeds": list(args.seeds), "pretrain": {"method": args.method, "run_dir": str(pre_dir),
+                                                                    "cpu_seconds": pre["train_seconds"],
+                                                                    "probe_test": pre.get("test", {}).get(metric)},
+                           "points": [], "paired": []}
+    for frac in args.fractions:
+        for seed in args.seeds:
+            dirs = {}
+            for arm in ARMS:
+                if arm == "semi" and frac >= 1:
+                    continue  # nothing is unlabelled at 100 %
+                ov = [*base, f"train.seed={seed}", f"data.labelled_fraction={frac}"]
+                ov += [f"train.init_from={pre_dir}"] if arm == "ssl" else semi if arm == "semi" else []
+                rd = runs / f"{arm}-f{frac}-s{seed}"
+                if not (rd / "result.json").is_file():
+                    if rd.exists():
+                        import shutil
+
+                        shutil.rmtree(rd)  # an interrupted cell: start it again
+                    api.train(None, ov, run_dir=rd, progress=False, index=False)
+                dirs[arm] = rd
+                out["points"].append({"arm": arm, "fraction": frac, "seed": seed, **_headline(rd, metric)})
+                print(f"{arm:8s} {frac:5.2f} seed {seed}: {metric} {out['points'][-1]['value']:.3f}", flush=True)
+            cmp = api.compare(task, _pred(dirs["scratch"], "truth"), {a: _pred(d, "predictions") for a, d in dirs.items()},
+                              runs / f"compare-f{frac}-s{seed}", metrics=[metric], n_resamples=args.resamples)
+            for row in cmp["comparisons"]:
+                if row["model_a"] == "scratch":  # written as arm - scratch
+                    row = {**row, "model_a": row["model_b"], "model_b": "scratch", "diff": -row["diff"],
+                           "ci_low": -row["ci_high"], "ci_high": -row["ci_low"]}
+                if row["model_b"] == "scratch":
+                    out["paired"].append({"fraction": frac, "seed": seed, **row})
+    out["cpu_seconds_total"] = round(time.process_time() - t0, 1)
+    return out
+
+
+def write(out: dict[str, Any], stem: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    m, pts = out["metric"], out["points"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, arm in enumerate(ARMS):
+        rows = [p for p in pts if p["arm"] == arm and p["seed"] == out["seeds"][0]]
+        if not rows:
+            continue
+        x = np.array([r["fraction"] for r in rows]) * (1 + 0.03 * (i - 1))  # a little apart so the bars show
+        y = np.array([r["value"] for r in rows])
+        err = np.array([[r["value"] - r["ci_low"] for r in rows], [r["ci_high"] - r["value"] for r in rows]])
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=arm)
+    ax.set_xscale("log")
+    ax.set_xlabel("share of training labels")
+    ax.set_ylabel(f"test {m} (95% CI)")
+    ax.set_title(f"{out['dataset']}: label efficiency{' (quick pilot)' if out['quick'] else ''}")
+    ax.legend()
+    fileio.save_figure(fig, stem.with_suffix(".png"))
+    plt.close(fig)
+    lines = [f"# Label efficiency: {out['dataset']} ({out['task']}, {out['model']})", ""]
+    if out["quick"]:
+        lines += ["**Quick pilot** (`--quick`: synthetic data, tiny budget; the runs end at the 4-epoch cap, before "
+                  "the CPU budget): it shows the pipeline runs end to end; the numbers are not a benchmark result.", ""]
+    pre = out["pretrain"]
+    lines += [f"Budget per run: {out['budget_cpu_minutes']} CPU-min (`train.budget_clock=cpu`). Self-supervised "
+              f"pre-training ({pre['method']}, all training images, no labels): {pre['cpu_seconds']:.0f} CPU-s, once for "
+              f"every fraction and seed (counted once in the total). This invocation of the script (finished runs are reused): "
+              f"{out['cpu_seconds_total']:.0f} CPU-s.", "",
+              f"| fraction | seed | arm | test {m} [95% CI] | epochs | train CPU-s | total CPU-s |", "|---|---|---|---|---|---|---|"]
+    for p in pts:
+        total = p["train_seconds"] + (pre["cpu_seconds"] if p["arm"] == "ssl" else 0)
+        lines.append(f"| {p['fraction']:g} | {p['seed']} | {p['arm']} | {p['value']:.3f} [{p['ci_low']:.3f}, "
+                     f"{p['ci_high']:.3f}] | {p['epochs_done']} | {p['train_seconds']:.1f} | {total:.1f} |")
+    if out["paired"]:
+        lines += ["", "Paired differences on the same test cases (`openmia compare`; Holm over the arms of a point):", "",
+                  "| fraction | seed | comparison | difference [95% CI] | test | p (Holm) |", "|---|---|---|---|---|---|"]
+        for r in out["paired"]:
+            lines.append(f"| {r['fraction']:g} | {r['seed']} | {r['model_a']} - {r['model_b']} | {r['diff']:.3f} "
+                         f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['test']} | {r['p_holm']:.3g} |")
+    fileio.write_text(stem.with_suffix(".md"), "\n".join(lines) + "\n")
+    fileio.write_json(stem.with_suffix(".json"), out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="retinamnist")
+    ap.add_argument("--root", help="data folder (e.g. ../shared/data/medmnist)")
+    ap.add_argument("--model", default="cnn_small")
+    ap.add_argument("--fractions", nargs="+", type=float, default=list(FRACTIONS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--minutes", type=float, default=5.0, help="CPU-minutes per training run")
+    ap.add_argument("--epochs", type=int, default=200, help="epoch cap (the budget usually ends a run first)")
+    ap.add_argument("--method", default="simclr", choices=("simclr", "byol", "mim"))
+    ap.add_argument("--pretrain-minutes", type=float, default=30.0)
+    ap.add_argument("--pretrain-epochs", type=int, default=200)
+    ap.add_argument("--semi-ratio", type=int, default=3, help="FixMatch: unlabelled images per labelled one")
+    ap.add_argument("--resamples", type=int, default=2000)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra override of every run")
+    ap.add_argument("--pretrain-set", action="append", default=[], metavar="KEY=VALUE", help="extra pre-training override")
+    ap.add_argument("--runs", default=None, help="folder of the runs (default runs/label_efficiency/<dataset>)")
+    ap.add_argument("--quick", action="store_true", help="pilot: synthetic/binary, 3 fractions, 1 seed, a few epochs")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.dataset, args.fractions, args.seeds = "synthetic/binary", [0.05, 0.25, 1.0], [0]
+        args.minutes, args.epochs, args.pretrain_minutes, args.pretrain_epochs, args.resamples = 1.0, 4, 1.5, 4, 500
+        args.set = ["model.kwargs.width=8", "data.batch_size=64", *args.set]
+    args.runs = args.runs or f"runs/label_efficiency/{args.dataset.replace('/', '-')}{'-quick' if args.quick else ''}"
+    out = run(args)
+    write(out, RESULTS / ("label_efficiency_quick" if args.quick else f"label_efficiency_{args.dataset.replace('/', '-')}"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
