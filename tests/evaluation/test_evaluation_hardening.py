@@ -227,7 +227,7 @@ def test_compare_refuses_earlier_results_unless_overwrite(tmp_path, capsys):
     args = ["compare", "--task", "classification", "--truth", str(truth), "--pred", f"a={pred}", "--pred", f"b={pred}",
             "--out", str(out), "--resamples", "30", "--rank-resamples", "20", "--metrics", "acc"]
     assert main(args) == 0
-    assert sorted(os.listdir(out)) == ["compare.json", "comparisons.csv", "rank_stability.png", "ranking.csv"]
+    assert sorted(os.listdir(out)) == ["compare.json", "comparisons.csv", "forest_plot.png", "rank_stability.png", "ranking.csv"]
     capsys.readouterr()
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-TASKS = ("classification", "segmentation", "detection", "counting", "clustering", "inpainting")
+TASKS = ("classification", "segmentation", "detection", "counting", "clustering", "inpainting", "landmarks", "denoising")
 
 
 def add_parser(sub) -> None:
@@ -43,7 +43,12 @@ def add_parser(sub) -> None:
     seg.add_argument("--label-names", help="names used in the outputs, e.g. 1=liver,2=tumour (default: the label values)")
     seg.add_argument("--percentile", type=float, default=95.0, help="percentile of the robust Hausdorff distance (default 95)")
     seg.add_argument("--lesions", action="store_true", help="also lesion-wise metrics on connected components")
-    seg.add_argument("--workers", type=int, help="threads scoring cases in parallel (default: CPU count)")
+    seg.add_argument("--workers", default="1", help="processes scoring cases in parallel: N, or 0 / auto = the available "
+                     "CPUs (default 1 = in this process; same results for any N)")
+    seg.add_argument("--images", help="folder of <case_id> images (same voxel grid as the truth): the background of the "
+                     "report's worst-case overlays (default: a blank background)")
+    seg.add_argument("--worst-cases", type=int, default=3, help="how many lowest-Dice cases report.html shows as "
+                     "overlays (default 3; 0 = none)")
     seg.add_argument("--pred-pattern", help="file layout under --pred: {case} = the case id, * = any characters in a name, "
                      "e.g. '{case}/{case}_seg.nii.gz' (MONAI SaveImage) (default: <case_id>.<suffix>)")
     seg.add_argument("--truth-pattern", help="file layout under --truth, e.g. 'labelsTr/{case}.nii.gz' (default: <case_id>.<suffix>)")
@@ -53,6 +58,11 @@ def add_parser(sub) -> None:
     seg.add_argument("--empty-truth", choices=["worst", "nan"], default="worst",
                      help="a label whose truth is empty in a case: worst (default; scored as the worst case, NaN when the "
                           "prediction is empty too) or nan (MONAI ignore_empty: NaN, excluded from the means and counted)")
+    seg.add_argument("--surface", choices=["voxel", "surfel"], default="voxel",
+                     help="surface of HD/HD95/ASSD/MASD/NSD: voxel (default; boundary voxels, weight 1 each) or surfel "
+                          "(surface elements weighted by area/length: DeepMind surface-distance, MONAI use_subvoxels=True)")
+    seg.add_argument("--extra-metrics", default="", help="opt-in metric groups, comma-separated: cldice (clDice, topology "
+                     "precision/sensitivity), panoptic (lesion-wise PQ/SQ/RQ at IoU > 0.5 with TP/FP/FN counts)")
     det = p.add_argument_group("detection")
     det.add_argument("--iou-threshold", type=float, default=0.5, help="IoU for a match (boxes; default 0.5)")
     det.add_argument("--distance", type=float, default=5.0, help="match distance for points, in mm with --spacing (default 5)")
@@ -64,9 +74,13 @@ def add_parser(sub) -> None:
                           "linear (np.interp, as the LUNA16/CAMELYON16 scripts)")
     det.add_argument("--format", choices=["auto", "csv", "coco"], default="auto", help="detection files: CSV or COCO JSON "
                      "(truth: annotations file, pred: results list); auto = COCO for a .json suffix (default auto)")
+    lmk = p.add_argument_group("landmarks (points CSV case_id,landmark,x,y[,z] in voxels; docs/landmarks.md)")
+    lmk.add_argument("--spacing-from", help="landmarks: CSV case_id,sx,sy[,sz] of voxel sizes in mm (or one --spacing for all)")
+    lmk.add_argument("--shapes-from", help="landmarks: CSV case_id,nx,ny[,nz] of image shapes; a point outside is an error")
+    lmk.add_argument("--radii", default="2,4", help="landmarks: success radii in mm (default 2,4)")
     other = p.add_argument_group("clustering / inpainting")
     other.add_argument("--embeddings", help="clustering: CSV case_id,<features> for the silhouette")
-    other.add_argument("--data-range", type=float, help="inpainting: intensity range (required, e.g. 1.0 or 255)")
+    other.add_argument("--data-range", type=float, help="inpainting/denoising: intensity range (required, e.g. 1.0 or 255)")
     other.add_argument("--masks", help="inpainting: folder of masks <case_id>.npy|.png|.nii.gz (metrics inside the mask)")
 
 
@@ -105,24 +119,50 @@ def run(args: argparse.Namespace) -> int:
     from openmia.fileio import prepare_output_dir
 
     # checked before scoring: a refused or unwritable --out fails in a second, not after the bootstrap
-    prepare_output_dir(args.out, inputs=[args.pred, args.truth, args.patients, args.masks, args.embeddings],
+    prepare_output_dir(args.out, inputs=[args.pred, args.truth, args.patients, args.masks, args.embeddings,
+                                         getattr(args, "spacing_from", None), getattr(args, "shapes_from", None),
+                                         getattr(args, "images", None)],
                        overwrite=args.overwrite)
     common = dict(patients_csv=args.patients, allow_missing=args.allow_missing, n_resamples=args.resamples, seed=args.seed)
     if args.task == "segmentation":
+        from openmia.evaluation.parallel import parse_workers
         from openmia.evaluation.segmentation import parse_tolerance
 
+        if args.worst_cases < 0:
+            from openmia.errors import ConfigError
+
+            raise ConfigError(f"--worst-cases: expected a number of cases >= 0, found {args.worst_cases}")
         labels = _floats(args.labels, "--labels")
         res = api.evaluate("segmentation", args.pred, args.truth, args.out, **common,
                            spacing=_floats(args.spacing, "--spacing"), tolerance=parse_tolerance(args.nsd_tolerance),
                            labels=None if labels is None else [int(v) for v in labels], percentile=args.percentile,
-                           lesions=args.lesions, workers=args.workers, label_names=_label_names(args.label_names),
+                           lesions=args.lesions, workers=parse_workers(args.workers), images_dir=args.images,
+                           worst_cases=args.worst_cases, label_names=_label_names(args.label_names),
                            pred_pattern=args.pred_pattern, truth_pattern=args.truth_pattern, resample_pred=args.resample_pred,
-                           empty_truth=args.empty_truth, progress=not getattr(args, "quiet", False))
+                           empty_truth=args.empty_truth, surface=args.surface,
+                           extra_metrics=[e for e in args.extra_metrics.split(",") if e.strip()],
+                           progress=not getattr(args, "quiet", False))
         s = res.summary
         echo(f"{s['n_cases']} cases, labels {', '.join(map(str, s['label_values']))}"
               + (f", {s['n_patients']} patients (bootstrap over patients)" if s.get("n_patients") else ""))
-        table = res.table(metrics=["dice", "iou", "hd95", "assd", "nsd"] + (["lesion_f1"] if args.lesions else []))
-    elif args.task in ("detection", "counting", "clustering", "inpainting"):
+        table = res.table(metrics=["dice", "iou", "hd95", "assd", "nsd"] + (["lesion_f1"] if args.lesions else [])
+                          + [m for e, m in (("cldice", "cldice"), ("panoptic", "lesion_pq")) if e in s["extra_metrics"]])
+        worst = res.extras.get("worst_cases") or []
+        if worst:
+            echo("lowest Dice: " + ", ".join(f"{e['case']} {e['dice']:.3f}" for e in worst)
+                 + f" (overlays in report.html and {Path(args.out) / 'worst_cases'})")
+    elif args.task == "landmarks":
+        if args.patients:
+            from openmia.errors import PredictionError
+
+            raise PredictionError("--patients is not supported for --task landmarks in this version")
+        common.pop("patients_csv")
+        res = api.evaluate("landmarks", args.pred, args.truth, args.out, **common, spacing=_floats(args.spacing, "--spacing"),
+                           spacing_csv=args.spacing_from, shapes_csv=args.shapes_from, radii=_floats(args.radii, "--radii"))
+        s = res.summary
+        echo(f"{s['n_cases']} cases, landmarks {', '.join(s['landmarks'])}")
+        table = "\n\n".join(f"landmark {lab}\n" + res.table(label=lab) for lab in s["labels"])
+    elif args.task in ("detection", "counting", "clustering", "inpainting", "denoising"):
         if args.patients:
             from openmia.errors import PredictionError
 
@@ -132,7 +172,8 @@ def run(args: argparse.Namespace) -> int:
                                    max_dets=args.max_dets, froc_interpolation=args.froc_interpolation, format=args.format,
                                    spacing=_floats(args.spacing, "--spacing")),
                  "counting": {}, "clustering": dict(embeddings_csv=args.embeddings),
-                 "inpainting": dict(data_range=args.data_range, mask_dir=args.masks)}[args.task]
+                 "inpainting": dict(data_range=args.data_range, mask_dir=args.masks),
+                 "denoising": dict(data_range=args.data_range, mask_dir=args.masks)}[args.task]
         res = api.evaluate(args.task, args.pred, args.truth, args.out, **common, **extra)
         s = res.summary
         echo(f"{s['n_cases']} cases ({args.task})")

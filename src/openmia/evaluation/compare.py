@@ -37,9 +37,16 @@ HIGHER_IS_BETTER = {
     # detection (aggregate over images: paired bootstrap, openmia.evaluation.detection_compare)
     "ap50": True, "ap75": True, "map": True, "ar": True, "ap_small": True, "ap_medium": True, "ap_large": True,
     "froc": True,
+    # segmentation: always computed (gen_dice: label all only) and opt-in (evaluate --extra-metrics) per-case metrics
+    "gen_dice": True, "boundary_iou": True, "hd_pred_to_truth": False, "hd_truth_to_pred": False,
+    "hd95_pred_to_truth": False, "hd95_truth_to_pred": False, "cldice": True, "cldice_tprec": True, "cldice_tsens": True,
+    "lesion_pq": True, "lesion_sq": True, "lesion_rq": True,
+    "radial_error": False,  # landmarks (mm)
 }
 DEFAULT_METRICS = {"classification": ("auc", "acc", "brier", "nll"), "segmentation": ("dice", "hd95", "assd", "nsd"),
-                   "counting": ("count_abs_error", "count_sq_error"), "inpainting": ("psnr", "ssim", "mae")}
+                   "counting": ("count_abs_error", "count_sq_error"), "inpainting": ("psnr", "ssim", "mae"),
+                   "denoising": ("psnr", "ssim", "mae"),
+                   "landmarks": ("radial_error",)}
 
 
 from openmia.evaluation.model_predictions import ModelPredictions  # noqa: E402,F401
@@ -56,8 +63,11 @@ def _bootstrap_diff(a: np.ndarray, b: np.ndarray, *, n_resamples: int, seed: int
 
 def pairwise_comparisons(models: Sequence[ModelPredictions], *, metrics: Sequence[tuple[str, str]], y=None,
                          task_type: str | None = None, groups=None, n_resamples: int = 2000, seed: int = 0,
-                         alpha: float = 0.05) -> list[dict[str, Any]]:
-    """Rows of ``comparisons.csv`` for every pair of ``models`` and every ``(metric, label)``."""
+                         alpha: float = 0.05, alternative: str = "two-sided", unpaired: bool = False) -> list[dict[str, Any]]:
+    """Rows of ``comparisons.csv`` for every pair of ``models`` and every ``(metric, label)``.
+
+    AUC: DeLong's test, paired, or with ``unpaired`` the test for two independent test sets (each
+    model's truth in ``extras["y"]``); ``alternative`` two-sided, greater (AUC_a > AUC_b) or less."""
     from openmia.stats import delong
     from openmia.stats.paired import wilcoxon_signed_rank
     from openmia.stats.tests import holm, mcnemar_exact
@@ -73,9 +83,15 @@ def pairwise_comparisons(models: Sequence[ModelPredictions], *, metrics: Sequenc
         for ma, mb in itertools.combinations(models, 2):
             row: dict[str, Any] = {"metric": metric, "label": label, "model_a": ma.name, "model_b": mb.name}
             if metric == "auc" and label == "all" and ma.probs is not None:
-                t = delong.delong_paired_test_ovr(y, ma.probs, mb.probs, task_type, alpha)
+                if unpaired:
+                    t = delong.delong_unpaired_test_ovr(ma.extras["y"], ma.probs, mb.extras["y"], mb.probs, task_type,
+                                                        alpha, alternative)
+                else:
+                    t = delong.delong_paired_test_ovr(y, ma.probs, mb.probs, task_type, alpha, alternative)
+                test = ("unpaired_delong" if unpaired else "paired_delong") + \
+                    ("" if alternative == "two-sided" else f"_{alternative}")
                 row.update(estimate_a=t["auc_a"], estimate_b=t["auc_b"], diff=t["diff"], ci_low=t["ci_low"],
-                           ci_high=t["ci_high"], test="paired_delong", p_value=t["p_value"])
+                           ci_high=t["ci_high"], test=test, p_value=t["p_value"])
             elif (metric, label) in ma.extras.get("stats", {}):  # detection AP-type: paired bootstrap over images
                 from openmia.evaluation.detection_compare import compare_row
 
@@ -124,10 +140,48 @@ def write_comparisons(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     return fileio.write_text(Path(path), buf.getvalue())
 
 
-def _classification_models(truth, preds: dict[str, str | Path], *, task_type, patients_csv) -> tuple[list[ModelPredictions], dict]:
+def _check_case_sets(preds: dict[str, str | Path], unpaired: bool) -> None:
+    """Paired tests need the same cases in every prediction file, the unpaired test disjoint ones."""
+    from openmia.evaluation.io import read_csv
+
+    sets = {}
+    for name, path in preds.items():
+        t = read_csv(path)
+        col = t.header.index("case_id")
+        sets[name] = {r[col] for r in t.rows}
+    (a, sa), *rest = sets.items()
+    for b, sb in rest:
+        shared = len(sa & sb)
+        counts = f"{shared} shared, {len(sa - sb)} only in {a}, {len(sb - sa)} only in {b}"
+        if not unpaired and sa != sb:
+            eg = ", ".join(sorted(sa ^ sb)[:5])
+            raise PredictionError(f"--pred {b}={preds[b]}: its {len(sb)} cases differ from those of --pred {a}={preds[a]} "
+                                  f"({len(sa)}): {counts} (missing from one of them: {eg}"
+                                  f"{', ...' if len(sa ^ sb) > 5 else ''}). compare tests models on the same cases "
+                                  "(paired); for models scored on independent test sets (e.g. two sites) pass --unpaired "
+                                  "(AUC: unpaired DeLong)")
+        if unpaired and shared:
+            raise PredictionError(f"--unpaired compares independent test sets, but --pred {a}={preds[a]} and --pred "
+                                  f"{b}={preds[b]} share cases ({counts}); use the paired test (without --unpaired) "
+                                  "for models scored on the same cases")
+    if unpaired:
+        for (a, sa), (b, sb) in itertools.combinations(list(sets.items())[1:], 2):
+            if sa & sb:
+                raise PredictionError(f"--unpaired compares independent test sets, but --pred {a} and --pred {b} share "
+                                      f"{len(sa & sb)} cases")
+
+
+def _classification_models(truth, preds: dict[str, str | Path], *, task_type, patients_csv,
+                           unpaired: bool = False) -> tuple[list[ModelPredictions], dict]:
     from openmia.evaluation.io import align_classification
     from openmia.metrics import classification as M
 
+    _check_case_sets(preds, unpaired)
+    if unpaired:
+        if patients_csv is not None:
+            raise PredictionError("--patients is not supported with --unpaired (DeLong's unpaired test assumes "
+                                  "independent cases)")
+        return _unpaired_classification_models(truth, preds, task_type=task_type)
     models, ref = [], None
     for name, path in preds.items():
         d = align_classification(path, truth, task_type=task_type, patients_csv=patients_csv)
@@ -143,13 +197,53 @@ def _classification_models(truth, preds: dict[str, str | Path], *, task_type, pa
     return models, ctx
 
 
+def _unpaired_classification_models(truth, preds: dict[str, str | Path], *, task_type) -> tuple[list[ModelPredictions], dict]:
+    """Each model on its own cases (the truth file holds every set's cases); truth in ``extras["y"]``."""
+    from openmia.evaluation.io import align_classification
+
+    models, types, case_ids = [], set(), []
+    for name, path in preds.items():
+        d = align_classification(path, truth, task_type=task_type, allow_missing=True)
+        keep = np.flatnonzero(~np.isin(np.asarray(d.case_ids, dtype=object), np.asarray(d.missing, dtype=object)))
+        models.append(ModelPredictions(name, {}, d.probs[keep], extras={"y": d.y[keep]}))
+        types.add(d.task_type)
+        case_ids += [d.case_ids[i] for i in keep]
+    if len(types) > 1:
+        raise PredictionError(f"--unpaired: the prediction files imply different task types {sorted(types)}; pass --task-type")
+    return models, {"case_ids": case_ids, "y": None, "task_type": types.pop(), "groups": None, "unpaired": True}
+
+
+def _unpaired_auc_stability(models: Sequence[ModelPredictions], task_type: str, *, n_resamples: int,
+                            seed: int) -> tuple[dict[str, Any], np.ndarray]:
+    """Rank stability of the AUC when every model has its own test set: each set is resampled
+    independently (a stratified bootstrap), the models ranked on every joint resample."""
+    from scipy.stats import kendalltau
+
+    from openmia.metrics import classification as M
+    from openmia.stats.bootstrap import resample_weights
+    from openmia.stats.ranking import _rank
+
+    scores = np.array([float(M.auc(m.extras["y"], m.probs, task_type)[0]) for m in models])
+    aucs = np.column_stack([np.concatenate([M.auc(m.extras["y"], m.probs, task_type, w)
+                                            for w in resample_weights(len(m.probs), n_resamples, seed + i).chunks()])
+                            for i, m in enumerate(models)])
+    full = _rank(scores, True)
+    boot = np.array([_rank(a, True) for a in aucs])
+    k = len(models)
+    freq = np.array([np.bincount(np.clip(np.round(boot[:, j]).astype(int), 1, k) - 1, minlength=k) / len(boot)
+                     for j in range(k)])
+    with np.errstate(invalid="ignore"):
+        taus = np.array([kendalltau(full, b).statistic if np.ptp(b) > 0 and np.ptp(full) > 0 else np.nan for b in boot])
+    return {"scheme": "aggregate-then-rank", "ranks": full, "boot_ranks": boot, "rank_frequency": freq, "kendall_tau": taus,
+            "kendall_tau_median": float(np.nanmedian(taus)) if np.isfinite(taus).any() else float("nan"),
+            "n_resamples": n_resamples, "seed": seed}, scores
+
+
 def _per_case_models(task: str, truth, preds: dict[str, str | Path], *, patients_csv, **kwargs) -> tuple[list[ModelPredictions], dict]:
     """Models scored by a per-case evaluator (segmentation, counting, inpainting)."""
-    from openmia.evaluation import other_tasks
-    from openmia.evaluation.segmentation import evaluate_folders
+    from openmia.evaluation.registry import get_evaluator
 
-    evaluate = {"segmentation": evaluate_folders, "counting": other_tasks.evaluate_counting_files,
-                "inpainting": other_tasks.evaluate_inpainting_folders}[task]
+    evaluate = get_evaluator(task)  # the same evaluator as `openmia evaluate --task T`
     if task in CLUSTER_BOOTSTRAP:  # evaluators that take patients for a cluster bootstrap
         kwargs["patients_csv"] = patients_csv
     elif patients_csv is not None:
@@ -181,8 +275,8 @@ def _detection_models(task: str, truth, preds, *, task_type=None, patients_csv=N
     return detection_models(truth, preds, patients_csv=patients_csv, **kwargs)
 
 
-def _classification(task: str, truth, preds, *, task_type=None, patients_csv=None, **_):
-    return _classification_models(truth, preds, task_type=task_type, patients_csv=patients_csv)
+def _classification(task: str, truth, preds, *, task_type=None, patients_csv=None, unpaired: bool = False, **_):
+    return _classification_models(truth, preds, task_type=task_type, patients_csv=patients_csv, unpaired=unpaired)
 
 
 def _per_case(task: str, truth, preds, *, task_type=None, patients_csv=None, **kwargs):
@@ -191,7 +285,8 @@ def _per_case(task: str, truth, preds, *, task_type=None, patients_csv=None, **k
 
 # how each task's prediction files become ModelPredictions (one table: the tasks compare supports)
 MODEL_LOADERS = {"classification": _classification, "segmentation": _per_case, "detection": _detection_models,
-                 "counting": _per_case, "inpainting": _per_case}
+                 "counting": _per_case, "inpainting": _per_case, "landmarks": _per_case,
+                 "denoising": _per_case}
 CLUSTER_BOOTSTRAP = ("segmentation",)
 
 
@@ -199,8 +294,12 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
                   metrics: Sequence[str] | None = None, labels: Sequence[str] = ("all",), scheme: str = "aggregate-then-rank",
                   task_type: str | None = None, patients_csv=None, n_resamples: int = 2000, rank_resamples: int = 1000,
                   seed: int = 0, alpha: float = 0.05, progress: Callable[[int, int], None] | None = None,
-                  **task_kwargs: Any) -> dict[str, Any]:
+                  unpaired: bool = False, alternative: str = "two-sided", **task_kwargs: Any) -> dict[str, Any]:
     """Compare several models' prediction files against one truth; write the comparison outputs.
+
+    Classification AUC only: ``unpaired`` compares models scored on independent test sets (disjoint
+    case ids, all in ``truth``) with DeLong's unpaired test; ``alternative`` (``two-sided``,
+    ``greater``: AUC_a > AUC_b, ``less``) makes DeLong's test one-sided.
 
     Returns ``{"comparisons": rows, "ranking": rows, "files": {...}}``. Rankings use ``scheme`` on
     per-case values; AUC has no per-case values, so it is always ranked aggregate-then-rank (the
@@ -215,24 +314,40 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
         raise PredictionError(f"compare needs at least two --pred NAME=PATH, got {len(preds)}")
     if task not in MODEL_LOADERS:
         raise PredictionError(f"compare --task {task}: available for {', '.join(MODEL_LOADERS)}")
+    from openmia.stats.delong import ALTERNATIVES
+
+    if alternative not in ALTERNATIVES:
+        raise PredictionError(f"--alternative must be one of {', '.join(ALTERNATIVES)}, found {alternative!r}")
+    auc_only = [flag for flag, on in (("--unpaired", unpaired), (f"--alternative {alternative}", alternative != "two-sided"))
+                if on]
+    if auc_only and task != "classification":
+        raise PredictionError(f"{' and '.join(auc_only)}: available for compare --task classification (AUC) only")
+    if unpaired:
+        task_kwargs["unpaired"] = True
     models, ctx = MODEL_LOADERS[task](task, truth, preds, task_type=task_type, patients_csv=patients_csv, **task_kwargs)
-    metrics = list(metrics or ctx.get("default_metrics") or DEFAULT_METRICS[task])
+    metrics = list(metrics or (["auc"] if auc_only else None) or ctx.get("default_metrics") or DEFAULT_METRICS[task])
     unknown = [m for m in metrics if m not in HIGHER_IS_BETTER]
     if unknown:
         raise PredictionError(f"unknown metric(s) {unknown} for compare; choose from {sorted(HIGHER_IS_BETTER)}")
+    if auc_only and metrics != ["auc"]:
+        raise PredictionError(f"{' and '.join(auc_only)} applies to the AUC (DeLong's test) only; the other metrics "
+                              f"{[m for m in metrics if m != 'auc']} have paired two-sided tests: pass --metrics auc")
     pairs = [(m, lab) for m in metrics for lab in labels]
     n_steps = 2 + len(pairs)
     if progress is not None:
         progress(1, n_steps)
     rows = pairwise_comparisons(models, metrics=pairs, y=ctx["y"], task_type=ctx["task_type"], groups=ctx["groups"],
-                                n_resamples=n_resamples, seed=seed, alpha=alpha)
+                                n_resamples=n_resamples, seed=seed, alpha=alpha, alternative=alternative, unpaired=unpaired)
     if progress is not None:
         progress(2, n_steps)
     names = [m.name for m in models]
     ranking, stabilities = [], {}
     for step, (metric, label) in enumerate(pairs, 3):
         hib = HIGHER_IS_BETTER[metric]
-        if metric == "auc":
+        if metric == "auc" and unpaired:  # every model on its own test set: resampled independently
+            used = "aggregate-then-rank"
+            stab, scores = _unpaired_auc_stability(models, ctx["task_type"], n_resamples=rank_resamples, seed=seed)
+        elif metric == "auc":
             from openmia.metrics import classification as M
 
             y, tt = ctx["y"], ctx["task_type"]
@@ -280,7 +395,7 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
         from openmia import fileio
 
         out = Path(out_dir)
-        with fileio.atomic_dir(out) as tmp:  # the four files appear together, or not at all
+        with fileio.atomic_dir(out) as tmp:  # the files appear together, or not at all
             files["comparisons"] = write_comparisons(tmp / "comparisons.csv", rows)
             buf = io.StringIO()
             cols = list(ranking[0])
@@ -293,10 +408,16 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
             files["rank_stability"] = plot_rank_stability(stabilities[first], names, tmp / "rank_stability.png",
                                                           title=f"{first[0]} ({first[1]}): {stabilities[first]['scheme']}, "
                                                                 f"median Kendall tau {stabilities[first]['kendall_tau_median']:.2f}")
+            from openmia.evaluation.forest_plot import forest_plot
+
+            files["forest_plot"] = forest_plot(rows, tmp / "forest_plot.png", higher_is_better=HIGHER_IS_BETTER,
+                                               title=f"{task}: {'unpaired' if unpaired else 'paired'} differences, "
+                                                     "Holm-adjusted p per metric")["path"]
             files["summary"] = fileio.write_json(tmp / "compare.json", {
                 "schema": "openmia.compare/1", "task": task, "models": {n: str(p) for n, p in preds.items()}, "truth": str(truth),
                 "n_cases": len(ctx["case_ids"]), "metrics": metrics, "labels": list(labels), "scheme": scheme,
                 "holm_family": "one metric and label across all model pairs", "bootstrap": {"n_resamples": n_resamples, "seed": seed},
+                "unpaired": unpaired, "alternative": alternative,
                 "comparisons": rows, "ranking": ranking})
         files = {k: out / v.name for k, v in files.items()}
     return {"comparisons": rows, "ranking": ranking, "files": files}

@@ -1,7 +1,8 @@
 """``report.html``: one self-contained page per evaluation — the summary table with CIs and the
 figures a reader wants (ROC and PR curves, reliability diagram, confusion matrix, decision curve,
-per-case box/strip plots, FROC curve). Figures are PNGs embedded as base64, so the file can be mailed or
-attached to a paper's supplement as is.
+per-case box/strip plots, FROC curve, segmentation worst-case overlays). Figures are PNGs embedded
+as base64, so the file can be mailed or attached to a paper's supplement as is; the worst-case overlays
+are also saved beside it (``worst_cases/worst_<rank>_<case>.png``).
 """
 
 from __future__ import annotations
@@ -188,6 +189,21 @@ def _table(summary: dict[str, Any]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
+WORST_CASES_DIR = "worst_cases"
+
+
+def _worst_cases(entries: list[dict[str, Any]], folder: Path) -> list[tuple[str, str]]:
+    """Write the worst-case overlays (segmentation) as PNGs under ``folder/worst_cases`` and
+    return them as ``(caption, base64)`` for the page."""
+    if not entries:
+        return []
+    from openmia.evaluation.overlays import write_overlays
+
+    paths = write_overlays(entries, folder / WORST_CASES_DIR)
+    return [(f"#{e['rank']} {e['case']} (Dice {e['dice']:.3f})", base64.b64encode(p.read_bytes()).decode("ascii"))
+            for e, p in zip(entries, paths)]
+
+
 PER_CASE_METRICS = {
     "segmentation": ["dice", "hd95", "nsd", "assd"],
     "counting": ["count_abs_error", "count_rel_error"],
@@ -216,6 +232,7 @@ def write_report(summary: dict[str, Any], per_case: list[tuple[str, str, str, fl
     if summary.get("froc_curve"):  # detection
         figs.append(_froc(summary["froc_curve"]))
     figs += _per_case_plots(per_case, PER_CASE_METRICS.get(task, []))
+    worst = _worst_cases(extras.get("worst_cases") or [], Path(path).parent)
     boot = summary.get("bootstrap", {})
     missing = summary.get("missing_cases") or []
     parts = [
@@ -239,6 +256,12 @@ def write_report(summary: dict[str, Any], per_case: list[tuple[str, str, str, fl
         parts.append("<h2>Figures</h2>")
         parts += [f"<figure><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'><figcaption>{html.escape(t)}</figcaption></figure>"
                   for t, b in figs]
+    if worst:
+        parts.append(f"<h2>Worst cases</h2><p>The {len(worst)} case(s) with the lowest Dice (label all; ties by case id), "
+                     "each on the slice (first axis) with the most voxels where prediction and truth disagree. "
+                     f"Also saved as {WORST_CASES_DIR}/*.png.</p>")
+        parts += [f"<figure><img alt='{html.escape(t)}' src='data:image/png;base64,{b}'><figcaption>{html.escape(t)}</figcaption></figure>"
+                  for t, b in worst]
     conv = summary.get("conventions") or {}
     if conv:
         parts.append("<h2>Conventions</h2><ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>"

@@ -1,15 +1,15 @@
 """The segmentation evaluator: label-map folders (or arrays) -> per-case table + summary with CIs.
 
 Model-agnostic: it scores NIfTI/PNG/NPY label maps written by any tool (nnU-Net, MONAI, openmia).
-Cases are scored in parallel threads (the heavy parts — erosion, KD-tree queries — release the
-GIL), each worker reading its own files so memory stays at a few cases at a time.
+One module-level function, :func:`score_case`, reads a case and computes every selected metric; it
+runs in this process or, with ``workers`` > 1, in worker processes (:mod:`openmia.evaluation.parallel`),
+each reading its own files so memory stays at a few cases at a time. Results are identical either way.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -19,7 +19,9 @@ from openmia.errors import PredictionError
 from openmia.evaluation.aggregate import summarise_per_case
 from openmia.evaluation.result import EvaluationResult, write_outputs
 from openmia.metrics.segmentation import BOUNDARY_METRICS, LESION_METRICS, OVERLAP_METRICS, segmentation_case_metrics
-from openmia.metrics.segmentation_more import CASE_METRICS, MORE_LABEL_METRICS, apply_empty_truth, more_case_metrics
+from openmia.metrics.segmentation_more import (CASE_METRICS, EXTRA_METRICS, MORE_LABEL_METRICS, apply_empty_truth,
+                                               check_extra_metrics, check_surface, metric_conventions,
+                                               more_case_metrics)
 
 SCHEMA = "openmia.summary/1"
 # the metrics aggregated into the summary (lesion counts stay per case)
@@ -61,6 +63,44 @@ def _label_name(lab: int, names: Mapping[int, str] | None) -> str:
     return names.get(lab, str(lab)) if names else str(lab)
 
 
+def score_case(cid: str, load: Callable[[str], tuple], *, fixed: list[int] | None,
+               tolerance: float | Mapping[int, float], percentile: float, lesions: bool,
+               boundary_iou_distance: float | None, empty_truth: str, surface: str = "voxel",
+               extra_metrics: Sequence[str] = (),
+               ) -> tuple[dict[int, dict[str, float]], set[int], set[int], tuple[float, ...], dict[str, float], dict[str, Any]]:
+    """Read case ``cid`` with ``load`` and compute every selected metric of every label.
+
+    Module-level (picklable) so :func:`evaluate_segmentation` can run it in worker processes.
+    ``load(cid)`` returns ``(pred, truth, spacing)`` or ``(pred, truth, spacing, info)`` with
+    ``info`` a dict of per-case notes (e.g. ``{"geometry": "reoriented"}``).
+
+    Returns:
+        ``(per-label metrics, truth labels, predicted labels, spacing, per-case metrics, info)``.
+    """
+    loaded = load(cid)
+    pred, truth, spacing = loaded[:3]
+    info = dict(loaded[3]) if len(loaded) > 3 and loaded[3] else {}
+    tvals = {int(v) for v in np.unique(truth)} - {0}
+    pvals = {int(v) for v in np.unique(pred)} - {0}
+    use = fixed if fixed is not None else sorted(tvals | pvals)
+    if fixed is not None:
+        for role, vals in (("prediction", pvals), ("truth", tvals)):
+            bad = sorted(vals - set(fixed))
+            if bad:
+                raise PredictionError(f"case {cid!r}: {role} contains label(s) {bad} outside the labels {fixed}")
+    # surfel mode: the boundary metrics come from more_case_metrics (surface elements) instead
+    m = segmentation_case_metrics(pred, truth, labels=use, spacing=spacing, tolerance=tolerance,
+                                  percentile=percentile, boundary=surface == "voxel", lesions=lesions, directed=True,
+                                  case=cid)
+    more, case_m = more_case_metrics(pred, truth, labels=use, spacing=spacing,
+                                     boundary_iou_distance=boundary_iou_distance, surface=surface, tolerance=tolerance,
+                                     percentile=percentile, extra=extra_metrics, case=cid)
+    for lab in m:
+        m[lab].update(more[lab])
+    apply_empty_truth(m, case_m, tvals, empty_truth)
+    return m, tvals, pvals, tuple(float(s) for s in spacing), case_m, info
+
+
 def evaluate_segmentation(
     cases: Sequence[str],
     load: Callable[[str], tuple[np.ndarray, np.ndarray, Sequence[float]]],
@@ -75,26 +115,41 @@ def evaluate_segmentation(
     n_resamples: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
-    workers: int | None = None,
+    workers: int | str | None = 1,
     progress: Callable[[int, int], None] | None = None,
     empty_truth: str = "worst",
     boundary_iou_distance: float | None = None,
+    surface: str = "voxel",
+    extra_metrics: Sequence[str] = (),
+    worst_cases: int = 3,
+    load_image: Callable[[str], np.ndarray] | None = None,
 ) -> SegmentationResult:
     """Score segmentation cases with the evaluation standard.
 
     Args:
         cases: case ids, in output order.
-        load: ``case_id -> (pred, truth, spacing)`` label maps ``(H, W)`` / ``(D, H, W)`` and mm
-            per axis. Called in worker threads.
+        load: ``case_id -> (pred, truth, spacing[, info])`` label maps ``(H, W)`` / ``(D, H, W)``
+            and mm per axis (``info``: a dict of per-case notes, kept in ``extras["case_info"]``).
+            Called in worker processes when ``workers`` > 1, so it must then be picklable.
         labels: foreground labels to score; default = every non-zero label in any truth map.
             Predicted labels outside this set are an error naming the case.
         tolerance: NSD tolerance in mm, one value or ``{label: mm}``.
         missing_cases: cases whose prediction was missing and are loaded as an empty map (worst
             case, reported in the summary).
-        workers: threads (default: CPU count).
+        workers: processes scoring cases in parallel: 1 (default) = in this process, 0 or
+            ``"auto"`` = the available CPUs (:mod:`openmia.evaluation.parallel`). Same results.
         empty_truth: ``"worst"`` (DESIGN §4.2) or ``"nan"`` (MONAI ``ignore_empty``: a label whose
             truth is empty in a case is NaN there, excluded and counted).
         boundary_iou_distance: band width of ``boundary_iou`` in mm (default 2 x the smallest voxel size).
+        surface: ``"voxel"`` (default: boundary voxels, weight 1 each) or ``"surfel"`` (surface
+            elements weighted by their area/length, DeepMind ``surface-distance`` conventions,
+            :mod:`openmia.metrics.surfel`) for HD, HD95, ASSD, MASD, NSD and the directed values.
+        extra_metrics: opt-in metric groups: ``"cldice"`` (clDice and its topology precision /
+            sensitivity) and ``"panoptic"`` (lesion-wise PQ, SQ, RQ and TP/FP/FN counts at IoU > 0.5).
+        worst_cases: how many of the lowest-Dice cases the report shows as overlays (0 = none);
+            their slices are kept in ``extras["worst_cases"]`` (:mod:`openmia.evaluation.overlays`).
+        load_image: ``case_id -> image`` of the truth's shape (or with a trailing channel axis),
+            the overlays' background; default: none (a blank background).
     """
     cases = [str(c) for c in cases]
     if not cases:
@@ -107,35 +162,14 @@ def evaluate_segmentation(
         raise PredictionError(f"labels must be foreground labels >= 1, found {fixed}")
     apply_empty_truth({}, {}, set(), empty_truth)  # an unknown policy fails before any case is read
 
-    def one(cid: str) -> tuple[dict[int, dict[str, float]], set[int], set[int], tuple[float, ...], dict[str, float]]:
-        pred, truth, spacing = load(cid)
-        tvals = {int(v) for v in np.unique(truth)} - {0}
-        pvals = {int(v) for v in np.unique(pred)} - {0}
-        use = fixed if fixed is not None else sorted(tvals | pvals)
-        if fixed is not None:
-            for role, vals in (("prediction", pvals), ("truth", tvals)):
-                bad = sorted(vals - set(fixed))
-                if bad:
-                    raise PredictionError(f"case {cid!r}: {role} contains label(s) {bad} outside the labels {fixed}")
-        m = segmentation_case_metrics(pred, truth, labels=use, spacing=spacing, tolerance=tolerance,
-                                      percentile=percentile, lesions=lesions, directed=True, case=cid)
-        more, case_m = more_case_metrics(pred, truth, labels=use, spacing=spacing,
-                                         boundary_iou_distance=boundary_iou_distance, case=cid)
-        for lab in m:
-            m[lab].update(more[lab])
-        apply_empty_truth(m, case_m, tvals, empty_truth)
-        return m, tvals, pvals, tuple(float(s) for s in spacing), case_m
+    from openmia.evaluation.parallel import map_cases
 
-    n_workers = max(1, min(workers or os.cpu_count() or 1, len(cases)))
-    results: list[Any] = [None] * len(cases)
-    with ThreadPoolExecutor(n_workers) as ex:
-        futures = {ex.submit(one, c): i for i, c in enumerate(cases)}
-        done = 0
-        for fut in futures:  # in submission order; an error names its case and stops the run
-            results[futures[fut]] = fut.result()
-            done += 1
-            if progress:
-                progress(done, len(cases))
+    surface = check_surface(surface)
+    extra_metrics = check_extra_metrics(extra_metrics)  # bad names fail before any case is read
+    scorer = partial(score_case, load=load, fixed=fixed, tolerance=tolerance, percentile=percentile, lesions=lesions,
+                     boundary_iou_distance=boundary_iou_distance, empty_truth=empty_truth, surface=surface,
+                     extra_metrics=extra_metrics)
+    results: list[Any] = map_cases(scorer, cases, workers=workers, progress=progress)
 
     truth_labels = sorted(set().union(*(r[1] for r in results)))
     pred_labels = sorted(set().union(*(r[2] for r in results)))
@@ -152,6 +186,8 @@ def evaluate_segmentation(
         raise PredictionError("no foreground label in any truth map; pass --labels to score empty cases explicitly")
 
     metrics = [k for k in SUMMARY_METRICS if lesions or not k.startswith("lesion_")]
+    metrics += [k for e in extra_metrics for k in EXTRA_METRICS[e][0]]
+    counts = [*(LESION_METRICS[2:] if lesions else ()), *(k for e in extra_metrics for k in EXTRA_METRICS[e][1])]
     per_case: list[tuple[str, str, str, float]] = []
     table: dict[tuple[str, str], np.ndarray] = {}
     nan = float("nan")
@@ -164,8 +200,8 @@ def evaluate_segmentation(
             lname = _label_name(lab, label_names)
             for k in metrics:
                 per_case.append((c, lname, k, float(table[(k, lname)][i])))
-            if lesions and lab in results[i][0]:
-                for k in LESION_METRICS[2:]:
+            if counts and lab in results[i][0]:  # per-case counts (lesions, panoptic): not aggregated
+                for k in counts:
                     per_case.append((c, lname, k, float(results[i][0][lab][k])))
     for k in metrics:  # label "all": per case the mean over labels with a defined value (one label: that label)
         stack = np.vstack([table[(k, _label_name(lab, label_names))] for lab in all_labels])
@@ -193,6 +229,8 @@ def evaluate_segmentation(
         "spacings": [list(s) for s in spacings[:20]],
         "nsd_tolerance_mm": tolerance if not isinstance(tolerance, Mapping) else {str(k): v for k, v in tolerance.items()},
         "hd_percentile": percentile,
+        "surface": surface,
+        "extra_metrics": list(extra_metrics),
         "boundary_iou_distance_mm": boundary_iou_distance if boundary_iou_distance is not None else "2 x smallest voxel size",
         "empty_truth": {"policy": empty_truth, "n_cases": {_label_name(lab, label_names): sum(lab not in r[1] for r in results)
                                                            for lab in all_labels}},
@@ -215,8 +253,47 @@ def evaluate_segmentation(
             "ci": "BCa bootstrap of the mean over cases (patients when given)",
         },
     }
+    summary["conventions"].update(metric_conventions(surface, extra_metrics))
     # the aligned per-case table (labels and "all") and patients, for paired comparisons
-    return SegmentationResult(per_case, summary, {"cases": cases, "table": table, "patient_ids": patient_ids})
+    extras: dict[str, Any] = {"cases": cases, "table": table, "patient_ids": patient_ids,
+                              "case_info": {c: r[5] for c, r in zip(cases, results) if r[5]}}
+    if worst_cases > 0:  # the report's overlays: a few small 2D slices, read again after scoring
+        from openmia.evaluation.overlays import worst_case_slices
+
+        extras["worst_cases"] = worst_case_slices(cases, table[("dice", "all")], load, k=worst_cases,
+                                                  load_image=load_image)
+    return SegmentationResult(per_case, summary, extras)
+
+
+class FolderCaseLoader:
+    """``case_id -> (pred, truth, spacing, info)`` for prediction and truth folders.
+
+    A module-level class (not a closure) so that worker processes can unpickle it: it carries
+    only paths and options. ``info["geometry"]`` says when the prediction was reoriented or
+    resampled onto the truth's grid (see :func:`evaluate_folders`).
+    """
+
+    def __init__(self, preds: Mapping[str, Path], truths: Mapping[str, Path], *, spacing: Sequence[float] | None,
+                 resample_pred: bool) -> None:
+        self.preds, self.truths = dict(preds), dict(truths)
+        self.spacing = tuple(spacing) if spacing is not None else None
+        self.resample_pred = resample_pred
+
+    def __call__(self, cid: str) -> tuple[np.ndarray, np.ndarray, tuple[float, ...], dict[str, Any]]:
+        from openmia.evaluation.label_maps import LabelMap, align_prediction, read_label_map, resolve_spacing
+
+        t = read_label_map(self.truths[cid], cid)
+        info: dict[str, Any] = {}
+        if cid in self.preds:
+            p, action = align_prediction(cid, read_label_map(self.preds[cid], cid), t, resample=self.resample_pred)
+            if action is not None:
+                info["geometry"] = action
+            if p.array.shape != t.array.shape:
+                raise PredictionError(f"case {cid!r}: prediction shape {p.array.shape} differs from truth shape {t.array.shape}")
+        else:  # --allow-missing: an empty prediction scores as the worst case
+            p = LabelMap(np.zeros_like(t.array), None)
+        sp = resolve_spacing(cid, p, t, self.spacing, t.array.ndim)
+        return p.array, t.array, sp, info
 
 
 def evaluate_folders(
@@ -230,6 +307,7 @@ def evaluate_folders(
     pred_pattern: str | None = None,
     truth_pattern: str | None = None,
     resample_pred: bool = False,
+    images_dir: str | Path | None = None,
     **kwargs: Any,
 ) -> SegmentationResult:
     """Score a folder of predicted label maps against a folder of truth label maps.
@@ -239,13 +317,13 @@ def evaluate_folders(
     stored with another axis order or flipped axes than its truth (same physical grid, per the
     affines) is reoriented to the truth's voxel order; any other grid difference is an error unless
     ``resample_pred`` (nearest neighbour onto the truth grid). Both are listed in the summary under
-    ``geometry``.
+    ``geometry``. ``images_dir``: a folder of ``<case_id>.<suffix>`` images, the background of the
+    report's worst-case overlays (each of the truth's voxel grid; a trailing channel axis is allowed).
+    ``workers`` (in ``kwargs``) > 1 scores the cases in worker processes.
     """
     import logging
-    import threading
 
-    from openmia.evaluation.label_maps import (LABEL_SUFFIXES, align_prediction, index_folder, index_pattern,
-                                               read_label_map, resolve_spacing)
+    from openmia.evaluation.label_maps import LABEL_SUFFIXES, index_folder, index_pattern
 
     preds = (index_pattern(pred_dir, pred_pattern, "prediction", "--pred-pattern") if pred_pattern
              else index_folder(pred_dir, "prediction", LABEL_SUFFIXES))
@@ -261,24 +339,12 @@ def evaluate_folders(
                               f"{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}; "
                               "pass --allow-missing to score them as empty predictions (worst case)")
     cases = sorted(truths)
-    geometry: dict[str, list[str]] = {"reoriented": [], "resampled": []}
-    lock = threading.Lock()
+    load = FolderCaseLoader(preds, truths, spacing=spacing, resample_pred=resample_pred)
+    load_image = None
+    if images_dir is not None:
+        from openmia.evaluation.overlays import FolderImageLoader
 
-    def load(cid: str):
-        t = read_label_map(truths[cid], cid)
-        if cid in preds:
-            p, action = align_prediction(cid, read_label_map(preds[cid], cid), t, resample=resample_pred)
-            if action is not None:
-                with lock:
-                    geometry[action].append(cid)
-            if p.array.shape != t.array.shape:
-                raise PredictionError(f"case {cid!r}: prediction shape {p.array.shape} differs from truth shape {t.array.shape}")
-        else:  # --allow-missing: an empty prediction scores as the worst case
-            from openmia.evaluation.label_maps import LabelMap
-
-            p = LabelMap(np.zeros_like(t.array), None)
-        sp = resolve_spacing(cid, p, t, tuple(spacing) if spacing is not None else None, t.array.ndim)
-        return p.array, t.array, sp
+        load_image = FolderImageLoader(images_dir, cases)  # every case needs an image: checked before scoring
 
     patient_ids = None
     if patients_csv is not None:
@@ -291,8 +357,9 @@ def evaluate_folders(
         if lacking:
             raise PredictionError(f"{patients_csv}: no patient_id for case(s) {', '.join(lacking[:5])}")
         patient_ids = [mp[c] for c in cases]
-    res = evaluate_segmentation(cases, load, patient_ids=patient_ids, missing_cases=missing, **kwargs)
-    res.summary["geometry"] = {k: sorted(v) for k, v in geometry.items()}
+    res = evaluate_segmentation(cases, load, patient_ids=patient_ids, missing_cases=missing, load_image=load_image, **kwargs)
+    info = res.extras.get("case_info", {})
+    res.summary["geometry"] = {k: sorted(c for c, i in info.items() if i.get("geometry") == k) for k in ("reoriented", "resampled")}
     log = logging.getLogger(__name__)
     for action, how in (("reoriented", "stored with another axis order or flipped axes than their truth were reoriented "
                                        "to the truth's voxel order"),

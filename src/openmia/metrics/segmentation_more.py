@@ -24,6 +24,14 @@ Conventions (each has a hand-computed test and an independent cross-check in
 - Empty-truth policy ``worst`` (default; DESIGN §4.2: both empty NaN, only the truth empty = the
   worst value) or ``nan`` (MONAI ``ignore_empty=True``): every metric of a label whose truth is
   empty in a case is NaN there (excluded from the means, counted in ``n_nan``).
+- ``cldice`` (opt-in, Shit et al., CVPR 2021): topology precision ``cldice_tprec`` = |S(P) ∩ T| /
+  |S(P)| and sensitivity ``cldice_tsens`` = |S(T) ∩ P| / |S(T)|, S = the skeleton
+  (``skimage.morphology.skeletonize``: Zhang-Suen in 2D, Lee in 3D; voxel counts, the spacing is
+  not used), clDice = their harmonic mean (0 when both are 0). A non-empty mask whose skeleton
+  vanishes (a 2×2×2 block in 3D) is its own skeleton. Both empty: NaN; prediction empty: tprec
+  NaN, tsens 0, clDice 0; truth empty: tprec 0, tsens NaN, clDice 0.
+- Surfel surface distances (``surface="surfel"``): :mod:`openmia.metrics.surfel`; lesion-wise
+  panoptic quality (opt-in ``panoptic``): :mod:`openmia.metrics.lesions`.
 """
 
 from __future__ import annotations
@@ -46,6 +54,12 @@ from openmia.metrics.segmentation import (  # noqa: F401 (DIRECTED_METRICS, dire
 
 MORE_LABEL_METRICS = ("boundary_iou", *DIRECTED_METRICS)
 CASE_METRICS = ("gen_dice",)  # one value per case (label "all")
+CLDICE_METRICS = ("cldice", "cldice_tprec", "cldice_tsens")
+# opt-in metric groups (evaluate --extra-metrics): name -> (summary metrics, per-case counts)
+EXTRA_METRICS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "cldice": (CLDICE_METRICS, ()),
+    "panoptic": (("lesion_pq", "lesion_sq", "lesion_rq"), ("lesion_pq_tp", "lesion_pq_fp", "lesion_pq_fn")),
+}
 EMPTY_TRUTH_POLICIES = ("worst", "nan")
 _REL = 1e-9  # distances within this relative margin of d count as inside the band
 _BALL_MAX = 729  # voxels in the box around the erosion ball (9³); wider bands use the KD-tree
@@ -138,15 +152,109 @@ def directed_hausdorff(pred: np.ndarray, truth: np.ndarray, *, spacing: Sequence
 
 def more_case_metrics(pred: np.ndarray, truth: np.ndarray, *, labels: Iterable[int] | None = None,
                       spacing: Sequence[float] | float | None = None, boundary_iou_distance: float | None = None,
-                      case: str = "") -> tuple[dict[int, dict[str, float]], dict[str, float]]:
-    """``({label: {"boundary_iou": v}}, {"gen_dice": v})`` for one case (directed Hausdorff comes
-    from :func:`openmia.metrics.segmentation.segmentation_case_metrics` with ``directed=True``)."""
+                      surface: str = "voxel", tolerance: float | Mapping[int, float] = 1.0, percentile: float = 95.0,
+                      extra: Iterable[str] = (), case: str = "") -> tuple[dict[int, dict[str, float]], dict[str, float]]:
+    """``({label: {metric: v}}, {"gen_dice": v})`` for one case: ``boundary_iou`` always, the
+    opt-in groups ``extra`` (``cldice``, ``panoptic``), and with ``surface="surfel"`` the surfel
+    HD/HD95/ASSD/MASD/NSD and directed Hausdorff values (at ``tolerance`` mm, ``percentile``). In
+    voxel mode those come from :func:`openmia.metrics.segmentation.segmentation_case_metrics`
+    with ``directed=True``."""
+    from openmia.metrics.lesions import panoptic_quality
+
     pred, truth = check_pair(pred, truth, case=case)
     sp = check_spacing(spacing, pred.ndim, case=case)
+    check_surface(surface)
+    extra = check_extra_metrics(extra)
     labs = case_labels(pred, truth, labels)
-    per_label = {lab: {"boundary_iou": boundary_iou(pred == lab, truth == lab, spacing=sp, distance=boundary_iou_distance)}
-                 for lab in labs}
+    per_label = {}
+    for lab in labs:
+        p, t = pred == lab, truth == lab
+        m = {"boundary_iou": boundary_iou(p, t, spacing=sp, distance=boundary_iou_distance)}
+        if surface == "surfel":
+            from openmia.metrics.surfel import surfel_metrics
+
+            tol = tolerance.get(lab) if isinstance(tolerance, Mapping) else tolerance
+            if tol is None:
+                raise PredictionError(f"no NSD tolerance given for label {lab} (have {sorted(tolerance)})")
+            m.update(surfel_metrics(p, t, spacing=sp, tolerance=float(tol), percentile=percentile, case=case))
+        if "cldice" in extra:
+            m.update(cldice(p, t, case=case))
+        if "panoptic" in extra:
+            m.update(panoptic_quality(p, t, case=case))
+        per_label[lab] = m
     return per_label, {"gen_dice": generalized_dice(pred, truth, labels=labs)}
+
+
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """Skeleton of a binary mask ``(H, W)`` / ``(D, H, W)`` (skimage; the mask itself if that vanishes)."""
+    from skimage.morphology import skeletonize
+
+    mask = np.asarray(mask, dtype=bool)
+    sk = skeletonize(mask)
+    return sk if sk.any() or not mask.any() else mask.copy()
+
+
+def cldice(pred: np.ndarray, truth: np.ndarray, *, case: str = "") -> dict[str, float]:
+    """clDice and its topology precision/sensitivity of two binary masks (module conventions)."""
+    pred, truth = check_pair(pred, truth, case=case)
+    p, t = pred.astype(bool, copy=False), truth.astype(bool, copy=False)
+    nan = float("nan")
+    box = bounding_box(p | t)
+    if box is None:
+        return {k: nan for k in CLDICE_METRICS}
+    p, t = np.pad(p[box], 1), np.pad(t[box], 1)  # skeletons see the same background margin as uncropped
+    sp_, st = skeleton(p), skeleton(t)
+    tprec = float(np.count_nonzero(sp_ & t) / np.count_nonzero(sp_)) if p.any() else nan
+    tsens = float(np.count_nonzero(st & p) / np.count_nonzero(st)) if t.any() else nan
+    if not p.any() or not t.any():
+        return {"cldice": 0.0, "cldice_tprec": tprec, "cldice_tsens": tsens}
+    s = tprec + tsens
+    return {"cldice": 2 * tprec * tsens / s if s > 0 else 0.0, "cldice_tprec": tprec, "cldice_tsens": tsens}
+
+
+def check_extra_metrics(extra: Iterable[str]) -> tuple[str, ...]:
+    """Validate opt-in metric group names (``cldice``, ``panoptic``)."""
+    extra = tuple(dict.fromkeys(str(e).strip() for e in extra if str(e).strip()))
+    bad = [e for e in extra if e not in EXTRA_METRICS]
+    if bad:
+        raise PredictionError(f"--extra-metrics: unknown metric group(s) {bad}; choose from {', '.join(EXTRA_METRICS)}")
+    return extra
+
+
+def check_surface(surface: str) -> str:
+    """Validate the surface mode (``voxel`` or ``surfel``)."""
+    from openmia.metrics.surfel import SURFACE_MODES
+
+    if surface not in SURFACE_MODES:
+        raise PredictionError(f"--surface: expected one of {', '.join(SURFACE_MODES)}, found {surface!r}")
+    return surface
+
+
+def metric_conventions(surface: str, extra: Iterable[str]) -> dict[str, str]:
+    """summary.json ``conventions`` entries of the surface mode and the opt-in groups (overriding
+    the voxel-mode boundary entries in surfel mode)."""
+    out: dict[str, str] = {"surface": surface}
+    if surface == "surfel":
+        out.update({
+            "boundary": "surface elements: cells of the grid between voxel centres (mask padded with background) whose "
+                        "corners are mixed; measure = length (2D marching squares) / area (3D Lorensen-Cline marching "
+                        "cubes) of the contour piece in the cell, in mm (DeepMind surface-distance, MONAI use_subvoxels)",
+            "hd95": "max of the two directed 95th weighted percentiles (smallest distance whose cumulative element "
+                    "measure reaches 95 %, no interpolation; DeepMind compute_robust_hausdorff), mm",
+            "assd": "element-measure-weighted mean of all distances of both directions pooled",
+            "masd": "mean of the two directed measure-weighted means (DeepMind compute_average_surface_distance)",
+            "nsd": "measure of the elements within the tolerance, both directions, over the total measure of both "
+                   "surfaces (DeepMind compute_surface_dice_at_tolerance, MONAI compute_surface_dice use_subvoxels=True)",
+        })
+    for e in extra:
+        out[e] = {
+            "cldice": "clDice = harmonic mean of tprec = |skel(P) & T| / |skel(P)| and tsens = |skel(T) & P| / |skel(T)| "
+                      "(Shit 2021; skimage skeletonize, voxel counts); both empty NaN, one empty 0",
+            "panoptic": "lesions = 26/8-connected components; match IoU > 0.5 (unique); PQ = sum matched IoU / "
+                        "(TP + FP/2 + FN/2), SQ = mean matched IoU (0 without a match), RQ = lesion F1; no lesion in "
+                        "either map: NaN (Kirillov 2019)",
+        }[e]
+    return out
 
 
 def apply_empty_truth(per_label: Mapping[int, dict[str, float]], case_values: dict[str, float], truth_labels: set[int],
