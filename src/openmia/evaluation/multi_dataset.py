@@ -305,7 +305,7 @@ def resolve_direction(table: ScoreTable, higher_is_better: bool | None) -> tuple
         return bool(higher_is_better), "option"
     if known is not None:
         return known, f"metric {table.metric}" if table.metric else "inputs"
-    return True, "the default; pass --lower-is-better for errors and distances"
+    return True, "default; pass --lower-is-better for errors and distances"
 
 
 def rank_table(table: ScoreTable, *, alpha: float = 0.05, control: str | None = None,
