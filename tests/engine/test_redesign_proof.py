@@ -32,8 +32,12 @@ def test_same_test_metrics_as_before_the_redesign(name, tmp_path):
     res = train(cfg, run_dir=tmp_path / "run", progress=False)
     result = json.loads((res.run_dir / "result.json").read_text())
     got = {k: v["value"] for k, v in result["test"].items()}
-    # later evaluators may report more metrics (detection: ap75, ar, ap by size); the earlier ones are unchanged
-    assert {k: got.get(k) for k in before["test"]} == before["test"]
+    # later evaluators may report more metrics (detection: ap75, ar, ap by size); the earlier ones are
+    # unchanged up to summation order: the one-pass bootstrap (issue 22 §4) sums Brier, NLL and AP in
+    # another order, which moves the last bit (the issue's "point estimates unchanged to 1e-12")
+    assert set(before["test"]) <= set(got)
+    for k, v in before["test"].items():
+        assert got[k] == pytest.approx(v, rel=1e-12, abs=1e-12, nan_ok=True), k
     assert result["best_epoch"] == before["best_epoch"]
     lines = [json.loads(x) for x in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["train_loss"] for r in lines] == [r["train_loss"] for r in before["metrics"]]

@@ -6,11 +6,15 @@ likelihood ratios -> the log method (Simel et al. 1991); everything else -> BCa 
 With patient ids every CI is a cluster bootstrap over patients, since DeLong, Wilson and the log
 method assume independent cases. Binary tasks also get a decision curve (net benefit against
 treat-all and treat-none, with percentile bootstrap bands) in ``summary["decision_curve"]``.
+
+All bootstrapped statistics share one pass over the resamples (``stats.bootstrap.bootstrap_many``):
+confusion-matrix metrics, ECE/MCE and mean scores are functions of weighted sums (one matrix
+product per chunk, closed-form jackknife), and binary rank statistics (AP, Youden, operating
+points, pAUC, net benefit) come from integer cumulative sums over the cases sorted once by score.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -20,7 +24,7 @@ from openmia.metrics import classification as M
 from openmia.errors import PredictionError
 from openmia.metrics._checks import check_classification
 from openmia.stats import delong
-from openmia.stats.bootstrap import bootstrap_ci, resample_weights
+from openmia.stats.bootstrap import LinearStat, Replicates, bootstrap_many
 from openmia.stats.diagnostic import likelihood_ratios
 from openmia.stats.proportions import wilson
 from openmia.evaluation.result import EvaluationResult, write_outputs  # noqa: F401 (re-exported)
@@ -48,25 +52,12 @@ def _num(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-class _Shared:
-    """A statistic returning several metrics at once (``w -> {name: (B,) values}``), evaluated once
-    per weight block: results are memoised by the block's content (its shape and a random
-    projection), so the bootstrap of each metric, its jackknife and the decision-curve bands reuse
-    one sort of the scores instead of one each."""
-
-    def __init__(self, fn: Callable[[np.ndarray], dict[str, np.ndarray]], n: int) -> None:
-        self.fn, self.cache = fn, {}
-        self.probe = np.random.default_rng(20240601).random(n)
-
-    def __call__(self, w: np.ndarray) -> dict[str, np.ndarray]:
-        w = np.asarray(w, dtype=float)
-        key = (w.shape, hashlib.blake2b(np.ascontiguousarray(w @ self.probe).tobytes(), digest_size=16).digest())
-        if key not in self.cache:
-            self.cache[key] = self.fn(w)
-        return self.cache[key]
-
-    def stat(self, name: str) -> Callable[[np.ndarray], np.ndarray]:
-        return lambda w: self(w)[name]
+def _cells(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """One-hot confusion cells ``(N, k * k)`` (truth-major): their weighted sums are the confusion
+    matrices :func:`openmia.metrics.classification.confusion` returns."""
+    F = np.zeros((len(y), k * k))
+    F[np.arange(len(y)), y * k + pred] = 1.0
+    return F
 
 
 def _targets(x: float | Sequence[float] | None, option: str) -> tuple[float, ...]:
@@ -85,7 +76,8 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
                             sens_at_spec: float | Sequence[float] | None = None,
                             spec_at_sens: float | Sequence[float] | None = None,
                             pauc_fpr: tuple[float, float] | None = None, top_k: Sequence[int] = TOP_K,
-                            dca_thresholds: Sequence[float] | None = None) -> ClassificationResult:
+                            dca_thresholds: Sequence[float] | None = None,
+                            sampler: str = "poissonized") -> ClassificationResult:
     """Score classification predictions with the evaluation standard.
 
     Args:
@@ -102,6 +94,9 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
             (``pauc``: McClish-standardised; ``pauc_raw``: the area), BCa bootstrap CIs.
         top_k: multi-class/ordinal: the k of the top-k accuracies (those with k < K are reported).
         dca_thresholds: binary: threshold probabilities of the decision curve (default 0.01..0.99).
+        sampler: how resamples are drawn (``stats.bootstrap``): ``poissonized`` (exact, fast) or
+            ``multinomial`` (numpy's, the resamples of ``bootstrap_ci`` for the same seed, applied
+            to the cases in decreasing order of the binary score).
     """
     case_ids = [str(c) for c in case_ids]
     sens_targets, spec_targets = _targets(sens_at_spec, "sens_at_spec"), _targets(spec_at_sens, "spec_at_sens")
@@ -118,10 +113,8 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
     names = [str(x) for x in (label_names or range(k))]
     groups = None if patient_ids is None else np.asarray([str(p) for p in patient_ids])
     pred = M.predict(probs, task_type, threshold=threshold)
-    W = resample_weights(n, n_resamples, seed, groups)  # shared by all bootstrapped metrics
     rows: list[dict[str, Any]] = []
     op_points: dict[str, dict[str, float | None]] = {}
-    roc: _Shared | None = None
 
     # ---- per-case values
     brier_i = M.brier_per_case(y, probs, task_type)
@@ -140,12 +133,25 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
             per_case.append((c, "all", "p_true", float(p_true[i])))
     per_case_values = {"acc": correct_i, "brier": brier_i, "nll": nll_i}
 
-    def add(metric: str, label: str, stat: Callable[[np.ndarray], np.ndarray], *, ci: str = "bca",
+    # ---- the bootstrap sees the cases in decreasing order of the binary score (ties in input
+    # order), so the rank statistics need no sort per resample; every other statistic is order-free
+    order = np.argsort(-probs[:, 1], kind="mergesort") if task_type == "binary" else np.arange(n)
+    yb, pb, predb = y[order], probs[order], pred[order]
+    groups_b = None if groups is None else groups[order]
+    boot_stats: dict[str, Callable[[np.ndarray], np.ndarray]] = {}  # bootstrapped in one pass at the end
+    pending: list[tuple[dict[str, Any], str]] = []  # (summary row, key of its replicates)
+    ranks: M.SortedRankStats | None = None
+
+    def mean_of(values: np.ndarray) -> LinearStat:
+        return LinearStat(np.column_stack([np.ones(n), values]), lambda S: S[:, 1] / S[:, 0])
+
+    def add(metric: str, label: str, stat: Callable[[np.ndarray], np.ndarray] | str, *, ci: str = "bca",
             proportion: tuple[float, float] | None = None, auc_infl: tuple[float, np.ndarray] | None = None,
             closed: tuple[float, float, float, str] | None = None) -> None:
         """One summary row; ``ci`` chooses the interval unless patients force the cluster bootstrap
-        (``closed``: a precomputed ``(value, low, high, method)`` for independent cases)."""
-        n_nan = 0
+        (``closed``: a precomputed ``(value, low, high, method)`` for independent cases). ``stat``:
+        weights -> values on the bootstrap order, or the name of a rank statistic (``ranks``)."""
+        value = lo = hi = None
         if closed is not None and groups is None:
             value, lo, hi, method = closed
         elif ci == "wilson" and groups is None and proportion is not None:
@@ -158,12 +164,15 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
             lo, hi, _ = delong.auc_ci(value, psi, alpha)
             method = "delong"
         else:
-            r = bootstrap_ci(stat, n, weights=W, groups=groups, seed=seed, alpha=alpha)
-            value, lo, hi, n_nan = r.value, r.ci_low, r.ci_high, r.n_dropped
             method = "bca_bootstrap" + ("_patients" if groups is not None else "")
         desc = _describe(per_case_values.get(metric) if label == "all" else None)
         rows.append({"metric": metric, "label": label, "value": _num(value), "ci_low": _num(lo), "ci_high": _num(hi),
-                     "ci_method": method, "n": n, "n_nan": n_nan, **desc})
+                     "ci_method": method, "n": n, "n_nan": 0, **desc})
+        if method.startswith("bca_bootstrap"):
+            key = stat if isinstance(stat, str) else f"{metric}:{label}"
+            if not isinstance(stat, str):
+                boot_stats[key] = stat
+            pending.append((rows[-1], key))
 
     def undefined(metric: str, reason: str, label: str = "all") -> None:
         rows.append({"metric": metric, "label": label, "value": None, "ci_low": None, "ci_high": None,
@@ -176,121 +185,135 @@ def evaluate_classification(probs, y_true, case_ids, *, task_type: str, label_na
     except Exception:  # PredictionError: a class has no positive or no negative case
         class_auc = class_psi = None
         auc_infl = None
+    if task_type == "binary":  # every ROC-derived statistic from integer cumulative sums in score order
+        ranks = M.SortedRankStats(yb, pb[:, 1], sens_at_spec=sens_targets, spec_at_sens=spec_targets,
+                                  pauc_fpr=pauc_fpr, dca_thresholds=dca_t)
     if auc_infl is not None:
-        add("auc", "all", lambda w: M.auc(y, probs, task_type, w), ci="delong", auc_infl=auc_infl)
+        add("auc", "all", lambda w: M.auc(yb, pb, task_type, w), ci="delong", auc_infl=auc_infl)
     else:
         rows.append({"metric": "auc", "label": "all", "value": None, "ci_low": None, "ci_high": None,
                      "ci_method": "undefined: a class has no positive or no negative case", "n": n, "n_nan": 1,
                      **_describe(None)})
-    add("ap", "all", lambda w: M.average_precision(y, probs, task_type, w))
+    add("ap", "all", "ap" if ranks is not None else (lambda w: M.average_precision(yb, pb, task_type, w)))
 
     # ---- AUC averages beyond the macro one (multi-class, ordinal, multi-label)
     if task_type != "binary":
         try:
-            add("auc_weighted", "all", lambda w: M.auc_weighted(y, probs, task_type, w), ci="delong",
+            add("auc_weighted", "all", lambda w: M.auc_weighted(yb, pb, task_type, w), ci="delong",
                 auc_infl=delong.influence_weighted(y, probs, task_type))
         except Exception:  # PredictionError: a class has no positive or no negative case
             undefined("auc_weighted", "a class has no positive or no negative case")
-        add("auc_micro", "all", lambda w: M.auc_micro(y, probs, task_type, w))
+        add("auc_micro", "all", lambda w: M.auc_micro(yb, pb, task_type, w))
         if task_type != "multi-label":
             try:
-                add("auc_ovo", "all", lambda w: M.auc_ovo(y, probs, w), ci="delong", auc_infl=delong.influence_ovo(y, probs))
+                add("auc_ovo", "all", lambda w: M.auc_ovo(yb, pb, w), ci="delong", auc_infl=delong.influence_ovo(y, probs))
             except Exception:
                 undefined("auc_ovo", "a class has no case")
 
-    # ---- threshold metrics
+    # ---- threshold metrics: functions of weighted confusion matrices (one matrix product for all)
     if task_type == "multi-label":
-        cms = [lambda w, j=j: M.confusion(y[:, j], pred[:, j], 2, w) for j in range(k)]
-        add("acc", "all", lambda w: np.mean([M.accuracy_cm(c(w)) for c in cms], axis=0))
-        add("balanced_acc", "all", lambda w: np.mean([M.balanced_accuracy_cm(c(w)) for c in cms], axis=0))
-        add("f1", "all", lambda w: np.mean([M.f1_per_class(c(w))[:, 1] for c in cms], axis=0))
-        add("mcc", "all", lambda w: np.mean([M.mcc_cm(c(w)) for c in cms], axis=0))
-        add("kappa", "all", lambda w: np.mean([M.kappa_cm(c(w)) for c in cms], axis=0))
-        add("sensitivity", "all", lambda w: np.mean([M.recall_per_class(c(w))[:, 1] for c in cms], axis=0))
-        add("specificity", "all", lambda w: np.mean([M.recall_per_class(c(w))[:, 0] for c in cms], axis=0))
-        add("ppv", "all", lambda w: _nanmean_rows(np.stack([M.precision_per_class(c(w))[:, 1] for c in cms], axis=1)))
-        add("npv", "all", lambda w: _nanmean_rows(np.stack([M.npv_per_class(c(w))[:, 1] for c in cms], axis=1)))
+        F_ml = np.hstack([_cells(yb[:, j], predb[:, j], 2) for j in range(k)])  # label j: columns 4j..4j+3
+        per = lambda f: LinearStat(F_ml, lambda S: np.mean([f(S[:, 4 * j:4 * j + 4].reshape(-1, 2, 2))  # noqa: E731
+                                                            for j in range(k)], axis=0))
+        per_rows = lambda f: LinearStat(F_ml, lambda S: _nanmean_rows(np.stack(  # noqa: E731
+            [f(S[:, 4 * j:4 * j + 4].reshape(-1, 2, 2)) for j in range(k)], axis=1)))
+        add("acc", "all", per(M.accuracy_cm))
+        add("balanced_acc", "all", per(M.balanced_accuracy_cm))
+        add("f1", "all", per(lambda c: M.f1_per_class(c)[:, 1]))
+        add("mcc", "all", per(M.mcc_cm))
+        add("kappa", "all", per(M.kappa_cm))
+        add("sensitivity", "all", per(lambda c: M.recall_per_class(c)[:, 1]))
+        add("specificity", "all", per(lambda c: M.recall_per_class(c)[:, 0]))
+        add("ppv", "all", per_rows(lambda c: M.precision_per_class(c)[:, 1]))
+        add("npv", "all", per_rows(lambda c: M.npv_per_class(c)[:, 1]))
     else:
-        cm = lambda w: M.confusion(y, pred, k, w)  # noqa: E731
-        add("acc", "all", lambda w: M.accuracy_cm(cm(w)), ci="wilson", proportion=(float(correct_i.sum()), n))
-        add("balanced_acc", "all", lambda w: M.balanced_accuracy_cm(cm(w)))
+        F_cm = _cells(yb, predb, k)
+        cm = lambda f: LinearStat(F_cm, lambda S: f(S.reshape(-1, k, k)))  # noqa: E731
+        add("acc", "all", cm(M.accuracy_cm), ci="wilson", proportion=(float(correct_i.sum()), n))
+        add("balanced_acc", "all", cm(M.balanced_accuracy_cm))
         if task_type == "binary":
             tp, npos = float(((pred == 1) & (y == 1)).sum()), float((y == 1).sum())
             tn, nneg = float(((pred == 0) & (y == 0)).sum()), float((y == 0).sum())
-            add("f1", "all", lambda w: M.f1_per_class(cm(w))[:, 1])
-            add("mcc", "all", lambda w: M.mcc_cm(cm(w)))
-            add("kappa", "all", lambda w: M.kappa_cm(cm(w)))
-            add("sensitivity", "all", lambda w: M.recall_per_class(cm(w))[:, 1], ci="wilson", proportion=(tp, npos))
-            add("specificity", "all", lambda w: M.recall_per_class(cm(w))[:, 0], ci="wilson", proportion=(tn, nneg))
+            add("f1", "all", cm(lambda c: M.f1_per_class(c)[:, 1]))
+            add("mcc", "all", cm(M.mcc_cm))
+            add("kappa", "all", cm(M.kappa_cm))
+            add("sensitivity", "all", cm(lambda c: M.recall_per_class(c)[:, 1]), ci="wilson", proportion=(tp, npos))
+            add("specificity", "all", cm(lambda c: M.recall_per_class(c)[:, 0]), ci="wilson", proportion=(tn, nneg))
             fp, fn = nneg - tn, npos - tp
-            add("ppv", "all", lambda w: M.precision_per_class(cm(w))[:, 1], ci="wilson", proportion=(tp, tp + fp))
-            add("npv", "all", lambda w: M.npv_per_class(cm(w))[:, 1], ci="wilson", proportion=(tn, tn + fn))
+            add("ppv", "all", cm(lambda c: M.precision_per_class(c)[:, 1]), ci="wilson", proportion=(tp, tp + fp))
+            add("npv", "all", cm(lambda c: M.npv_per_class(c)[:, 1]), ci="wilson", proportion=(tn, tn + fn))
             lr = likelihood_ratios(tp, fp, fn, tn, alpha)
             for key, idx in (("lr_pos", 0), ("lr_neg", 1)):
                 method = "log_simel" + ("_haldane" if lr[f"{key}_corrected"] else "")
-                add(key, "all", lambda w, idx=idx: M.likelihood_ratios_cm(cm(w))[idx],
+                add(key, "all", cm(lambda c, idx=idx: M.likelihood_ratios_cm(c)[idx]),
                     closed=(lr[key], lr[f"{key}_low"], lr[f"{key}_high"], method))
-            # every ROC-derived statistic from one sort per resample block (memoised, see _Shared)
             score = probs[:, 1]
-            roc = _Shared(lambda w: M.binary_roc_summary(y, score, w, sens_at_spec=sens_targets, spec_at_sens=spec_targets,
-                                                         pauc_fpr=pauc_fpr, dca_thresholds=dca_t), n)
-            add("youden_j", "all", roc.stat("youden_j"))
-            add("youden_threshold", "all", roc.stat("youden_threshold"))
+            add("youden_j", "all", "youden_j")
+            add("youden_threshold", "all", "youden_threshold")
             op_points["youden"] = M.operating_point(y, score, "youden")
             for prefix, targets in (("sens_at_spec", sens_targets), ("spec_at_sens", spec_targets)):
                 for target in targets:
                     key = M.target_key(prefix, target)
-                    add(key, "all", roc.stat(key))
+                    add(key, "all", key)
                     op_points[key] = M.operating_point(y, score, prefix, target)
             if pauc_fpr is not None:
-                add("pauc", "all", roc.stat("pauc"))
-                add("pauc_raw", "all", roc.stat("pauc_raw"))
+                add("pauc", "all", "pauc")
+                add("pauc_raw", "all", "pauc_raw")
         else:
-            add("f1", "all", lambda w: np.nanmean(M.f1_per_class(cm(w)), axis=1))
-            add("mcc", "all", lambda w: M.mcc_cm(cm(w)))
+            add("f1", "all", cm(lambda c: np.nanmean(M.f1_per_class(c), axis=1)))
+            add("mcc", "all", cm(M.mcc_cm))
             kw = "quadratic" if task_type == "ordinal" else None
-            add("kappa", "all", lambda w: M.kappa_cm(cm(w), weights=kw))
-            add("sensitivity", "all", lambda w: np.nanmean(M.recall_per_class(cm(w)), axis=1))
-            add("specificity", "all", lambda w: np.nanmean(M.specificity_per_class(cm(w)), axis=1))
-            add("ppv", "all", lambda w: _nanmean_rows(M.precision_per_class(cm(w))))
-            add("npv", "all", lambda w: _nanmean_rows(M.npv_per_class(cm(w))))
+            add("kappa", "all", cm(lambda c: M.kappa_cm(c, weights=kw)))
+            add("sensitivity", "all", cm(lambda c: np.nanmean(M.recall_per_class(c), axis=1)))
+            add("specificity", "all", cm(lambda c: np.nanmean(M.specificity_per_class(c), axis=1)))
+            add("ppv", "all", cm(lambda c: _nanmean_rows(M.precision_per_class(c))))
+            add("npv", "all", cm(lambda c: _nanmean_rows(M.npv_per_class(c))))
             for kk in sorted({int(v) for v in top_k}):
                 if 1 < kk < k:
                     hit = M.top_k_correct(y, probs, kk)
-                    add(f"top{kk}_acc", "all", lambda w, hit=hit: (w @ hit) / w.sum(1), ci="wilson",
-                        proportion=(float(hit.sum()), n))
+                    add(f"top{kk}_acc", "all", mean_of(hit[order]), ci="wilson", proportion=(float(hit.sum()), n))
 
     # ---- calibration and proper scores
-    add("ece", "all", lambda w: M.ece(y, probs, task_type, w))
-    add("mce", "all", lambda w: M.mce(y, probs, task_type, w))
+    F_cal = M.calibration_features(yb, pb, task_type)
+    add("ece", "all", LinearStat(F_cal, M.ece_from_sums))
+    add("mce", "all", LinearStat(F_cal, M.mce_from_sums))
     if task_type != "binary":
-        add("classwise_ece", "all", lambda w: M.classwise_ece(y, probs, task_type, w).mean(1))
-    add("brier", "all", lambda w: (w @ brier_i) / w.sum(1))
-    add("nll", "all", lambda w: (w @ nll_i) / w.sum(1))
+        add("classwise_ece", "all", lambda w: M.classwise_ece(yb, pb, task_type, w).mean(1))
+    F_scores = np.column_stack([np.ones(n), brier_i[order], nll_i[order]])
+    add("brier", "all", LinearStat(F_scores, lambda S: S[:, 1] / S[:, 0]))
+    add("nll", "all", LinearStat(F_scores, lambda S: S[:, 2] / S[:, 0]))
 
     # ---- per class (multi-class, ordinal, multi-label)
     if task_type != "binary":
         for j, name in enumerate(names):
             t = y[:, j] if task_type == "multi-label" else (y == j).astype(np.int64)
             pj = pred[:, j] if task_type == "multi-label" else (pred == j).astype(np.int64)
+            tb, pjb = t[order], pj[order]
             if class_auc is not None:
-                add("auc", name, lambda w, t=t, j=j: M.binary_auc(t, probs[:, j], w), ci="delong",
+                add("auc", name, lambda w, tb=tb, j=j: M.binary_auc(tb, pb[:, j], w), ci="delong",
                     auc_infl=(float(class_auc[j]), class_psi[j]))
-            add("ap", name, lambda w, t=t, j=j: M.binary_ap(t, probs[:, j], w))
-            cmj = lambda w, t=t, pj=pj: M.confusion(t, pj, 2, w)  # noqa: E731
-            add("sensitivity", name, lambda w, c=cmj: M.recall_per_class(c(w))[:, 1], ci="wilson",
+            add("ap", name, lambda w, tb=tb, j=j: M.binary_ap(tb, pb[:, j], w))
+            F_j = _cells(tb, pjb, 2)
+            cmj = lambda f, F_j=F_j: LinearStat(F_j, lambda S: f(S.reshape(-1, 2, 2)))  # noqa: E731
+            add("sensitivity", name, cmj(lambda c: M.recall_per_class(c)[:, 1]), ci="wilson",
                 proportion=(float(((pj == 1) & (t == 1)).sum()), float((t == 1).sum())))
-            add("specificity", name, lambda w, c=cmj: M.recall_per_class(c(w))[:, 0], ci="wilson",
+            add("specificity", name, cmj(lambda c: M.recall_per_class(c)[:, 0]), ci="wilson",
                 proportion=(float(((pj == 0) & (t == 0)).sum()), float((t == 0).sum())))
-            add("f1", name, lambda w, c=cmj: M.f1_per_class(c(w))[:, 1])
-            add("ppv", name, lambda w, c=cmj: M.precision_per_class(c(w))[:, 1], ci="wilson",
+            add("f1", name, cmj(lambda c: M.f1_per_class(c)[:, 1]))
+            add("ppv", name, cmj(lambda c: M.precision_per_class(c)[:, 1]), ci="wilson",
                 proportion=(float(((pj == 1) & (t == 1)).sum()), float((pj == 1).sum())))
-            add("npv", name, lambda w, c=cmj: M.npv_per_class(c(w))[:, 1], ci="wilson",
+            add("npv", name, cmj(lambda c: M.npv_per_class(c)[:, 1]), ci="wilson",
                 proportion=(float(((pj == 0) & (t == 0)).sum()), float((pj == 0).sum())))
 
+    # ---- every bootstrapped statistic in one pass over the resamples (stats.bootstrap.bootstrap_many)
+    reps = bootstrap_many(boot_stats, n, block_stats=[ranks] if ranks is not None else [], n_resamples=n_resamples,
+                          seed=seed, groups=groups_b, sampler=sampler)
+    for row, key in pending:
+        r = reps[key].ci(alpha)
+        row.update(value=_num(r.value), ci_low=_num(r.ci_low), ci_high=_num(r.ci_high), n_nan=r.n_dropped)
     decision_curve = None
-    if roc is not None:  # binary
-        decision_curve = _decision_curve(roc, W, n, dca_t, alpha, "patient" if groups is not None else "case")
+    if ranks is not None:  # binary
+        decision_curve = _decision_curve(reps, dca_t, alpha, "patient" if groups is not None else "case", n_resamples)
 
     summary = {
         "schema": SCHEMA,
@@ -353,30 +376,29 @@ def _nanmean_rows(x: np.ndarray) -> np.ndarray:
     return np.where(cnt > 0, np.where(ok, x, 0.0).sum(1) / np.maximum(cnt, 1), np.nan)
 
 
-def _decision_curve(roc: _Shared, W, n: int, thresholds: np.ndarray, alpha: float, unit: str) -> dict[str, Any]:
+def _decision_curve(reps: dict[str, Replicates], thresholds: np.ndarray, alpha: float, unit: str,
+                    n_resamples: int) -> dict[str, Any]:
     """Net benefit of the model and of treat-all at each threshold with pointwise percentile
-    bootstrap bands (the resamples of every other metric; the ROC pass is shared through ``roc``)."""
-    point = roc(np.ones((1, n)))
-    chunks = W.chunks() if hasattr(W, "chunks") else (np.asarray(W)[i:i + 512] for i in range(0, len(W), 512))
-    blocks = [roc(block) for block in chunks]  # the blocks the bootstrap saw: memo hits, no new sort
+    bootstrap bands (the resamples of every other metric, from the same pass)."""
     bands = {}
     for key in ("net_benefit", "net_benefit_all"):
-        boot = np.concatenate([b[key] for b in blocks])
+        boot = reps[key].boot
         boot = boot[np.isfinite(boot).all(axis=1)]
         bands[key] = (np.quantile(boot, [alpha / 2, 1 - alpha / 2], axis=0) if len(boot)
                       else np.full((2, len(thresholds)), np.nan))
+    point = {key: reps[key].theta for key in ("net_benefit", "net_benefit_all")}
     rows = []
     for i, t in enumerate(thresholds):
         rows.append({"threshold": float(t),
-                     "net_benefit": _num(point["net_benefit"][0, i]),
+                     "net_benefit": _num(point["net_benefit"][i]),
                      "ci_low": _num(bands["net_benefit"][0, i]), "ci_high": _num(bands["net_benefit"][1, i]),
-                     "treat_all": _num(point["net_benefit_all"][0, i]),
+                     "treat_all": _num(point["net_benefit_all"][i]),
                      "treat_all_ci_low": _num(bands["net_benefit_all"][0, i]),
                      "treat_all_ci_high": _num(bands["net_benefit_all"][1, i]),
                      "treat_none": 0.0})
     return {"rule": "treat when P(class 1) >= threshold", "net_benefit": "TP/n - FP/n * threshold / (1 - threshold)",
             "ci_method": "percentile_bootstrap_pointwise" + ("_patients" if unit == "patient" else ""),
-            "n_resamples": len(W), "rows": rows}
+            "n_resamples": n_resamples, "rows": rows}
 
 
 def evaluate_files(pred_csv: str | Path, truth_csv: str | Path, out_dir: str | Path | None = None, *,

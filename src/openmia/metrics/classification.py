@@ -226,26 +226,50 @@ def nll_per_case(y, probs, task_type: str, eps: float = 1e-15) -> np.ndarray:
     return -np.log(p[np.arange(len(y)), y])
 
 
+def calibration_features(y, probs, task_type: str, *, n_bins: int = ECE_BINS) -> np.ndarray:
+    """Per-case features whose weighted sums give ECE and MCE: ``(N, 2 * n_bins)`` (multi-label
+    ``(N, L * 2 * n_bins)``, label by label) = [bin indicator, bin indicator * (correct - confidence)]
+    of the top-label confidence (binary: max(p, 1-p); bins (0, 1/B], ..., ((B-1)/B, 1], right-closed
+    so confidence 1 falls in the last bin)."""
+    if task_type == "multi-label":
+        return np.hstack([calibration_features(y[:, k], np.column_stack([1 - probs[:, k], probs[:, k]]), "binary",
+                                               n_bins=n_bins) for k in range(probs.shape[1])])
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y).astype(float)
+    b = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    ind = np.zeros((len(y), n_bins))
+    ind[np.arange(len(y)), b] = 1.0
+    return np.hstack([ind, ind * (correct - conf)[:, None]])
+
+
+def _calibration_gaps(S: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bin weighted counts and |sum(correct) - sum(confidence)|, ``(B, L, n_bins)`` each, from
+    the sums ``(B, L * 2 * n_bins)`` of :func:`calibration_features`."""
+    S = S.reshape(len(S), -1, 2, n_bins)
+    return S[:, :, 0], np.abs(S[:, :, 1])
+
+
+def ece_from_sums(S: np.ndarray, *, n_bins: int = ECE_BINS) -> np.ndarray:
+    """ECE ``(B,)`` from weighted sums of :func:`calibration_features` (multi-label: mean over labels)."""
+    cnt, gap = _calibration_gaps(S, n_bins)
+    return (gap.sum(2) / cnt.sum(2)).mean(1)
+
+
+def mce_from_sums(S: np.ndarray, *, n_bins: int = ECE_BINS) -> np.ndarray:
+    """MCE ``(B,)`` from weighted sums of :func:`calibration_features` (multi-label: mean over labels)."""
+    cnt, gap = _calibration_gaps(S, n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_bin = np.where(cnt > 0, gap / np.where(cnt > 0, cnt, 1.0), 0.0)
+    return np.where(cnt.sum(2) > 0, per_bin.max(axis=2), np.nan).mean(1)
+
+
 def ece(y, probs, task_type: str, w=None, *, n_bins: int = ECE_BINS) -> np.ndarray:
     """Expected calibration error of the top-label confidence, ``n_bins`` equal-width bins.
 
     ECE = sum_b (n_b / n) |acc_b - conf_b|. Binary: confidence of the predicted class
     (max(p, 1-p)); multi-label: the mean of the per-label (binary) ECEs.
     """
-    if task_type == "multi-label":
-        per = [ece(y[:, k], np.column_stack([1 - probs[:, k], probs[:, k]]), "binary", w, n_bins=n_bins)
-               for k in range(probs.shape[1])]
-        return np.mean(per, axis=0)
-    w = as_weights(w, len(y))
-    conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == y).astype(float)
-    # bins (0, 1/B], ..., ((B-1)/B, 1]: right-closed so confidence 1 falls in the last bin
-    b = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
-    ind = np.zeros((len(y), n_bins))
-    ind[np.arange(len(y)), b] = 1.0
-    conf_b = w @ (ind * conf[:, None])
-    acc_b = w @ (ind * correct[:, None])
-    return np.abs(acc_b - conf_b).sum(1) / w.sum(1)
+    return ece_from_sums(as_weights(w, len(y)) @ calibration_features(y, probs, task_type, n_bins=n_bins), n_bins=n_bins)
 
 
 def classwise_ece(y, probs, task_type: str, w=None, *, n_bins: int = ECE_BINS) -> np.ndarray:
@@ -369,24 +393,10 @@ def top_k_accuracy(y, probs, k: int, w=None) -> np.ndarray:
 def mce(y, probs, task_type: str, w=None, *, n_bins: int = ECE_BINS) -> np.ndarray:
     """Maximum calibration error (Naeini et al. 2015): max over non-empty bins of |acc_b - conf_b|,
     same bins and top-label confidence as :func:`ece`; multi-label: the mean of the per-label MCEs."""
-    if task_type == "multi-label":
-        per = [mce(y[:, k], np.column_stack([1 - probs[:, k], probs[:, k]]), "binary", w, n_bins=n_bins)
-               for k in range(probs.shape[1])]
-        return np.mean(per, axis=0)
-    w = as_weights(w, len(y))
-    conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == y).astype(float)
-    b = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
-    ind = np.zeros((len(y), n_bins))
-    ind[np.arange(len(y)), b] = 1.0
-    cnt = w @ ind
-    gap = np.abs(w @ (ind * correct[:, None]) - w @ (ind * conf[:, None]))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_bin = np.where(cnt > 0, gap / np.where(cnt > 0, cnt, 1.0), 0.0)
-    return np.where(cnt.sum(1) > 0, per_bin.max(axis=1), np.nan)
+    return mce_from_sums(as_weights(w, len(y)) @ calibration_features(y, probs, task_type, n_bins=n_bins), n_bins=n_bins)
 
 
 # the ROC operating points live in their own module; importable from here as before
 from openmia.metrics.roc_points import (  # noqa: E402,F401
-    DCA_THRESHOLDS, RATE_TOL, binary_roc_summary, check_fpr_range, mcclish, net_benefit, operating_point, partial_auc, sensitivity_at_specificity, specificity_at_sensitivity, target_key, weighted_roc, youden, _pauc_raw,
+    DCA_THRESHOLDS, RATE_TOL, SortedRankStats, binary_roc_summary, check_fpr_range, mcclish, net_benefit, operating_point, partial_auc, sensitivity_at_specificity, specificity_at_sensitivity, target_key, weighted_roc, youden, _pauc_raw,
 )

@@ -121,6 +121,107 @@ def binary_roc_summary(y: np.ndarray, score: np.ndarray, w: np.ndarray | None = 
     return out
 
 
+class SortedRankStats:
+    """Average precision and every :func:`binary_roc_summary` statistic from integer case counts
+    given in decreasing-score order — the bootstrap's fast path: two integer cumulative sums per
+    chunk of resamples, no sort and no gather.
+
+    The cases must be ordered as ``np.argsort(-score, kind="mergesort")``. Only the ends of tied
+    groups holding a positive case are visited for AP, Youden's J and the fixed-rate operating
+    points: the TP count changes only there, so AP's terms elsewhere are 0; the earliest maximum of
+    J (J rises only where a positive enters), the last point within a specificity bound and the
+    first point reaching a sensitivity are all among them (or are the origin). Results equal
+    :func:`binary_ap` and :func:`binary_roc_summary` on the same weights (to rounding).
+    """
+
+    def __init__(self, y_sorted: np.ndarray, score_sorted: np.ndarray, *, sens_at_spec: tuple[float, ...] = (),
+                 spec_at_sens: tuple[float, ...] = (), pauc_fpr: tuple[float, float] | None = None,
+                 dca_thresholds: np.ndarray | None = None) -> None:
+        s = np.asarray(score_sorted, dtype=float)
+        if len(s) > 1 and np.any(s[1:] > s[:-1]):
+            raise ValueError("SortedRankStats needs the scores in decreasing order")
+        self.pos = np.asarray(y_sorted).astype(bool)
+        new = np.r_[True, s[1:] != s[:-1]] if len(s) else np.zeros(0, bool)
+        self.ends = np.flatnonzero(np.r_[new[1:], True]) if len(s) else np.zeros(0, np.int64)  # last case of each group
+        self.thr = np.r_[np.inf, s[self.ends]]
+        gid = np.cumsum(new) - 1
+        has_pos = np.zeros(len(self.ends), bool)
+        has_pos[gid[self.pos]] = True
+        self.pcols, self.pthr = self.ends[has_pos], s[self.ends[has_pos]]
+        self.sens_at_spec, self.spec_at_sens, self.pauc_fpr = sens_at_spec, spec_at_sens, pauc_fpr
+        self.dca = None
+        if dca_thresholds is not None:
+            pt = np.asarray(dca_thresholds, dtype=float)
+            k = np.searchsorted(-self.thr[1:], -pt, side="right")  # ROC point index (0 = origin)
+            self.dca = (k, self.ends[np.maximum(k - 1, 0)], pt / (1 - pt))
+
+    def __call__(self, w: np.ndarray) -> dict[str, np.ndarray]:
+        w = np.asarray(w)
+        w = w[None] if w.ndim == 1 else w
+        # a few rows at a time: the temporaries stay in cache (and are not fresh pages each time)
+        step = max(1, 2**20 // max(w.shape[1], 1))
+        parts = [self._rows(w[i:i + step]) for i in range(0, len(w), step)]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+
+    def _rows(self, w: np.ndarray) -> dict[str, np.ndarray]:
+        if w.dtype.kind in "ub":  # integer counts: exact integer cumulative sums
+            acc = np.int32 if w.shape[1] * np.iinfo(w.dtype if w.dtype.kind == "u" else np.uint8).max < 2**31 else np.int64
+        else:
+            acc = np.float64
+        tp = np.cumsum(w * self.pos, axis=1, dtype=acc)
+        al = np.cumsum(w, axis=1, dtype=acc)
+        P, N = tp[:, -1].astype(float), (al[:, -1] - tp[:, -1]).astype(float)
+        valid = (P > 0) & (N > 0)
+        rows = np.arange(len(w))
+        tpc, alc = tp[:, self.pcols], al[:, self.pcols]
+        out: dict[str, np.ndarray] = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # AP = (1/P) sum dTP * TP / ALL over the groups with a positive (ALL = 0 only where TP = dTP = 0)
+            prec = tpc / np.where(alc > 0, alc, 1)
+            dtp = np.empty_like(tpc)
+            if dtp.shape[1]:
+                dtp[:, 0] = tpc[:, 0]
+                np.subtract(tpc[:, 1:], tpc[:, :-1], out=dtp[:, 1:])
+            np.multiply(prec, dtp, out=prec)
+            out["ap"] = np.where(P > 0, prec.sum(axis=1) / P, np.nan)
+            del prec, dtp
+            tpr = tpc / P[:, None]
+            fpr = np.subtract(alc, tpc, out=alc) / N[:, None]
+            j = tpr - fpr
+            best = j.argmax(axis=1) if j.shape[1] else np.zeros(len(w), np.int64)
+            jb = j[rows, best] if j.shape[1] else np.zeros(len(w))
+            del j
+            above = valid & (jb > 0)  # otherwise the origin (J = 0, threshold +inf) is the earliest maximum
+            out["youden_j"] = np.where(valid, np.where(above, jb, 0.0), np.nan)
+            out["youden_threshold"] = np.where(above, self.pthr[best] if len(self.pthr) else np.nan, np.nan)
+            for target in self.sens_at_spec:
+                ok = fpr <= (1 - target) + RATE_TOL
+                best_tpr = np.maximum(np.where(ok, tpr, -np.inf).max(axis=1, initial=-np.inf), 0.0)  # origin: tpr 0
+                out[target_key("sens_at_spec", target)] = np.where(valid, best_tpr, np.nan)
+            for target in self.spec_at_sens:
+                ok = tpr >= target - RATE_TOL
+                low = np.where(ok, fpr, np.inf).min(axis=1, initial=np.inf)
+                if target - RATE_TOL <= 0:
+                    low = np.minimum(low, 0.0)
+                out[target_key("spec_at_sens", target)] = np.where(valid, 1 - low, np.nan)
+            if self.pauc_fpr is not None:
+                lo, hi = check_fpr_range(self.pauc_fpr)
+                tpe, ale = tp[:, self.ends], al[:, self.ends]
+                zero = np.zeros((len(w), 1))
+                tpr_all = np.hstack([zero, tpe / P[:, None]])
+                fpr_all = np.hstack([zero, (ale - tpe) / N[:, None]])
+                raw = np.where(valid, _pauc_raw(np.nan_to_num(fpr_all), np.nan_to_num(tpr_all), lo, hi), np.nan)
+                out["pauc_raw"], out["pauc"] = raw, mcclish(raw, lo, hi)
+            if self.dca is not None:
+                k, col, odds = self.dca
+                tpk = np.where(k > 0, tp[:, col], 0).astype(float)
+                fpk = np.where(k > 0, al[:, col], 0) - tpk
+                n = (P + N)[:, None]
+                out["net_benefit"] = (tpk - fpk * odds) / n
+                out["net_benefit_all"] = (P[:, None] - N[:, None] * odds) / n
+        return out
+
+
 def operating_point(y: np.ndarray, score: np.ndarray, kind: str, target: float | None = None) -> dict[str, float | None]:
     """The threshold, sensitivity and specificity of one operating point on all cases (no weights):
     ``kind`` = ``youden``, ``sens_at_spec`` or ``spec_at_sens`` (with ``target``); ties as in
