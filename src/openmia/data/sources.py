@@ -300,3 +300,6 @@ def find_source(name: str, known_names: Any = None) -> Any:
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownNameError(f"unknown dataset {name!r}.{hint} See `openmia data list` for the catalogue, or name your "
                            f"own data with a prefix: {', '.join(p + ':PATH' for p in prefixes())}.")
+
+
+from openmia.data import landmark_sets  # noqa: E402,F401  (registers the landmark sets; imports DATASETS)

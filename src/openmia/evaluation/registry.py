@@ -28,6 +28,8 @@ for _task, _module, _name in (
     ("counting", "openmia.evaluation.other_tasks", "evaluate_counting_files"),
     ("clustering", "openmia.evaluation.other_tasks", "evaluate_clustering_files"),
     ("inpainting", "openmia.evaluation.other_tasks", "evaluate_inpainting_folders"),
+    ("denoising", "openmia.evaluation.generative", "evaluate_denoising_folders"),
+    ("landmarks", "openmia.evaluation.landmarks", "evaluate_landmark_files"),
 ):
     EVALUATORS.register(_task)(_lazy(_module, _name))
 

@@ -18,7 +18,8 @@ register_model = MODELS.register
 
 # modules that register models; imported on demand so `openmia --help` stays fast
 _MODEL_MODULES = ("openmia.models.classification", "openmia.models.dbn", "openmia.models.segmentation",
-                  "openmia.models.detection", "openmia.models.fcos")
+                  "openmia.models.detection", "openmia.models.fcos", "openmia.models.generative",
+                  "openmia.models.landmarks")
 
 
 def load_all() -> Registry:
