@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS runs (
 class RunStore:
     """A SQLite file indexing run directories (created with its table on first use)."""
 
+    schema: str = SCHEMA  # subclasses with other tables (bench.suite_store) share the connection machinery
+    synchronous: str | None = None  # PRAGMA synchronous per connection; None = SQLite's default (FULL)
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._ready = False
@@ -68,9 +71,11 @@ class RunStore:
             con = sqlite3.connect(self.path, timeout=30)
             try:
                 con.row_factory = sqlite3.Row
+                if self.synchronous:
+                    con.execute(f"PRAGMA synchronous={self.synchronous}")
                 if not self._ready:
                     con.execute("PRAGMA journal_mode=WAL")
-                    con.executescript(SCHEMA)
+                    con.executescript(self.schema)
                     self._ready = True
                 with con:
                     yield con
