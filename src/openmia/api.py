@@ -47,7 +47,7 @@ def _index_hooks(index: bool) -> tuple:
 
 
 def train(config: str | Path | RunConfig | None = None, overrides: Sequence[str] = (), *, progress: bool = True,
-          run_dir: str | Path | None = None, index: bool = True) -> "TrainResult":
+          run_dir: str | Path | None = None, index: bool = True, nproc: int = 1) -> "TrainResult":
     """Train a model and evaluate it on the test split.
 
     Args:
@@ -55,6 +55,8 @@ def train(config: str | Path | RunConfig | None = None, overrides: Sequence[str]
         overrides: ``"a.b=value"`` strings applied on top (e.g. ``"train.device=cuda"``).
         run_dir: the run directory (default: a new one under ``out_dir``); must be new or empty.
         index: add the finished run to the run index (``openmia runs list``).
+        nproc: data-parallel processes (> 1: torchrun DDP, :mod:`openmia.engine.distributed`;
+            ``data.batch_size`` is the global batch, ``train.threads`` is split between them).
 
     Returns:
         The :class:`~openmia.engine.loop.TrainResult` (``run_dir``, test/val summaries, report table).
@@ -62,13 +64,23 @@ def train(config: str | Path | RunConfig | None = None, overrides: Sequence[str]
     from openmia.engine.run_dir import train as _train
 
     cfg = config.with_overrides(list(overrides)) if isinstance(config, RunConfig) else load_config(config, overrides)
+    if nproc != 1:
+        from openmia.engine.distributed import launch
+
+        return launch(cfg, nproc=nproc, run_dir=run_dir, progress=progress, index=index)
     return _train(cfg, run_dir=run_dir, progress=progress, on_complete=_index_hooks(index))
 
 
-def resume(run_dir: str | Path, *, progress: bool = True, index: bool = True) -> "TrainResult":
-    """Continue an interrupted run from its last checkpoint (same config, same result as unbroken)."""
+def resume(run_dir: str | Path, *, progress: bool = True, index: bool = True, nproc: int = 1) -> "TrainResult":
+    """Continue an interrupted run from its last checkpoint (same config, same result as unbroken);
+    ``nproc`` > 1 continues it with that many data-parallel processes (any count: the checkpoint
+    does not depend on it)."""
     from openmia.engine.run_dir import resume as _resume
 
+    if nproc != 1:
+        from openmia.engine.distributed import launch
+
+        return launch(nproc=nproc, resume=run_dir, progress=progress, index=index)
     return _resume(run_dir, progress=progress, on_complete=_index_hooks(index))
 
 
