@@ -153,15 +153,23 @@ def evaluate_clustering_files(pred_csv, truth_csv, out_dir=None, *, embeddings_c
     n = len(keys)
     names = ["ari", "ami", "nmi", "homogeneity", "completeness", "v_measure", "purity"] + (["silhouette"] if emb is not None else [])
 
+    # every metric is bootstrapped on the same resamples (and jackknife rows): the partition
+    # scores of a resample are computed once and shared by all metrics
+    cache: dict[bytes, dict[str, float]] = {}
+
+    def scores(row) -> dict[str, float] | None:
+        key = row.astype(np.uint32).tobytes()
+        if key not in cache:
+            idx = np.repeat(np.arange(n), row.astype(int))
+            cache[key] = None if len(np.unique(idx)) < 2 else clustering_metrics(t[idx], p[idx])
+        return cache[key]
+
     def stat_for(name):
         def stat(w):
             out = []
             for row in np.atleast_2d(w):
-                idx = np.repeat(np.arange(n), row.astype(int))
-                if len(np.unique(idx)) < 2:
-                    out.append(np.nan)
-                    continue
-                out.append(clustering_metrics(t[idx], p[idx], embeddings=None if emb is None else emb[idx])[name])
+                sc = scores(row)
+                out.append(np.nan if sc is None else sc[name])
             return np.array(out)
         return stat
 
