@@ -11,7 +11,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# The CPU wheel first: a wider torch requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[train,test]'
+	# everything: training, the test references, and every optional engine (readers, classical
+	# baselines, RL, Ray, MLflow), so that every test runs
+	$(BIN)/python -m pip install -q -e '.[train,test,io,classical,rl,ray,mlflow]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,6 +23,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	# the scale-out checks against real engines (Ray, an MLflow server, headless Chromium): they
+	# train small suites, so they are marked slow and run here on their own (a few minutes)
+	$(BIN)/python -m pytest -q -m slow tests/bench/test_suite_run.py tests/bench/test_suite_tracking.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
