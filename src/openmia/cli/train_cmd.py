@@ -28,13 +28,16 @@ def add_parser(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=1e-4 --set model.kwargs.width=32")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run (other options are ignored)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel processes (torchrun DDP: gloo on CPU, nccl on CUDA); data.batch_size is the "
+                        "global batch, train.threads is split between them; only rank 0 writes (also with --resume)")
 
 
 def run(args: argparse.Namespace) -> int:
     from openmia import api
 
     if args.resume:
-        res = api.resume(args.resume, progress=not args.quiet)
+        res = api.resume(args.resume, progress=not args.quiet, nproc=args.nproc)
     else:
         ov = []
         for flag, key in (("task", "task"), ("dataset", "data.dataset"), ("size", "data.size"), ("model", "model.name"),
@@ -45,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                 ov.append(f"{key}={v}")
         if args.deterministic:
             ov.append("train.deterministic=true")
-        res = api.train(args.config, [*ov, *args.overrides], progress=not args.quiet)
+        res = api.train(args.config, [*ov, *args.overrides], progress=not args.quiet, nproc=args.nproc)
     print(res.table)
     print(f"best epoch {res.best_epoch}/{res.epochs_done}, training {res.train_seconds:.1f} s")
     print(f"run directory: {res.run_dir}")

@@ -32,6 +32,7 @@ import numpy as np
 
 from openmia import fileio
 from openmia.config import RunConfig
+from openmia.engine import distributed
 from openmia.errors import RunDirError
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ class Loop:
         self.progress = progress
         self.on_complete = tuple(on_complete)
         self.run_dir: Path | None = None
+        self.dist = None  # set by setup(): engine.distributed's context in a rank of `--nproc N` training
+        self.writer = True  # False on ranks > 0: they write nothing
 
     # -- setup (nothing written)
     def setup(self, *, resuming: bool = False) -> "Loop":
@@ -133,6 +136,11 @@ class Loop:
 
         cfg = self.cfg
         self.device = resolve_device(cfg.train.device)
+        # a rank of `--nproc N` training (engine.distributed): joins the process group; None in one process
+        self.dist = distributed.from_env()
+        if self.dist is not None:
+            self.device = self.dist.init(self.device)
+        self.writer = self.dist is None or self.dist.is_main  # only rank 0 writes the run directory
         check_precision(cfg.train.precision, self.device)
         self.threads = set_threads(cfg.train.threads)
         if cfg.train.deterministic:
@@ -175,7 +183,7 @@ class Loop:
         self._clock = time.process_time if cfg.train.budget_clock == "cpu" else time.perf_counter
         return self
 
-    def start(self, run_dir: Path) -> None:
+    def start(self, run_dir: Path | None) -> None:
         """Bind the run directory: the starting weights (``train.init_from``), the model on its
         device, the optimiser and the weight EMA."""
 
@@ -183,9 +191,9 @@ class Loop:
         from openmia.engine.transfer import param_groups
 
         cfg = self.cfg
-        self.run_dir = Path(run_dir)
-        self.init_record = self._init_weights()
-        if self.unlabelled is not None:  # which training cases kept their labels (seeded: the same on resume)
+        self.run_dir = Path(run_dir) if run_dir is not None else None  # None: a rank > 0 of a new run
+        self.init_record = self._init_weights() if self.writer else None
+        if self.unlabelled is not None and self.writer:  # which training cases kept their labels (seeded: the same on resume)
             fileio.write_json(self.run_dir / "labelled_subset.json", {
                 "fraction": cfg.data.labelled_fraction, "seed": cfg.train.seed,
                 "labelled": list(self.splits["train"].case_ids), "unlabelled": list(self.unlabelled.case_ids)})
@@ -288,10 +296,14 @@ class Loop:
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:  # fp16: scaled gradients, unscaled before the step
             self.scaler.scale(loss).backward()
+            if self.dist is not None:
+                self.dist.average_gradients(self.model)
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             loss.backward()
+            if self.dist is not None:
+                self.dist.average_gradients(self.model)
             self.optimizer.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
@@ -327,29 +339,38 @@ class Loop:
 
         from openmia.engine.inference import iterate_batches
 
-        cfg, model, task = self.cfg, self.model, self.task
-        self._ckpt_dir().mkdir(parents=True, exist_ok=True)
-        # debris of a killed write anywhere in the run (this process holds the run's lock: none is live)
-        for folder in [self.run_dir, *(p for p in self.run_dir.rglob("*") if p.is_dir() and not fileio.TEMP_PATTERN.match(p.name))]:
-            fileio.clean_stale_temporaries(folder, 0)
-        metrics_path = self.run_dir / "metrics.jsonl"
+        cfg, model, task, dist = self.cfg, self.model, self.task, self.dist
+        metrics_path = self.run_dir / "metrics.jsonl" if self.run_dir is not None else None
+        if self.writer:
+            self._ckpt_dir().mkdir(parents=True, exist_ok=True)
+            # debris of a killed write anywhere in the run (this process holds the run's lock: none is live)
+            for folder in [self.run_dir, *(p for p in self.run_dir.rglob("*") if p.is_dir() and not fileio.TEMP_PATTERN.match(p.name))]:
+                fileio.clean_stale_temporaries(folder, 0)
         if resume:
-            self.load_last()
-            truncate_metrics(metrics_path, self.epoch)
+            self.load_last()  # every rank reads the same checkpoint
+            if self.writer:
+                truncate_metrics(metrics_path, self.epoch)
             log.info("resuming %s after epoch %d (%.0f s used)", self.run_dir, self.epoch, self.elapsed)
-        elif metrics_path.exists():
+        elif self.writer and metrics_path.exists():
             metrics_path.unlink()  # a run restarted from scratch in its own directory
         if hasattr(model, "pretrain") and cfg.train.pretrain_epochs > 0 and not self.pretrained:
             t0 = self._clock()
             hist = model.pretrain(self._pretrain_batches(), epochs=cfg.train.pretrain_epochs, seed=cfg.train.seed)
             self.elapsed += self._clock() - t0
             self.pretrained = True
-            append_jsonl(metrics_path, {"phase": "pretrain", "history": hist, "elapsed": self.elapsed})
-            self._save_last()
+            if self.writer:
+                append_jsonl(metrics_path, {"phase": "pretrain", "history": hist, "elapsed": self.elapsed})
+                self._save_last()
+        if dist is not None:  # every rank starts from rank 0's weights (same seed already; also after resume)
+            dist.broadcast_module(model)
+            if self.ema is not None:
+                dist.broadcast_module(self.ema)
 
         n_train, bs = len(self.splits["train"].images), cfg.data.batch_size
         steps_per_epoch = max(1, -(-n_train // bs))
-        with progress_bar(self.progress) as bar:
+        # the smallest part of a batch a process trains on (batch norm needs 2); one process: the batch
+        min_part = (lambda n: n) if dist is None else dist.min_part
+        with progress_bar(self.progress and self.writer) as bar:
             job = bar.add_task("train", total=cfg.train.epochs, info="")
             bar.update(job, completed=self.epoch)
             while self.epoch < cfg.train.epochs and not self._budget_spent(self.elapsed):
@@ -363,31 +384,46 @@ class Loop:
                 t0 = self._clock()
                 tot_loss, n_seen = 0.0, 0
                 for step, idx in enumerate(iterate_batches(n_train, bs, shuffle=True, gen=gen)):
-                    if len(idx) < 2 and n_train > 1:
+                    if min_part(len(idx)) < 2 and n_train > 1:
                         continue  # a batch of one breaks batch norm and adds nothing
-                    self._set_lr(ep + step / steps_per_epoch, self.elapsed + self._clock() - t0)
+                    weight = 1.0
+                    if dist is not None:  # this rank's part of the global batch (same permutation on every rank)
+                        idx, weight = dist.shard(idx)
+                    now = self.elapsed + self._clock() - t0
+                    if dist is not None and cfg.train.max_minutes:  # a time-based schedule: rank 0's clock on all
+                        now = dist.broadcast_floats([now])[0]
+                    self._set_lr(ep + step / steps_per_epoch, now)
                     if self.semi is None:
                         loss = task.batch_loss(idx, gen, self.forward)
                     else:
                         loss = self.semi.batch_loss(idx, gen, self.forward, epoch=ep, step=step,
                                                     steps_per_epoch=steps_per_epoch)
-                    self._apply(loss, ep, step)
+                    self._apply(loss * weight if weight != 1.0 else loss, ep, step)
                     tot_loss += loss.item() * len(idx)
                     n_seen += len(idx)
-                    if self._budget_spent(self.elapsed + self._clock() - t0):
-                        break
+                    spent = self._budget_spent(self.elapsed + self._clock() - t0)
+                    if spent if dist is None or not cfg.train.max_minutes else dist.any_true(spent):
+                        break  # every rank stops at the same step
+                if dist is not None:  # the epoch's mean loss over all ranks' cases
+                    tot_loss, n_seen = dist.sum_floats([tot_loss, n_seen])
                 info = self._end_epoch(t0, tot_loss / max(n_seen, 1), metrics_path)
                 bar.update(job, completed=self.epoch, info=info)
                 if stop_after_epoch is not None and self.epoch >= stop_after_epoch:
                     return None
-        return self.finish()
+        return self.finish() if self.writer else None  # rank 0 alone evaluates val/test and writes
 
     def _end_epoch(self, t0: float, train_loss: float, metrics_path: Path) -> str:
         """Validate, keep the best weights, then write the epoch's line and ``last.pt`` (written
         once for every task; a refit skips validation and selection). Returns the progress text."""
         eval_model = self.ema.module if self.ema is not None else self.model
+        if not self.writer:  # a rank > 0: rank 0 validates and writes; wait for its budget clock
+            self.epoch += 1
+            self.elapsed = self.dist.broadcast_floats([0.0])[0]
+            return ""
         scores = None if self.cfg.train.refit else self.task.validate(eval_model)
         self.elapsed += self._clock() - t0
+        if self.dist is not None:  # releases the other ranks; all share rank 0's clock
+            self.dist.broadcast_floats([self.elapsed])
         self.epoch += 1
         rec: dict[str, Any] = {"epoch": self.epoch, "train_loss": train_loss}
         if scores is None:  # a refit has no validation: every epoch's weights replace the kept ones
@@ -425,6 +461,8 @@ class Loop:
         cfg = self.cfg
         prov = collect_provenance(cfg, self.splits, self.model, threads=self.threads, init_from=self.init_record)
         prov["device"] = str(self.device)
+        if self.dist is not None:
+            prov["distributed"] = self.dist.describe()
         if self.unlabelled is not None:  # data.labelled_fraction: the labelled subset is splits.train above
             from openmia.engine.provenance import split_hash
 

@@ -7,6 +7,7 @@ lock) and the holder's PID is written into the file for the error a second write
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -103,6 +104,9 @@ def train(cfg: RunConfig, *, run_dir: str | Path | None = None, progress: bool =
 
     Data, task and model are set up first: a run that fails its checks leaves no directory."""
     loop = Loop(cfg, progress=progress, on_complete=on_complete).setup()
+    if not loop.writer:  # a rank > 0 of distributed training: trains, writes no directory (rank 0 does)
+        loop.start(None)
+        return loop.fit(stop_after_epoch=stop_after_epoch)
     if run_dir is not None:
         rd = Path(run_dir)
         if rd.exists() and any(rd.iterdir()):
@@ -123,7 +127,10 @@ def resume(run_dir: str | Path, *, progress: bool = True, stop_after_epoch: int 
            on_complete: tuple[Hook, ...] = ()) -> TrainResult | None:
     """Continue a run from ``checkpoints/last.pt`` with its saved config."""
     rd = check_run_dir(run_dir)
-    with RunLock(rd):
+    from openmia.engine.distributed import is_writer
+
+    # ranks > 0 of distributed training read the same checkpoint but hold no lock (rank 0 does)
+    with RunLock(rd) if is_writer() else contextlib.nullcontext():
         if (rd / "result.json").exists():
             raise RunDirError(f"{rd} is already complete (result.json exists); nothing to resume")
         cfg = load_run_config(rd / "config.yaml")
