@@ -20,26 +20,15 @@ def add_parser(sub) -> None:
     p.add_argument("--input", required=True, help="folder of images <case_id>.npy|.png|.nii.gz|...")
     p.add_argument("--mask", required=True, help="folder of masks with the same case ids (nonzero = hole)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--scale", choices=("auto", "unit", "uint8", "minmax"), default="auto",
-                   help="--model: how the images map to the run's [0, 1] scale: unit (already on it, e.g. the run's own "
-                        "inputs/ files), uint8 (/255), minmax (of the known voxels), auto (uint8 for runs trained on uint8 "
-                        "images, else minmax; default)")
-    p.add_argument("--device", help="--model: auto, cpu, cuda, cuda:N or mps (default: the run's train.device)")
-    p.add_argument("--overwrite", action="store_true", help="replace earlier results in a non-empty --out folder")
-    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout (the human text goes to stderr)")
+    from openmia.cli._common import add_restore_options
+
+    add_restore_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from openmia import api
-    from openmia.cli._common import human_echo
+    from openmia.cli._common import report_restore
 
-    echo = human_echo(args)
     res = api.inpaint(args.input, args.mask, args.out, run_dir=args.model, method=args.method, scale=args.scale, device=args.device,
                       overwrite=args.overwrite, progress=not getattr(args, "quiet", False))
-    echo(f"inpainted {res['cases']} image(s) with {res['method']} ({res['mean_seconds_per_case']:.3g} s per image); "
-         f"wrote {res['out']}")
-    if args.json:
-        from openmia.cli._common import print_json
-
-        print_json(res)
-    return 0
+    return report_restore(args, res, "inpainted")

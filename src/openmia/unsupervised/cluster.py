@@ -375,26 +375,32 @@ def cluster_embeddings(embeddings: str | Path, out_dir: str | Path, *, method: s
     return {**summary, "out": str(out)}
 
 
-def read_clusters(path: str | Path) -> dict[str, str]:
-    """``{case_id: cluster}`` of a ``clusters.csv``; DataError for a missing column or duplicate case."""
+def _read_case_column(path: str | Path, default_name: str, column: str) -> dict[str, str]:
+    """``{case_id: column}`` of a CSV (``default_name`` inside a folder); DataError naming the file
+    and line for a missing file or column or a duplicate case."""
     p = Path(path)
     if p.is_dir():
-        p = p / "clusters.csv"
+        p = p / default_name
     if not p.is_file():
-        raise DataError(f"{p}: not found (expected a clusters.csv with case_id,cluster)")
+        raise DataError(f"{p}: not found (expected a {default_name} with case_id,{column})")
     with open(p, newline="") as f:
         rows = list(csv.reader(f))
-    if not rows or "case_id" not in rows[0] or "cluster" not in rows[0]:
-        raise DataError(f"{p}: expected a header with case_id and cluster columns")
-    ci, ki = rows[0].index("case_id"), rows[0].index("cluster")
+    if not rows or "case_id" not in rows[0] or column not in rows[0]:
+        raise DataError(f"{p}: expected a header with case_id and {column} columns")
+    ci, vi = rows[0].index("case_id"), rows[0].index(column)
     out: dict[str, str] = {}
     for line, r in enumerate(rows[1:], start=2):
         if not r:
             continue
         if r[ci] in out:
             raise DataError(f"{p}, line {line}: duplicate case {r[ci]!r}")
-        out[r[ci]] = r[ki]
+        out[r[ci]] = r[vi]
     return out
+
+
+def read_clusters(path: str | Path) -> dict[str, str]:
+    """``{case_id: cluster}`` of a ``clusters.csv``; DataError for a missing column or duplicate case."""
+    return _read_case_column(path, "clusters.csv", "cluster")
 
 
 def compare_partitions(truth: dict[str, str], a: dict[str, str], b: dict[str, str], *, metrics: tuple[str, ...] = ("ari", "nmi"),
@@ -446,21 +452,4 @@ def compare_partitions(truth: dict[str, str], a: dict[str, str], b: dict[str, st
 
 def read_truth(path: str | Path) -> dict[str, str]:
     """``{case_id: label}`` of a ``case_id,label`` CSV (or the ``truth.csv`` of a cluster output folder)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "truth.csv"
-    if not p.is_file():
-        raise DataError(f"{p}: not found (expected a truth CSV with case_id,label)")
-    with open(p, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows or "case_id" not in rows[0] or "label" not in rows[0]:
-        raise DataError(f"{p}: expected a header with case_id and label columns")
-    ci, li = rows[0].index("case_id"), rows[0].index("label")
-    out: dict[str, str] = {}
-    for line, r in enumerate(rows[1:], start=2):
-        if not r:
-            continue
-        if r[ci] in out:
-            raise DataError(f"{p}, line {line}: duplicate case {r[ci]!r}")
-        out[r[ci]] = r[li]
-    return out
+    return _read_case_column(path, "truth.csv", "label")
