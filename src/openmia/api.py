@@ -79,8 +79,9 @@ def resume(run_dir: str | Path, *, progress: bool = True, index: bool = True, np
 
     if nproc != 1:
         from openmia.engine.distributed import launch
+        from openmia.engine.run_dir import check_run_dir
 
-        return launch(nproc=nproc, resume=run_dir, progress=progress, index=index)
+        return launch(nproc=nproc, resume=check_run_dir(run_dir), progress=progress, index=index)
     return _resume(run_dir, progress=progress, on_complete=_index_hooks(index))
 
 

@@ -289,8 +289,6 @@ class RunConfig:
         if self.model.name is None:
             object.__setattr__(self, "model", dataclasses.replace(self.model, name=task_cls.default_model))
         task_cls.check_config(self)
-        from openmia.engine.semi import check_few_labels_config  # the few-labels keys, against the task
-
         check_few_labels_config(self, task_cls)
 
     def to_dict(self) -> dict[str, Any]:
@@ -559,3 +557,27 @@ def dump_yaml(cfg: RunConfig) -> str:
     import yaml
 
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def check_few_labels_config(cfg: Any, task_cls: Any) -> None:
+    """Raise ConfigError for few-labels settings the run's task or loop cannot honour (called at
+    config load, before any directory exists)."""
+    semi, frac = cfg.semi, cfg.data.labelled_fraction
+    if cfg.train.init_keymap not in ("auto", "none"):
+        from openmia.engine.transfer import KEY_MAPS  # the key-map table (engine.transfer imports no config)
+
+        one_of("train.init_keymap", cfg.train.init_keymap, ("auto", "none", *KEY_MAPS))
+    if frac < 1 and cfg.train.refit:
+        raise ConfigError("data.labelled_fraction < 1 with train.refit: a refit adds the validation cases' labels to "
+                          "training; run with train.refit=false")
+    if semi.method == "none":
+        return
+    allowed = tuple(getattr(task_cls, "semi_methods", ()))
+    if semi.method not in allowed:
+        raise ConfigError(f"semi.method={semi.method!r} does not apply to {task_cls.name} runs; "
+                          f"{'they support ' + ', '.join(allowed) if allowed else 'they support no semi-supervised method'}")
+    if frac >= 1:
+        raise ConfigError(f"semi.method={semi.method!r} learns from the unlabelled rest of the training split, but "
+                          "data.labelled_fraction=1 leaves no case unlabelled; set e.g. data.labelled_fraction=0.1")
+    if semi.method == "mean_teacher" and cfg.train.ema <= 0:
+        raise ConfigError("semi.method=mean_teacher: the teacher is the weight EMA; set train.ema (e.g. 0.99)")

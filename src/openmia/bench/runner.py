@@ -3,8 +3,8 @@ an executor — ``local`` (a process pool, ``parallel`` cells at once, each with
 CPUs as ``train.threads``) or ``ray`` (one Ray task per cell with ``num_cpus`` = its threads and
 ``num_gpus`` as asked; a local Ray instance by default, ``address`` for an existing cluster).
 
-Guarantees (both executors): a cell is an ordinary run directory trained by :func:`openmia.api.train`
-(or continued by :func:`openmia.api.resume`); a failed cell keeps its log (``<out_dir>/logs``) and
+Guarantees (both executors): a cell is an ordinary run directory trained by :func:`openmia.engine.run_dir.train`
+(or continued by :func:`openmia.engine.run_dir.resume`, as ``api.train``/``api.resume`` do); a failed cell keeps its log (``<out_dir>/logs``) and
 is marked ``failed`` without stopping the others; with ``train.deterministic`` the metrics of a
 cell do not depend on the executor (same config, same threads -> same bits on the CPU).
 """
@@ -102,8 +102,8 @@ def run_cell(payload: dict[str, Any]) -> dict[str, Any]:
     the error goes to the cell's log and the store, and the result says ``failed``.
 
     ``payload``: cell_id, action, run_dir, log_path, store_path, overrides, threads, tracking."""
-    from openmia import api
     from openmia.config import load_config
+    from openmia.engine import run_dir as runs  # a cell is an ordinary run, outside the user's run index
 
     t0 = time.perf_counter()
     # store_path None: the driver records this cell (Ray workers on other nodes may not share a
@@ -129,12 +129,12 @@ def run_cell(payload: dict[str, Any]) -> dict[str, Any]:
                                          payload.get("label"), payload["action"], rd, payload["threads"],
                                          socket.gethostname(), os.getpid())
         if payload["action"] == "resume":
-            api.resume(rd, progress=False, index=False)
+            runs.resume(rd, progress=False)
         else:
             if rd.exists() and any(rd.iterdir()):  # leftovers of an attempt that never wrote its config: set aside
                 shutil.move(str(rd), str(rd.with_name(f"{rd.name}.stale-{int(time.time())}")))
             cfg = load_config(None, [*payload["overrides"], f"train.threads={payload['threads']}"])
-            api.train(cfg, run_dir=rd, progress=False, index=False)
+            runs.train(cfg, run_dir=rd, progress=False)
         metrics = headline_from_run(rd)
         wall = time.perf_counter() - t0
         if store is not None:

@@ -20,7 +20,8 @@ from openmia.data.spec import DatasetSpec, Normalization
 from openmia.errors import ConfigError, DataError, UnknownNameError
 from openmia.registry import Registry
 
-DATASETS: Registry[Any] = Registry("dataset source")
+# sources registered in other modules (imported on the first lookup, as the task registry does)
+DATASETS: Registry[Any] = Registry("dataset source", modules=("openmia.data.landmark_sets",))
 
 
 def _no_spacing(spec: DatasetSpec, spacing: Any) -> None:
@@ -301,5 +302,3 @@ def find_source(name: str, known_names: Any = None) -> Any:
     raise UnknownNameError(f"unknown dataset {name!r}.{hint} See `openmia data list` for the catalogue, or name your "
                            f"own data with a prefix: {', '.join(p + ':PATH' for p in prefixes())}.")
 
-
-from openmia.data import landmark_sets  # noqa: E402,F401  (registers the landmark sets; imports DATASETS)

@@ -4,7 +4,7 @@ How a run is split (DESIGN §1: the engine, not the Task, knows about processes)
 
 - **Launch.** :func:`launch` (the parent process) resolves the config, writes it to a temporary
   YAML with ``train.threads`` divided between the ranks, and runs
-  ``python -m torch.distributed.run --standalone --nproc-per-node N -m openmia.engine.distributed``
+  ``python -m torch.distributed.run --standalone --nproc-per-node N -m openmia.cli.ddp_worker``
   in its own process group. Every rank runs the ordinary :func:`openmia.api.train` (or ``resume``);
   the :class:`~openmia.engine.loop.Loop` finds the process group through :func:`from_env`.
   A failing rank makes torchrun stop the others (``--max-restarts 0``); collectives time out after
@@ -29,7 +29,6 @@ How a run is split (DESIGN §1: the engine, not the Task, knows about processes)
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -220,11 +219,11 @@ def launch(cfg=None, *, nproc: int, run_dir: str | Path | None = None, resume: s
         args = ["--result", str(tmpd / "result.pkl"), "--errors", str(tmpd)]
         if resume is not None:
             from openmia.config import load_run_config
-            from openmia.engine.run_dir import check_run_dir
 
             args += ["--resume", str(resume)]
-            # the saved config holds the per-rank count already (a resumed run keeps its threads)
-            saved = load_run_config(check_run_dir(resume) / "config.yaml").train.threads
+            # the saved config holds the per-rank count already (a resumed run keeps its threads);
+            # api.resume checked that ``resume`` is a run directory
+            saved = load_run_config(Path(resume) / "config.yaml").train.threads
             threads = saved if saved is not None else threads_per_rank(None, nproc)
         else:
             from dataclasses import replace
@@ -242,7 +241,7 @@ def launch(cfg=None, *, nproc: int, run_dir: str | Path | None = None, resume: s
         env = {**os.environ, ENV_FLAG: "1", TIMEOUT_ENV: str(timeout)}
         env["OMP_NUM_THREADS"] = str(threads)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "--max-restarts=0", "-m", "openmia.engine.distributed", *args]
+               "--max-restarts=0", "-m", "openmia.cli.ddp_worker", *args]
         tail: collections.deque = collections.deque(maxlen=30)
         try:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -295,53 +294,3 @@ def _rank_error(tmpd: Path, rc: int, nproc: int, tail: list[str]) -> OpenmiaErro
     last = "\n".join(tail[-12:])
     return DistributedError(f"distributed training ({nproc} processes) failed: torchrun exited with code {rc} and "
                             f"no rank reported an error (a rank was killed or could not start); last output:\n{last}")
-
-
-# -- a rank (child process)
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of each rank (``python -m openmia.engine.distributed``, started by :func:`launch`)."""
-    import logging
-
-    p = argparse.ArgumentParser(prog="openmia.engine.distributed")
-    p.add_argument("--config")
-    p.add_argument("--run-dir")
-    p.add_argument("--resume")
-    p.add_argument("--result", required=True)
-    p.add_argument("--errors", required=True)
-    p.add_argument("--progress", action="store_true")
-    p.add_argument("--no-index", action="store_true")
-    a = p.parse_args(argv)
-    rank = int(os.environ.get("RANK", "0"))
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
-                        format=f"%(levelname)s [rank {rank}] %(name)s: %(message)s")
-    from openmia import api  # the process's entry point: the same door as a one-process run
-
-    try:
-        show = a.progress and rank == 0
-        if a.resume:
-            res = api.resume(a.resume, progress=show, index=not a.no_index)
-        else:
-            res = api.train(a.config, progress=show, run_dir=a.run_dir, index=not a.no_index)
-        if rank == 0:
-            from openmia import fileio
-
-            with fileio.atomic_path(Path(a.result)) as tmp:
-                with open(tmp, "wb") as f:
-                    pickle.dump(res, f)
-    except BaseException as exc:
-        from openmia import fileio
-
-        fileio.write_json(Path(a.errors) / f"rank{rank}.json",
-                          {"rank": rank, "type": type(exc).__name__, "message": str(exc)})
-        raise
-    finally:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -41,32 +41,6 @@ import numpy as np
 from openmia.errors import ConfigError, DataError
 
 
-def check_few_labels_config(cfg: Any, task_cls: Any) -> None:
-    """Raise ConfigError for few-labels settings the run's task or loop cannot honour (called at
-    config load, before any directory exists)."""
-    from openmia.config import one_of
-
-    semi, frac = cfg.semi, cfg.data.labelled_fraction
-    if cfg.train.init_keymap not in ("auto", "none"):
-        from openmia.engine.transfer import KEY_MAPS
-
-        one_of("train.init_keymap", cfg.train.init_keymap, ("auto", "none", *KEY_MAPS))
-    if frac < 1 and cfg.train.refit:
-        raise ConfigError("data.labelled_fraction < 1 with train.refit: a refit adds the validation cases' labels to "
-                          "training; run with train.refit=false")
-    if semi.method == "none":
-        return
-    allowed = tuple(getattr(task_cls, "semi_methods", ()))
-    if semi.method not in allowed:
-        raise ConfigError(f"semi.method={semi.method!r} does not apply to {task_cls.name} runs; "
-                          f"{'they support ' + ', '.join(allowed) if allowed else 'they support no semi-supervised method'}")
-    if frac >= 1:
-        raise ConfigError(f"semi.method={semi.method!r} learns from the unlabelled rest of the training split, but "
-                          "data.labelled_fraction=1 leaves no case unlabelled; set e.g. data.labelled_fraction=0.1")
-    if semi.method == "mean_teacher" and cfg.train.ema <= 0:
-        raise ConfigError("semi.method=mean_teacher: the teacher is the weight EMA; set train.ema (e.g. 0.99)")
-
-
 def _strata(labels: np.ndarray) -> np.ndarray:
     """One stratum id per case: the class ``(N,)``, the label combination ``(N, L)``, or
     foreground present / absent for label maps ``(N, *spatial)``."""

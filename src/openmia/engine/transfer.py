@@ -150,9 +150,11 @@ def choose_keymap(own: dict[str, Any], src: dict[str, Any], keymap: str = "auto"
     tried, when no tensor fits."""
     names = ["none", *KEY_MAPS] if keymap == "auto" else [keymap]
     if keymap not in ("auto", "none") and keymap not in KEY_MAPS:
-        from openmia.config import one_of
+        import difflib
 
-        one_of("train.init_keymap", keymap, ("auto", "none", *KEY_MAPS))
+        close = difflib.get_close_matches(str(keymap), ["auto", "none", *KEY_MAPS], n=1)
+        raise ConfigError(f"train.init_keymap: expected one of auto, none, {', '.join(KEY_MAPS)}, found {keymap!r}"
+                          + (f"; did you mean {close[0]!r}?" if close else ""))
     plans = {n: plan_loading(own, src, n) for n in names}
     tried = {n: len(p["loaded"]) for n, p in plans.items()}
     best = max(names, key=lambda n: tried[n])  # max keeps the first of equals: openmia's names win ties
