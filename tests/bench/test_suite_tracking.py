@@ -20,7 +20,7 @@ import pytest
 from openmia.bench import tracking
 from openmia.errors import ConfigError
 
-RUN = Path(__file__).resolve().parents[1] / "engine" / "fixtures" / "old_runs" / "seg_complete"  # a finished run
+RUN = Path(__file__).resolve().parents[1] / "fixtures" / "old_runs" / "seg_complete"  # a finished run
 
 
 def _free_port() -> int:

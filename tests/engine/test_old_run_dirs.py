@@ -1,7 +1,7 @@
 """Run directories written by the engine before the redesign (commit 2eb43d1, flat config layout:
 ``eval.tta``, ``train.loss``, ``data.crop`` ...) still resume, re-evaluate and predict.
 
-``fixtures/old_runs/`` was written by that commit's code (``make_old_runs.py`` there, run on its
+``tests/fixtures/old_runs/`` was written by that commit's code (``make_old_runs.py`` there, run on its
 tree): a complete segmentation run (predictions and reports removed to keep the fixture small) and
 a classification run killed after its first epoch."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-OLD = Path(__file__).parent / "fixtures" / "old_runs"
+OLD = Path(__file__).resolve().parents[1] / "fixtures" / "old_runs"
 
 
 def _copy(name: str, tmp_path: Path) -> Path:
