@@ -72,6 +72,9 @@ def _duplicates(ids: list[str]) -> list[str]:
     return [c for c in ids if c in seen or seen.add(c)]  # type: ignore[func-returns-value]
 
 
+SINGLE_LABEL_TYPES = ("binary", "multi-class", "ordinal")
+
+
 def _pixels(images: np.ndarray, normalization: Any) -> np.ndarray:
     """``(N, C*prod(spatial))`` float32 pixel values, normalised as the models see them (uint8 sets
     mapped to [-1, 1]; ``float`` sets are normalised by the loader already)."""
@@ -84,7 +87,8 @@ def _case_rows(s: Any) -> tuple[list[str], list[list[Any]]]:
     """The ``cases.csv`` header and rows of a split (labels only for one class per case)."""
     labels = np.asarray(s.labels)
     header = ["case_id"]
-    one_class = labels.ndim == 1 and len(labels) == len(s.case_ids) and s.spec.task == "classification"
+    # one class per case: binary / multi-class / ordinal label vectors (not boxes, maps or landmarks)
+    one_class = labels.ndim == 1 and len(labels) == len(s.case_ids) and s.spec.task_type in SINGLE_LABEL_TYPES
     names = list(s.spec.label_names)
     if one_class:
         header += ["label", "label_name"]

@@ -31,6 +31,10 @@ def _channels_first(arr: np.ndarray, path: Path, spatial: tuple[int, ...] | None
     return arr
 
 
+# the two ways of restoring an image: whether the method is told where the holes are
+MASKED = {"inpainting": True, "denoising": False}
+
+
 def restore_folder(input_dir: str | Path, out_dir: str | Path, *, mode: str, mask_dir: str | Path | None = None,
                    run_dir: str | Path | None = None, method: str | None = None, sigma: float | None = None,
                    scale: str = "auto", device: str | None = None, overwrite: bool = False,
@@ -45,17 +49,18 @@ def restore_folder(input_dir: str | Path, out_dir: str | Path, *, mode: str, mas
     from openmia.evaluation.label_maps import IMAGE_SUFFIXES, index_folder, read_array
     from openmia.models import classical_generative as cg
 
-    if mode not in ("inpainting", "denoising"):
-        raise ConfigError(f"mode: expected inpainting or denoising, found {mode!r}")
+    if mode not in MASKED:
+        raise ConfigError(f"mode: expected {' or '.join(MASKED)}, found {mode!r}")
+    masked = MASKED[mode]
     from openmia.tasks.generative import RESTORE_SCALES
 
     if scale not in RESTORE_SCALES:
         raise ConfigError(f"--scale: expected one of {', '.join(RESTORE_SCALES)}, found {scale!r}")
     if (run_dir is None) == (method is None):
         raise ConfigError("give exactly one of --model RUN (a trained run) and --method NAME (a classical method)")
-    if mode == "inpainting" and mask_dir is None:
+    if masked and mask_dir is None:
         raise ConfigError("inpainting needs --mask DIR: one mask per input image (same case id, nonzero = hole)")
-    if mode == "denoising" and mask_dir is not None:
+    if not masked and mask_dir is not None:
         raise ConfigError("denoising works on the whole image; --mask applies to `openmia inpaint`")
     if not Path(input_dir).is_dir():
         raise DataError(f"input folder {input_dir} does not exist or is not a folder")
@@ -79,7 +84,7 @@ def restore_folder(input_dir: str | Path, out_dir: str | Path, *, mode: str, mas
         if hook is None or wants_mask is None:
             raise ConfigError(f"run {run_dir} is a {run.cfg.task} run; `openmia inpaint`/`denoise` --model needs an "
                               "inpainting, denoising or reconstruction run")
-        if wants_mask != (mode == "inpainting"):
+        if wants_mask != masked:
             raise ConfigError(f"run {run_dir} is a {run.cfg.task} run; it cannot be used for {mode} "
                               f"(train one with task={mode})")
         dims = run.spec.dims
@@ -95,7 +100,7 @@ def restore_folder(input_dir: str | Path, out_dir: str | Path, *, mode: str, mas
 
         label = f"model:{Path(run_dir).name}"
     else:
-        apply = cg.inpainter(method) if mode == "inpainting" else cg.denoiser(method, sigma)
+        apply = cg.inpainter(method) if masked else cg.denoiser(method, sigma)
         label = str(method)
         run = None
 

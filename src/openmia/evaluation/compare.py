@@ -320,7 +320,7 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
         raise PredictionError(f"--alternative must be one of {', '.join(ALTERNATIVES)}, found {alternative!r}")
     auc_only = [flag for flag, on in (("--unpaired", unpaired), (f"--alternative {alternative}", alternative != "two-sided"))
                 if on]
-    if auc_only and task != "classification":
+    if auc_only and "auc" not in DEFAULT_METRICS.get(task, ()):  # DeLong's options: tasks scored by an AUC
         raise PredictionError(f"{' and '.join(auc_only)}: available for compare --task classification (AUC) only")
     if unpaired:
         task_kwargs["unpaired"] = True
