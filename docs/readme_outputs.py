@@ -170,21 +170,15 @@ CHAINS: list[list[Block]] = [
                  f"--set optim.lr=3e-3 --set data.batch_size=8 --set data.augment=flip {DET}",
                  stderr=True, interrupt=("runs/*-mydata-lesions-unet_small-s0/metrics.jsonl", 4),
                  capture={"lesion_run": r"^(runs/\S+)$"}, expect_rc=130),
-            Step("openmia train --resume {lesion_run}", capture={"lesion_run": RUN}, keep=drop(r"^(iou|hd95|assd) ")),
+            Step("openmia train --resume {lesion_run}", capture={"lesion_run": RUN}, keep=drop(r"^(iou|hd95|assd|nsd) ")),
             Step("openmia reevaluate {lesion_run} --out runs/lesions-tta --set segmentation.tta=true",
                  keep=matching(r"^dice ", r"^run directory")),
-            Step("openmia compare --task segmentation --truth {lesion_run}/truth/test "
-                 "--pred plain={lesion_run}/predictions/test --pred tta=runs/lesions-tta/predictions/test --out cmp_tta",
-                 keep=first_row),
-            Step("python examples/make_folder_dataset.py new --seed 1 --images 4"),
-            Step("openmia predict --model {lesion_run} --input new/lesions/images --out new/predicted --tta"),
-            Step("openmia runs list --dataset folder:mydata/lesions", keep=drop(r"^runs/lesions-tta ")),
         ], volatile=[(r"(?m)^(\S.* \d+ \d+) \d+(\.\d+)?(?= |$)", r"\1 T")]),  # runs list: 'train s' after seed, epochs
     ],
     [  # the quickstart, then label-free clustering of its model's features
         Block("quickstart", [Step("openmia quickstart --set train.threads=1 --set train.deterministic=true",
                                   capture={"quick_run": r"^run directory: (\S+)"},
-                                  keep=drop(r"^(balanced_acc|f1|ece|brier) "))]),
+                                  keep=drop(r"^(balanced_acc|f1|sensitivity|specificity|ece|brier) "))]),
         Block("families", [
             Step("openmia embed --model {quick_run} --split test --out emb"),
             Step("openmia cluster --embeddings emb --k auto --out clusters", keep=drop(r"^  (ami|nmi) ")),
@@ -194,7 +188,7 @@ CHAINS: list[list[Block]] = [
                  "--mask {inpaint_run}/masks/test --out biharmonic"),
             Step("openmia compare --task inpainting --truth {inpaint_run}/truth/test --masks {inpaint_run}/masks/test "
                  "--data-range 1 --pred net={inpaint_run}/predictions/test --pred biharmonic=biharmonic "
-                 "--metrics psnr_mask --out cmp_inpaint", keep=first_row),
+                 "--metrics psnr_mask --out cmp_inpaint", keep=lambda lines: lines[:3]),
         ]),
     ],
     [  # counting: train on the embedded cells, count two of its test images
@@ -208,7 +202,6 @@ CHAINS: list[list[Block]] = [
                  f"--set data.batch_size=16 --set optim.lr=3e-3 {DET}", capture={"cells_run": RUN},
                  keep=matching(r"^mae ", r"^run directory")),
             Step("openmia count --model {cells_run} cells0.png cells1.png --out counted"),
-            Step("openmia count --method log cells0.png cells1.png --out counted_log"),
         ]),
     ],
     [  # reference commands: cheap and deterministic (the default test suite checks these)
