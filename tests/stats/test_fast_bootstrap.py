@@ -175,3 +175,33 @@ def test_sorted_rank_stats_equal_the_plain_roc_functions(weights):
     assert np.isnan(got["youden_j"][0]) and not np.isnan(got["ap"][0])  # positives only: AP defined, ROC not
     with pytest.raises(ValueError, match="decreasing order"):
         M.SortedRankStats(y, s[::-1])
+
+
+def test_bootstrap_pass_restores_numpys_huge_page_setting():
+    """The pass switches numpy's huge-page madvise off while it runs and restores it after, also
+    when a statistic raises (the setting is process-wide)."""
+    from openmia.stats import bootstrap as B
+
+    try:
+        from numpy._core import multiarray as ma
+    except ImportError:
+        from numpy.core import multiarray as ma
+    switch = getattr(ma, "_set_madvise_hugepage", None)
+    if switch is None:
+        pytest.skip("this numpy has no madvise switch")
+    seen = []
+
+    def stat(w):
+        seen.append(switch(False))  # returns the setting in force inside the pass
+        return w.sum(axis=1).astype(float)
+
+    before = switch(True)
+    try:
+        B.bootstrap_many({"s": stat}, 50, n_resamples=20)
+        assert seen and not any(seen)
+        assert switch(True) is True  # restored to on
+        with pytest.raises(ZeroDivisionError):
+            B.bootstrap_many({"s": lambda w: 1 / 0}, 50, n_resamples=20)
+        assert switch(True) is True
+    finally:
+        switch(before)
