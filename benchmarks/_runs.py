@@ -1,7 +1,9 @@
 """Plumbing shared by the training benchmarks: the published recipes (``benchmarks/configs/*.yaml``)
-as override lists, per-set budgets from the command line, a pool of runs (one torch thread each,
-longest first so the cores stay busy until the end), and training that reuses or resumes a cached
-run only when it was made with the same configuration.
+as override lists, per-set budgets from the command line, the shipped suites
+(``benchmarks/suites/*.yaml``) restricted to a script's options and run through the suite runner
+(:func:`derived_suite`, :func:`run_cells`), a pool for the runs that are not suite cells (one
+torch thread each, longest first so the cores stay busy until the end), and training that reuses or
+resumes a cached run only when it was made with the same configuration.
 
 The scripts import this module as a sibling (``python benchmarks/segmentation.py`` puts
 ``benchmarks/`` first on ``sys.path``); everything else they use is the installed ``openmia``.
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
+SUITES = Path(__file__).resolve().parent / "suites"
 # keys that name where things are, not what is trained: a cached run may differ in these
 WHERE_KEYS = ("data.root", "out_dir", "name")
 
@@ -143,3 +146,100 @@ def train_or_reuse(cfg, run_dir: str | Path) -> bool:
         return True
     api.resume(rd, progress=False, index=False)
     return False
+
+
+def read_suite(path: str | Path) -> dict[str, Any]:
+    """A suite file as its raw mapping, for a script to restrict or extend before :func:`derived_suite`."""
+    from openmia.config import yaml_load
+
+    data = yaml_load(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a suite mapping at the top level, found {type(data).__name__}")
+    return data
+
+
+def override_mapping(overrides: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` overrides as a suite ``set`` mapping (dotted keys, YAML values), so a script's
+    variant of a suite model is that model with these keys set."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r}: expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def derived_suite(path: str | Path, raw: dict[str, Any], *, out_dir: str | Path | None = None,
+                  data_root: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()):
+    """The :class:`openmia.bench.suite.Suite` of ``raw`` (the suite file ``path`` as read by
+    :func:`read_suite`, with a script's data sets, models, seeds or budgets put in), built by
+    :func:`openmia.bench.suite.load_suite` exactly as ``openmia benchmark run`` builds it: same
+    name, same default ``out_dir`` (so the same run directories and ``suite.sqlite``), recipe files
+    relative to ``path``. A cell left as the file declares it keeps its id and run directory."""
+    import tempfile
+
+    import yaml
+
+    from openmia.bench.suite import load_suite
+
+    src = Path(path).resolve()
+    data = dict(raw)
+    data.setdefault("name", src.stem)
+    models = {}
+    for label, m in (data.get("models") or {}).items():  # recipe paths are relative to the suite file: make them absolute
+        m = dict(m or {})
+        rec = m.get("recipe")
+        if isinstance(rec, str):
+            m["recipe"] = str((src.parent / rec).resolve())
+        elif isinstance(rec, dict):
+            m["recipe"] = {k: str((src.parent / v).resolve()) for k, v in rec.items()}
+        models[label] = m
+    data["models"] = models
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Path(tmp) / src.name
+        f.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        suite = load_suite(f, overrides=tuple(overrides), out_dir=out_dir, data_root=data_root)
+    suite.path = src
+    return suite
+
+
+def merge_suites(first, *more):
+    """One suite holding the cells of several derived from the same file (e.g. extra seeds for some
+    models only: a suite's seeds apply to all its models); a cell in two of them is kept once."""
+    import dataclasses
+
+    cells, seen = [], set()
+    for s in (first, *more):
+        if (s.name, s.out_dir) != (first.name, first.out_dir):
+            raise ValueError(f"suite {s.name} in {s.out_dir} cannot be merged into {first.name} in {first.out_dir}")
+        for c in s.cells:
+            if c.id not in seen:
+                seen.add(c.id)
+                cells.append(c)
+    return dataclasses.replace(first, cells=cells)
+
+
+def cell_recipe(cell, drop: tuple[str, ...] = ("data.root", "train.seed", "eval.n_resamples")) -> list[str]:
+    """A cell's overrides for a results table's list of configurations, without the keys that say
+    where the data is or that the table states elsewhere (the last value of a key wins)."""
+    return [o for o in cell.overrides if o.split("=", 1)[0] not in drop]
+
+
+def run_cells(suite, *, parallel: int = 1, threads: int | None = None) -> dict[tuple[str, str, int], Path]:
+    """Train the suite's cells with the suite runner (``openmia benchmark run``'s code: finished
+    cells reused, interrupted ones resumed, everything recorded in ``suite.sqlite``); returns
+    ``(data set label, model label, seed) -> run directory``. A cell that failed is an error naming
+    it and its log, after the other cells have run."""
+    from openmia.bench.runner import run_suite
+
+    logging.info("suite %s: %d cell(s) in %s", suite.name, len(suite.cells), suite.out_dir)
+    res = run_suite(suite, parallel=parallel, threads=threads, echo=logging.info)
+    failed = [r for r in res["results"] if r["status"] == "failed"]
+    if failed:
+        by_id = {c.id: c for c in suite.cells}
+        raise RuntimeError("; ".join(f"cell {by_id[r['cell_id']].label} failed ({r.get('error')}), log "
+                                     f"{suite.log_path(by_id[r['cell_id']])}" for r in failed))
+    return {(c.dataset, c.model, c.seed): suite.run_dir(c) for c in suite.cells}

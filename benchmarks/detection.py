@@ -17,8 +17,17 @@ Usage::
   error; its CI is a BCa bootstrap over the 100 test images of those draw-averaged errors, and the
   methods are compared on them pairwise (Wilcoxon signed-rank, Holm).
 
-The recipes are ``benchmarks/configs/{bccd,cells}_*.yaml`` (``openmia train --config`` runs them
-too). Runs already complete in ``--runs-dir`` are reused; interrupted ones resume. Writes
+A thin wrapper over the suite ``benchmarks/suites/detection.yaml``: the trained runs are its cells
+(BCCD x centernet, fcos; VGG cells draw k x density_unet, centernet_points, the draw being
+``data.fold``), restricted to ``--datasets``, ``--draws``, ``--seed`` and ``--minutes``, plus the two
+density-model ablations (``ABLATIONS``: the suite's ``density_unet`` with keys set, added as models
+of the derived suite, so they are ordinary cells too). The suite runner trains them into the
+suite's run directories and ``suite.sqlite`` (``--runs-dir`` is the suite's ``out_dir``, default
+OPENMIA_HOME/suites/detection): a cell finished by ``openmia benchmark run
+benchmarks/suites/detection.yaml --data DATA`` is reused here and the other way round; interrupted
+cells resume. The script's own part: the Laplacian-of-Gaussian baseline (no training, so not a
+cell: its counts go to ``<runs-dir>/script/cells-log_baseline-d<draw>``), the draw-averaged count
+errors and the paired tests. The recipes are ``benchmarks/configs/{bccd,cells}_*.yaml``. Writes
 ``benchmarks/results/detection.{md,json}``.
 """
 
@@ -34,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _runs import describe, parse_budgets, recipe, recipe_value, run_pool, train_or_reuse
+from _runs import (SUITES, cell_recipe, derived_suite, describe, override_mapping, parse_budgets, read_suite,
+                   recipe_value, run_cells)
 
 ROOT = Path(__file__).resolve().parents[1]
 # the published budgets (CPU-minutes per run): the recipes' train.max_minutes
@@ -44,36 +54,52 @@ MINUTES = {"bccd": float(recipe_value("bccd_centernet", "train.max_minutes")),
 # VGG cells N=32 MAE 3.5 (density regression, Lempitsky & Zisserman 2010), 2.3 (Count-ception 2017)
 REFERENCE = {("bccd", "map50"): 0.92, ("cells", "count_mae"): 3.5}
 
-# the configurations per set: the recipe files (the reasons for their settings are in each file),
-# and two ablations of the density model: whole images (the recipe before crops), and that at half
+SUITE = SUITES / "detection.yaml"
+# ablations of the density model run beside the suite's models on the VGG cells draws: name ->
+# (the suite model it changes, overrides): whole images (the recipe before crops), and that at half
 # the peak learning rate
-CONFIGS: dict[str, dict[str, list[str]]] = {
-    "bccd": {"centernet": recipe("bccd_centernet"), "fcos": recipe("bccd_fcos")},
-    "cells": {
-        "density_unet": recipe("cells_density_unet"),
-        "density_unet_whole": [*recipe("cells_density_unet"), "counting.crop=null"],
-        "density_unet_lr1e-3": [*recipe("cells_density_unet"), "counting.crop=null", "optim.lr=0.001"],
-        "centernet_points": recipe("cells_centernet_points"),
-    },
+ABLATIONS: dict[str, tuple[str, list[str]]] = {
+    "density_unet_whole": ("density_unet", ["counting.crop=null"]),
+    "density_unet_lr1e-3": ("density_unet", ["counting.crop=null", "optim.lr=0.001"]),
 }
-DATASET = {"bccd": ("bccd", "detection", "bccd"), "cells": ("vgg_cells", "counting", "cells")}  # catalogue name, task, folder
+DATASET = {"bccd": "bccd", "cells": "vgg_cells"}  # the script's set names -> catalogue names
+DATASET_KEY = {v: k for k, v in DATASET.items()}
 LOG_THRESHOLDS = (0.02, 0.03, 0.05, 0.07, 0.1, 0.15)
 
 
-def job_config(job: dict[str, Any]):
-    """The RunConfig of one (set, configuration, draw) job."""
-    from openmia.config import load_config
-
-    name, task, _ = DATASET[job["dataset"]]
-    return load_config(None, [f"task={task}", f"data.dataset={name}", *job["overrides"], f"data.root={job['root']}",
-                              f"data.fold={job['draw']}", f"train.max_minutes={job['minutes']}", "train.budget_clock=cpu",
-                              "train.epochs=100000", "train.threads=1", f"train.seed={job['seed']}",
-                              f"eval.n_resamples={job['resamples']}"])
+def _fold(entry: dict[str, Any]) -> int:
+    return int((entry.get("set") or {}).get("data.fold", 0))
 
 
-def _run(job: dict[str, Any]) -> dict[str, Any]:
-    """Train one configuration in a worker process; reuse a complete run, resume a partial one."""
-    return {**job, "reused": train_or_reuse(job_config(job), job["run_dir"])}
+def restricted_suite(args: argparse.Namespace, budgets: dict[str, float]):
+    """The suite file with the command line's sets, draws, seed and budgets, and the ablations as
+    models of every VGG cells draw; a cell left as the file declares it keeps its id and run dir."""
+    raw = read_suite(args.suite)
+    entries = [{"name": d} if isinstance(d, str) else dict(d) for d in raw.get("datasets") or []]
+    datasets = []
+    for key in args.datasets:
+        mine = [e for e in entries if e["name"] == DATASET[key]]
+        if not mine:
+            raise SystemExit(f"{args.suite}: no data set {DATASET[key]!r} for --datasets {key}")
+        if key == "cells":  # one entry per draw: the suite's own, or a copy of its first with data.fold set
+            by_fold = {_fold(e): e for e in mine}
+            mine = [by_fold.get(d) or {**mine[0], "label": f"vgg_cells-draw{d}", "set": {**(mine[0].get("set") or {}), "data.fold": d}}
+                    for d in args.draws]
+        for e in mine:
+            if budgets[key] != MINUTES[key]:  # the published budget stays the recipes' own (same cells)
+                e = {**e, "set": {**(e.get("set") or {}), "train.max_minutes": budgets[key]}}
+            datasets.append(e)
+    models = dict(raw["models"])
+    for name, (source, extra) in ABLATIONS.items():
+        m = dict(models[source] or {})
+        models[name] = {**m, "set": {**(m.get("set") or {}), **override_mapping(extra)}}
+    for e in datasets:
+        if e["name"] == DATASET["cells"]:
+            own = e.get("models") or [m for m in raw["models"]]
+            e["models"] = [x for m in own for x in (m, *(a for a, (src, _) in ABLATIONS.items() if src == m))]
+    raw.update(datasets=datasets, models=models, seeds=[args.seed])
+    return derived_suite(args.suite, raw, out_dir=args.runs_dir, data_root=args.data,
+                         overrides=[f"eval.n_resamples={args.resamples}"])
 
 
 def log_baseline(root: str, draw: int, out: Path) -> dict[str, Any]:
@@ -253,45 +279,44 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", nargs="+", type=int, default=[0, 1, 2], help="VGG cells draws (data.fold) to run")
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--runs-dir", default=None, help="default OPENMIA_HOME/bench/detection")
+    ap.add_argument("--suite", type=Path, default=SUITE, help="the suite whose cells are trained")
+    ap.add_argument("--runs-dir", default=None, help="the suite's out_dir: run directories and suite.sqlite "
+                                                     "(default OPENMIA_HOME/suites/detection, as `openmia benchmark run`)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--resamples", type=int, default=2000)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-    from openmia.bench.store import openmia_home
     from openmia.engine.provenance import git_commit
 
     budgets = parse_budgets(ap, MINUTES, args.minutes)
-    runs_dir = Path(args.runs_dir) if args.runs_dir else openmia_home() / "bench" / "detection"
-    jobs = []
-    for ds in args.datasets:
-        root = str(Path(args.data) / DATASET[ds][2])
-        for model, ov in CONFIGS[ds].items():
-            for draw in (args.draws if ds == "cells" else [0]):
-                tag = f"-d{draw}" if ds == "cells" else ""
-                jobs.append({"dataset": ds, "model": model, "overrides": ov, "draw": draw, "root": root,
-                             "run_dir": str(runs_dir / f"{ds}-{model}{tag}-{budgets[ds]:g}cpumin-s{args.seed}"),
-                             "minutes": budgets[ds], "seed": args.seed, "resamples": args.resamples})
+    suite = restricted_suite(args, budgets)
     t0 = time.time()
-    run_pool(_run, jobs, args.parallel)
+    dirs = run_cells(suite, parallel=args.parallel, threads=1)
+    sets = {c.dataset: DATASET_KEY[c.config["data"]["dataset"]] for c in suite.cells}
 
     records, tests = [], []
     if "bccd" in args.datasets:
-        r, t = bccd_records({j["model"]: Path(j["run_dir"]) for j in jobs if j["dataset"] == "bccd"}, args.resamples)
+        r, t = bccd_records({c.model: dirs[(c.dataset, c.model, c.seed)] for c in suite.cells if sets[c.dataset] == "bccd"},
+                            args.resamples)
         records, tests = records + r, tests + t
     if "cells" in args.datasets:
         root = str(Path(args.data) / "cells")
-        runs: dict[str, list[Path]] = {m: [Path(j["run_dir"]) for j in jobs if j["dataset"] == "cells" and j["model"] == m]
-                                       for m in CONFIGS["cells"]}
+        runs: dict[str, list[Path]] = {}
+        for c in suite.cells:  # draws in --draws order, models in the suite's
+            if sets[c.dataset] == "cells":
+                runs.setdefault(c.model, []).append(dirs[(c.dataset, c.model, c.seed)])
         runs["log_baseline"] = []
-        for d in args.draws:
-            out = runs_dir / f"cells-log_baseline-d{d}"
+        for d in dict.fromkeys(int(c.config["data"]["fold"]) for c in suite.cells if sets[c.dataset] == "cells"):
+            out = suite.out_dir / "script" / f"cells-log_baseline-d{d}"  # not a cell: no training, no config
             log_baseline(root, d, out)
             runs["log_baseline"].append(out)
         r, t = cells_records(runs, args.resamples)
         records, tests = records + r, tests + t
-    configs = {f"{ds} / {m}": ov for ds in args.datasets for m, ov in CONFIGS[ds].items()}
+    configs = {}
+    for c in suite.cells:
+        configs.setdefault(f"{sets[c.dataset]} / {c.model}", cell_recipe(c, drop=("data.root", "train.seed", "eval.n_resamples",
+                                                                                   "data.fold")))
     if "cells" in args.datasets:
         configs["cells / log_baseline"] = [f"skimage.feature.blob_log(min_sigma=2, max_sigma=6, num_sigma=5), threshold from "
                                            f"{list(LOG_THRESHOLDS)} by training-image MAE"]

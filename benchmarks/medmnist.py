@@ -9,8 +9,17 @@ Usage::
     python benchmarks/medmnist.py --datasets pneumoniamnist --minutes 20 --seeds 0 1 2
     python benchmarks/medmnist.py --root ../shared/data/medmnist --parallel 2 --minutes 6
 
-Runs already complete in ``--runs-dir`` are reused, so an interrupted benchmark continues where
-it stopped. Writes ``benchmarks/results/medmnist.{md,json}``.
+A thin wrapper over the suite ``benchmarks/suites/medmnist.yaml``: the runs are its cells (models
+``reference`` and ``best``; the recipes are the files the suite names), restricted to ``--datasets``,
+``--seeds``, ``--minutes`` and ``--only``, and trained by the suite runner into the suite's run
+directories and ``suite.sqlite`` (``--runs-dir`` is the suite's ``out_dir``, default
+OPENMIA_HOME/suites/medmnist), so a cell finished by ``openmia benchmark run
+benchmarks/suites/medmnist.yaml`` is reused here and the other way round; an interrupted benchmark
+continues where it stopped. What is the script's own, on top of the finished cells: the table
+against the paper's published numbers and the paired DeLong test (best vs reference, per seed,
+Holm). Cells run ``--parallel`` at a time in one pool (the script used to keep paper-recipe runs
+one at a time: give a 3D ``reference`` cell about 10 GB of RAM). Writes
+``benchmarks/results/medmnist.{md,json}``.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _runs import describe, recipe, recipe_value, train_or_reuse
+from _runs import SUITES, derived_suite, describe, read_suite, recipe_value, run_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,58 +49,10 @@ PAPER = {
 }
 
 
-def reference_overrides(dataset: str, dims: int, minutes: float) -> list[str]:
-    """The paper's recipe (``configs/medmnist_reference.yaml``: ResNet-18, Adam 1e-3, batch 128, no
-    augmentation, 100 epochs, lr x0.1 at 50% and 75% of the budget, model chosen by best
-    validation AUC) on ``dataset`` within ``minutes`` of training."""
-    return [*recipe("medmnist_reference"), f"data.dataset={dataset}", f"train.max_minutes={minutes}"]
-
-
-# openmia's best configuration per set, chosen on the validation split (the reasons are in each
-# file); sets not listed use the generic 2D / 3D entry.
-BEST: dict[str, list[str]] = {"retinamnist": recipe("medmnist_best_retinamnist"), "2d": recipe("medmnist_best_2d"),
-                              "3d": recipe("medmnist_best_3d")}
-MINUTES = float(recipe_value("medmnist_reference", "train.max_minutes"))  # the published budget
-
-
-def best_overrides(dataset: str, dims: int, minutes: float) -> list[str]:
-    key = dataset if dataset in BEST else f"{dims}d"
-    return [*BEST[key], f"data.dataset={dataset}", f"train.max_minutes={minutes}"]
-
-
-def job_config(job: dict[str, Any]):
-    """The RunConfig of one (dataset, configuration, seed) job."""
-    from openmia.config import load_config
-
-    return load_config(None, [*job["overrides"], f"train.seed={job['seed']}", f"train.threads={job['threads']}",
-                              f"eval.n_resamples={job['resamples']}"] + ([f"data.root={job['root']}"] if job["root"] else []))
-
-
-def _run_one(job: dict[str, Any]) -> dict[str, Any]:
-    """Train one (dataset, config, seed) in a worker process; reuse a complete run."""
-    return {**job, "reused": train_or_reuse(job_config(job), job["run_dir"])}
-
-
-def _execute(jobs: list[dict[str, Any]], names: list[str], parallel: int) -> None:
-    """Run the jobs, ``parallel`` at a time: one queue per configuration, so at most one paper-recipe
-    run at a time (a 3D ResNet-18 at batch 128 needs about 10 GB of RAM on its own)."""
-    def report(done: dict[str, Any]) -> None:
-        logging.info("done %s %s seed %d%s", done["dataset"], done["name"], done["seed"], " (reused)" if done["reused"] else "")
-
-    if parallel <= 1:
-        for job in jobs:
-            report(_run_one(job))
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    ctx = mp.get_context("spawn")
-    pools = {n: ProcessPoolExecutor(max(1, parallel // len(names)), mp_context=ctx) for n in names}
-    futures = [pools[j["name"]].submit(_run_one, j) for j in jobs]
-    for fut in futures:
-        report(fut.result())
-    for pool in pools.values():
-        pool.shutdown()
+MINUTES = float(recipe_value("medmnist_reference", "train.max_minutes"))  # the published budget (both recipes')
+SUITE = SUITES / "medmnist.yaml"
+# keys of a cell's overrides that the results table states elsewhere (header, rows) or that say where
+DESCRIBE_DROP = ("train.max_minutes", "data.dataset", "data.root", "train.seed", "eval.n_resamples")
 
 
 def _read_probs(run_dir: Path, split: str = "test") -> tuple[list[str], np.ndarray, np.ndarray, str]:
@@ -209,58 +170,77 @@ def write_results(records: list[dict[str, Any]], tests: dict[str, Any], out: Pat
     lines += ["", "Configurations:", ""]
     for ds, cfgs in meta["configs"].items():
         for name, ov in cfgs.items():
-            lines.append(f"- {ds} / {name}: `{describe([o for o in ov if not o.startswith('data.dataset=')])}`")
+            lines.append(f"- {ds} / {name}: `{describe(ov, drop=DESCRIBE_DROP)}`")
     fileio.write_text(out / "medmnist.md", "\n".join(lines) + "\n")
+
+
+def restricted_suite(args: argparse.Namespace):
+    """The suite file with the command line's choices put in (data sets, seeds, budget, models),
+    as :func:`_runs.derived_suite` builds it; options left out keep the file's own."""
+    raw = read_suite(args.suite)
+    if args.datasets is not None:
+        known = {str(d if isinstance(d, str) else d.get("label") or d["name"]): d for d in raw.get("datasets") or []}
+        raw["datasets"] = [known.get(ds, {"name": ds}) for ds in args.datasets]
+    if args.root is not None:  # every set from this folder (its .npz files), not the suite's data root
+        raw["datasets"] = [{**({"name": d} if isinstance(d, str) else d), "root": str(Path(args.root).resolve())}
+                           for d in raw["datasets"]]
+    elif args.suite == SUITE:  # the shipped suite's roots are relative to --data of `openmia benchmark`: use the default folder
+        raw["datasets"] = [{k: v for k, v in ({"name": d} if isinstance(d, str) else d).items() if k != "root"}
+                           for d in raw["datasets"]]
+    if args.seeds is not None:
+        raw["seeds"] = args.seeds
+    if args.minutes is not None and not (args.suite == SUITE and args.minutes == MINUTES):
+        raw["budgets"] = [args.minutes]  # the published budget stays the recipes' own: the suite's cells, same run dirs
+    if args.only is not None:
+        raw["models"] = {args.only: raw["models"][args.only]}
+    overrides = [f"eval.n_resamples={args.resamples}"] if args.resamples is not None else []
+    return derived_suite(args.suite, raw, out_dir=args.runs_dir, overrides=overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--datasets", nargs="+", default=["retinamnist", "adrenalmnist3d", "vesselmnist3d"])
-    ap.add_argument("--minutes", type=float, default=MINUTES, help=f"training budget per run (default {MINUTES:g}, as published)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--suite", type=Path, default=SUITE, help="the suite whose cells are trained (models reference and best)")
+    ap.add_argument("--datasets", nargs="+", default=None, help="default: the suite's (retinamnist, adrenalmnist3d, vesselmnist3d)")
+    ap.add_argument("--minutes", type=float, default=None, help=f"training budget per run (default: the recipes', {MINUTES:g})")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the suite's (0 1 2)")
     ap.add_argument("--root", default=None, help="folder with the .npz files (default: OPENMIA_HOME/medmnist)")
     ap.add_argument("--parallel", type=int, default=1, help="runs at once (threads are split between them)")
-    ap.add_argument("--runs-dir", default=None, help="where run directories go (default OPENMIA_HOME/bench/medmnist)")
+    ap.add_argument("--runs-dir", default=None, help="the suite's out_dir: run directories and suite.sqlite "
+                                                     "(default OPENMIA_HOME/suites/medmnist, as `openmia benchmark run`)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    ap.add_argument("--resamples", type=int, default=2000)
+    ap.add_argument("--resamples", type=int, default=None, help="eval.n_resamples of every cell (default: the suite's, 2000)")
     ap.add_argument("--only", choices=["reference", "best"], help="run just one of the two configurations")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import os
 
-    from openmia.bench.store import openmia_home
-    from openmia.data.catalog import get_spec
+    from openmia.bench.runner import cell_threads
     from openmia.engine.provenance import git_commit
 
+    suite = restricted_suite(args)
     cpus = len(os.sched_getaffinity(0))
-    threads = max(1, cpus // args.parallel)
-    runs_dir = Path(args.runs_dir) if args.runs_dir else openmia_home() / "bench" / "medmnist"
-    jobs, configs = [], {}
-    names = ["reference", "best"] if args.only is None else [args.only]
-    for ds in args.datasets:
-        spec = get_spec(ds)
-        configs[ds] = {}
-        for name in names:
-            ov = (reference_overrides if name == "reference" else best_overrides)(ds, spec.dims, args.minutes)
-            configs[ds][name] = ov
-            for seed in args.seeds:
-                rd = runs_dir / f"{ds}-{name}-{args.minutes:g}cpumin-s{seed}"
-                jobs.append({"dataset": ds, "name": name, "seed": seed, "overrides": ov, "run_dir": str(rd),
-                             "threads": threads, "root": args.root, "resamples": args.resamples})
+    threads = cell_threads("local", args.parallel, None)
     t0 = time.time()
-    logging.info("%d runs, %d at a time, %.1f min each", len(jobs), args.parallel, args.minutes)
-    _execute(jobs, names, args.parallel)
+    dirs = run_cells(suite, parallel=args.parallel)
 
-    records, tests = [], {}
-    for ds in args.datasets:
-        dirs = {n: [runs_dir / f"{ds}-{n}-{args.minutes:g}cpumin-s{s}" for s in args.seeds] for n in names}
+    datasets = list(dict.fromkeys(c.dataset for c in suite.cells))
+    names = list(dict.fromkeys(c.model for c in suite.cells))
+    seeds = sorted({c.seed for c in suite.cells})
+    missing = {"reference", "best"} - set(names) if args.only is None else set()
+    if missing:
+        raise SystemExit(f"{args.suite}: the benchmark compares models 'reference' and 'best'; missing {sorted(missing)}")
+    records, tests, configs = [], {}, {}
+    for ds in datasets:
+        run_dirs = {n: [dirs[(ds, n, s)] for s in seeds] for n in names}
         for n in names:
-            records.append(summarise(ds, n, dirs[n], args.seeds))
+            records.append(summarise(ds, n, run_dirs[n], seeds))
         if len(names) == 2:
-            tests[ds] = paired_tests(dirs["reference"], dirs["best"])
+            tests[ds] = paired_tests(run_dirs["reference"], run_dirs["best"])
             records[-1]["delong_vs_reference"] = tests[ds]
-    meta = {"minutes": args.minutes, "threads": threads, "parallel": args.parallel, "cpus": cpus, "seeds": args.seeds,
+        configs[ds] = {c.model: list(c.overrides) for c in suite.cells if c.dataset == ds and c.seed == seeds[0]}
+    minutes = suite.cells[0].config["train"]["max_minutes"]
+    meta = {"minutes": minutes, "threads": threads, "parallel": args.parallel, "cpus": cpus, "seeds": seeds,
             "command": "python benchmarks/medmnist.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "date": time.strftime("%Y-%m-%d"), "git": git_commit(ROOT), "configs": configs}
     out = Path(args.out)

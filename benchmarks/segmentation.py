@@ -17,6 +17,20 @@ complete in ``--runs-dir`` are reused and interrupted ones resume. Writes
 
 The published recipes are ``benchmarks/configs/{busi,kvasir_seg*,hippocampus}.yaml`` (``openmia
 train --config`` runs them too); the variants below are overrides on top of them.
+
+A thin wrapper over the suite ``benchmarks/suites/segmentation.yaml`` for what is an ordinary run:
+openmia's main configuration on each set (the suite's model ``openmia``), the hippocampus folds other
+than 0 (the suite's hippocampus entry with ``data.fold`` set), the ``VARIANTS`` (the suite's
+``openmia`` model with keys set, added as models of the derived suite) and their seed replicates are
+cells, trained by the suite runner into the suite's run directories and ``suite.sqlite``
+(``--runs-dir`` is the suite's ``out_dir``, default OPENMIA_HOME/suites/segmentation): a cell
+finished by ``openmia benchmark run benchmarks/suites/segmentation.yaml --data DATA --threads 1``
+is reused here and the other way round. Three parts keep their own code path, under
+``<runs-dir>/script/``, because they are not ordinary cells: the ``STAGED`` configurations (stage k
+starts from stage k-1's run directory, ``train.init_from``, a path that would be part of a cell's
+config), the ``RESCORED`` ones (no training: ``api.reevaluate`` of a finished run) and MONAI's
+hippocampus recipe (not an openmia run). The script's own results on top: BUSI's case subgroups,
+seed means, the pooled cross-validation, and the paired tests.
 """
 
 from __future__ import annotations
@@ -26,10 +40,11 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from _monai_hippocampus import DESCRIPTION as MONAI_DESCRIPTION
-from _runs import describe, parse_budgets, recipe, recipe_value, run_pool, train_or_reuse
+from _runs import (SUITES, cell_recipe, derived_suite, describe, merge_suites, override_mapping, parse_budgets, read_suite,
+                   recipe, recipe_value, run_cells, run_pool, train_or_reuse)
 from _segmentation_records import (REFERENCE_DICE, pooled_records, records_for, seed_mean_records,  # noqa: F401
                                    subgroup_records, write_results)
 
@@ -41,6 +56,8 @@ RECIPES = {"busi": "busi", "kvasir_seg": "kvasir_seg", "hippocampus": "hippocamp
 OPENMIA: dict[str, list[str]] = {ds: recipe(name) for ds, name in RECIPES.items()}
 # the published budgets (CPU-minutes per run): the recipes' train.max_minutes
 MINUTES = {ds: float(recipe_value(name, "train.max_minutes")) for ds, name in RECIPES.items()}
+SUITE = SUITES / "segmentation.yaml"
+MAIN = "openmia"  # the suite's model for openmia's main configuration
 
 
 # further openmia configurations run beside the main one: name -> overrides added to OPENMIA[set]
@@ -195,7 +212,7 @@ def _pool_folders(fold_dirs: dict[int, Path], dest: Path) -> Path:
     return dest
 
 
-def _rescore(job: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
+def _rescore(job: dict[str, Any], where: Callable[..., Path]) -> dict[str, Any]:
     """Score a finished source run again with other evaluation settings; reuse a complete result."""
     import shutil
 
@@ -206,7 +223,7 @@ def _rescore(job: dict[str, Any], runs_dir: Path) -> dict[str, Any]:
         return {**job, "reused": True}
     shutil.rmtree(rd, ignore_errors=True)  # an interrupted re-scoring starts over (it is cheap)
     source, extra = RESCORED[job["dataset"]][job["model"]]
-    api.reevaluate(_run_dir(runs_dir, job["dataset"], source, job["minutes"], job["seed"], job["fold"]), rd, extra)
+    api.reevaluate(where(job["dataset"], source, job["seed"], job["fold"]), rd, extra)
     return {**job, "reused": False}
 
 
@@ -256,14 +273,53 @@ def _stages(job: dict[str, Any]) -> list[tuple[float, list[str], str]]:
             for k, (share, extra) in enumerate(stages, start=1)]
 
 
-def _earlier_stages(job: dict[str, Any], runs_dir: Path) -> list[Path]:
+def _earlier_stages(job: dict[str, Any], where: Callable[..., Path]) -> list[Path]:
     """Run directories of the stages before the scored one: a staged configuration's own, or for a
     re-scored one its source's (its weights, training time and epochs are the source's)."""
     ds, model = job["dataset"], job["model"]
     if model in RESCORED.get(ds, {}):
         source = RESCORED[ds][model][0]
-        job = {**job, "model": source, "run_dir": str(_run_dir(runs_dir, ds, source, job["minutes"], job["seed"], job["fold"]))}
+        job = {**job, "model": source, "run_dir": str(where(ds, source, job["seed"], job["fold"]))}
     return [Path(d) for _, _, d in _stages(job)[:-1]]
+
+
+def _is_cell(dataset: str, model: str) -> bool:
+    """Whether a configuration is trained as a suite cell (the main one and the VARIANTS)."""
+    return model == MAIN or model in VARIANTS.get(dataset, {})
+
+
+def restricted_suite(args: argparse.Namespace, budgets: dict[str, float],
+                     folds: dict[str, list[int]]) -> tuple[Any, dict[tuple[str, int], str]]:
+    """The suite file with the command line's sets, folds, seed and budgets, the VARIANTS as models
+    of fold 0, and their seed replicates; returns it with ``(set, fold) -> data set label``. A cell
+    left as the file declares it keeps its id and run directory."""
+    raw = read_suite(args.suite)
+    entries = {e["name"]: e for e in ({"name": d} if isinstance(d, str) else dict(d) for d in raw.get("datasets") or [])}
+    models = dict(raw["models"])
+    main = dict(models[MAIN] or {})
+    datasets, labels = [], {}
+    for ds in args.datasets:
+        if ds not in entries:
+            raise SystemExit(f"{args.suite}: no data set {ds!r} (has {', '.join(entries)})")
+        e = entries[ds]
+        if budgets[ds] != MINUTES[ds]:  # the published budget stays the recipes' own (same cells)
+            e = {**e, "set": {**(e.get("set") or {}), "train.max_minutes": budgets[ds]}}
+        for name, extra in VARIANTS.get(ds, {}).items():
+            models[name] = {**main, "set": {**(main.get("set") or {}), **override_mapping(extra)}}
+        for k in folds[ds]:
+            ek = e if k == 0 else {**e, "label": f"{ds}-fold{k}", "set": {**(e.get("set") or {}), "data.fold": k}}
+            ek = {**ek, "models": [MAIN, *VARIANTS.get(ds, {})] if k == 0 else [MAIN]}
+            labels[(ds, k)] = str(ek.get("label") or ek["name"])
+            datasets.append(ek)
+    raw.update(datasets=datasets, models=models, seeds=[args.seed])
+    kw = {"out_dir": args.runs_dir, "data_root": args.data, "overrides": [f"eval.n_resamples={args.resamples}"]}
+    suites = [derived_suite(args.suite, raw, **kw)]
+    for e in datasets:  # seed replicates (fold 0): each replicated cell model with its extra seeds
+        ds = e["name"]
+        for m in e["models"] if labels.get((ds, 0)) == str(e.get("label") or ds) else []:
+            if extra := [s for s in _replicated(ds, m) if s != args.seed]:
+                suites.append(derived_suite(args.suite, {**raw, "datasets": [{**e, "models": [m]}], "seeds": extra}, **kw))
+    return merge_suites(*suites), labels
 
 
 def _run(job: dict[str, Any]) -> dict[str, Any]:
@@ -281,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", nargs="*", default=[], metavar="SET=MIN", help="override a budget, e.g. busi=10")
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--runs-dir", default=None, help="default OPENMIA_HOME/bench/segmentation")
+    ap.add_argument("--suite", type=Path, default=SUITE, help="the suite whose cells are trained (model openmia)")
+    ap.add_argument("--runs-dir", default=None, help="the suite's out_dir: run directories and suite.sqlite "
+                                                     "(default OPENMIA_HOME/suites/segmentation, as `openmia benchmark run`)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--no-monai", action="store_true", help="skip MONAI's hippocampus recipe")
@@ -296,39 +354,44 @@ def main(argv: list[str] | None = None) -> int:
 
     import os
 
-    from openmia.bench.store import openmia_home
     from openmia.engine.provenance import git_commit
 
     budgets = parse_budgets(ap, MINUTES, args.minutes)
-    runs_dir = Path(args.runs_dir) if args.runs_dir else openmia_home() / "bench" / "segmentation"
     monai = not args.no_monai
     folds = {ds: sorted(set(args.folds)) if ds == "hippocampus" else [0] for ds in args.datasets}
+    suite, labels = restricted_suite(args, budgets, folds)
+    script_dir = suite.out_dir / "script"  # runs that are not suite cells, and the comparisons
+    t0 = time.time()
+    cell_dirs = run_cells(suite, parallel=args.parallel, threads=1)
+
+    def where(ds: str, model: str, seed: int, fold: int = 0) -> Path:
+        """The run directory of a configuration: its suite cell's, or the script's own."""
+        key = (labels.get((ds, fold)), model, seed)
+        return cell_dirs[key] if key in cell_dirs else _run_dir(script_dir, ds, model, budgets[ds], seed, fold)
 
     def job(ds: str, model: str, fold: int, seed: int = args.seed) -> dict[str, Any]:
         return {"dataset": ds, "model": model, "fold": fold, "minutes": budgets[ds], "seed": seed,
                 "overrides": [*_overrides(ds, model), *([f"data.fold={fold}"] if fold else [])],
-                "run_dir": str(_run_dir(runs_dir, ds, model, budgets[ds], seed, fold)),
-                "root": str(Path(args.data) / ds), "resamples": args.resamples}
+                "run_dir": str(where(ds, model, seed, fold)), "root": str(Path(args.data) / ds), "resamples": args.resamples}
 
     jobs = [job(ds, m, k) for ds in args.datasets for k in folds[ds] for m in _trained(ds, k, monai)]
     rescored = [job(ds, m, 0) for ds in args.datasets for m in RESCORED.get(ds, {}) if 0 in folds[ds]]
     # seed replicates (fold 0): trained beside the main runs, re-scored after them
     replicas = [job(ds, m, 0, s) for ds in args.datasets if 0 in folds[ds] for m in [*_trained(ds, 0, monai), *RESCORED.get(ds, {})]
                 for s in _replicated(ds, m) if s != args.seed]
-    t0 = time.time()
     jobs += [j for j in replicas if j["model"] not in RESCORED.get(j["dataset"], {})]
     rescored += [j for j in replicas if j["model"] in RESCORED.get(j["dataset"], {})]
-    run_pool(_run, jobs, args.parallel)
+    run_pool(_run, [j for j in jobs if not _is_cell(j["dataset"], j["model"])], args.parallel)  # cells are trained above
 
     for j in rescored:  # after training: each needs its source run
-        done = _rescore(j, runs_dir)
+        done = _rescore(j, where)
         logging.info("done %s %s (re-scored%s)", done["dataset"], done["model"], ", reused" if done["reused"] else "")
     jobs += rescored
 
     records, tests = [], []
     for j in jobs:
         rd = Path(j["run_dir"])
-        recs = records_for(j["dataset"], j["model"], rd, _earlier_stages(j, runs_dir))
+        recs = records_for(j["dataset"], j["model"], rd, _earlier_stages(j, where))
         if j["dataset"] == "hippocampus":
             recs = [{**r, "fold": j["fold"], "subset": f"fold {j['fold']}"} for r in recs]
         if j["seed"] != args.seed:  # a seed replicate: its own rows only (subsets and paired tests are the main seed's)
@@ -358,8 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         for m in [*_trained(ds, 0, monai), *RESCORED.get(ds, {})]:
             if 0 in folds[ds] and (extra := [s for s in _replicated(ds, m) if s != args.seed]):
                 seeds = [args.seed, *extra]
-                records += seed_mean_records(ds, m, {s: _run_dir(runs_dir, ds, m, budgets[ds], s) for s in seeds}, args.resamples,
-                                             {s: _earlier_stages(job(ds, m, 0, s), runs_dir) for s in seeds})
+                records += seed_mean_records(ds, m, {s: where(ds, m, s) for s in seeds}, args.resamples,
+                                             {s: _earlier_stages(job(ds, m, 0, s), where) for s in seeds})
     for ds in args.datasets:  # paired tests between the models trained on one set (and fold) with the main seed
         main_size = _size(ds, "openmia")
         for k in folds[ds]:
@@ -372,16 +435,16 @@ def main(argv: list[str] | None = None) -> int:
             for size, group in by_size.items():
                 if len(group) > 1:
                     tag = f"{f'-fold{k}' if k else ''}{f'-{size}px' if size != main_size else ''}"
-                    paired(ds, k, {m: _run_dir(runs_dir, ds, m, budgets[ds], args.seed, k) for m in group},
-                           runs_dir / f"{ds}-compare{tag}", size if size != main_size else None)
+                    paired(ds, k, {m: where(ds, m, args.seed, k) for m in group},
+                           script_dir / f"{ds}-compare{tag}", size if size != main_size else None)
         if len(folds[ds]) > 1:  # cross-validation: the folds' test cases pooled, per model
             names = _trained(ds, 1, monai)
-            fold_dirs = {m: {k: _run_dir(runs_dir, ds, m, budgets[ds], args.seed, k) for k in folds[ds]} for m in names}
+            fold_dirs = {m: {k: where(ds, m, args.seed, k) for k in folds[ds]} for m in names}
             records += [r for m in names for r in pooled_records(ds, m, fold_dirs[m], args.resamples)]
             tag = "-".join(map(str, folds[ds]))
-            pooled_dirs = {m: _pool_folders(fold_dirs[m], runs_dir / f"{ds}-pooled-folds{tag}" / m) for m in names}
+            pooled_dirs = {m: _pool_folders(fold_dirs[m], script_dir / f"{ds}-pooled-folds{tag}" / m) for m in names}
             if len(names) > 1:
-                paired(ds, "pooled", pooled_dirs, runs_dir / f"{ds}-compare-pooled-folds{tag}")
+                paired(ds, "pooled", pooled_dirs, script_dir / f"{ds}-compare-pooled-folds{tag}")
     for r in records:
         if "seeds" not in r:
             r.setdefault("seed", args.seed)
@@ -390,7 +453,14 @@ def main(argv: list[str] | None = None) -> int:
             main_seed = "seeds" not in r and r["seed"] == args.seed
             r["vs_monai"] = [t for t in tests if main_seed and t["dataset"] == "hippocampus" and t["label"] == lab
                              and t["fold"] == r["fold"] and {t["model_a"], t["model_b"]} == {r["model"], "monai_unet"}]
-    configs = {f"{ds} / {m}": _overrides(ds, m) for ds in args.datasets
+    cell_of = {(c.dataset, c.model, c.seed): c for c in suite.cells}
+
+    def recipe_of(ds: str, m: str) -> list[str]:
+        """What a configuration trains: its cell's overrides, or the script's own list."""
+        c = cell_of.get((labels.get((ds, folds[ds][0])), m, args.seed))
+        return cell_recipe(c, drop=("data.root", "train.seed", "eval.n_resamples", "data.fold")) if c else _overrides(ds, m)
+
+    configs = {f"{ds} / {m}": recipe_of(ds, m) for ds in args.datasets
                for m in ["openmia", *VARIANTS.get(ds, {}), *RESCORED.get(ds, {})]}
     configs.update({f"{ds} / {m}": _staged_description(ds, m, budgets[ds]) for ds in args.datasets for m in STAGED.get(ds, {})})
     if "hippocampus" in args.datasets and not args.no_monai:

@@ -97,18 +97,22 @@ def reevaluate(run_dir: str | Path, out_dir: str | Path, overrides: Sequence[str
 
 def predict(run_dir: str | Path, input_dir: str | Path, out_dir: str | Path, *, tta: bool = False,
             scales: Sequence[float] | None = None, overlap: float = 0.5, batch_size: int = 4,
-            device: str | None = None, overwrite: bool = False, progress: "ProgressArg" = False) -> dict[str, Any]:
+            device: str | None = None, overwrite: bool = False, progress: "ProgressArg" = False,
+            spacing: Sequence[float] | None = None) -> dict[str, Any]:
     """Apply a finished run to a folder of images; returns ``{"cases", "out", "task"}``.
 
     Segmentation runs write a label map per image (NIfTI keeps the input's geometry);
-    classification runs write ``predictions.csv`` in the evaluator's format. ``progress``: True
-    for a progress bar on stderr, or a callable ``f(done, total)``."""
+    classification runs write ``predictions.csv`` in the evaluator's format; landmark runs write
+    ``points.csv`` (with ``shapes.csv`` and ``spacing.csv`` for ``evaluate``; ``spacing`` in mm per
+    axis for formats without one, e.g. PNG). ``progress``: True for a progress bar on stderr, or a
+    callable ``f(done, total)``."""
     from openmia.engine.predict import predict_folder
     from openmia.progress import progress_callback
 
     with progress_callback(progress, "predict") as cb:
         return predict_folder(run_dir, input_dir, out_dir, tta=tta, scales=scales, overlap=overlap,
-                              batch_size=batch_size, device=device, overwrite=overwrite, progress=cb)
+                              batch_size=batch_size, device=device, overwrite=overwrite, progress=cb,
+                              spacing=None if spacing is None else tuple(spacing))
 
 
 def count(images: Sequence[str | Path], out_dir: str | Path, *, run_dir: str | Path | None = None, method: str = "model",
@@ -296,7 +300,7 @@ def benchmark_run(suite: str | Path, *, executor: str = "local", parallel: int =
                   threads: int | None = None, gpus_per_cell: float = 0.0, deterministic: bool = False,
                   overrides: Sequence[str] = (), data_root: str | Path | None = None, out_dir: str | Path | None = None,
                   tracking: str | None = None, tracking_uri: str | None = None, connect_timeout: float = 10.0,
-                  echo: Any = None) -> dict[str, Any]:
+                  nproc: int | None = None, echo: Any = None) -> dict[str, Any]:
     """Run a benchmark suite (``openmia benchmark run``, docs/scale-out.md): every cell (data set x
     model x seed x budget) is an ordinary run; finished cells are reused, interrupted ones resumed,
     changed ones trained again, and the plan says which and why.
@@ -306,6 +310,9 @@ def benchmark_run(suite: str | Path, *, executor: str = "local", parallel: int =
         executor: ``local`` (process pool of ``parallel`` workers) or ``ray`` (Ray tasks; a local
             Ray by default, ``address`` for a cluster; needs ``openmia[ray]``).
         threads: ``train.threads`` per cell (default: usable CPUs // ``parallel``).
+        nproc: data-parallel training processes per cell (DDP, as ``train(nproc=...)``; their
+            threads split the cell's); None: the suite's ``nproc`` keys, else 1. Not part of the
+            cells' ids (finished cells are reused); recorded in each run's provenance.
         deterministic: ``train.deterministic=true`` in every cell (part of the cells' ids).
         overrides: ``KEY=VALUE`` applied to every cell after the suite's own settings.
         tracking: ``"mlflow"`` to log each finished cell to MLflow at ``tracking_uri``.
@@ -319,7 +326,8 @@ def benchmark_run(suite: str | Path, *, executor: str = "local", parallel: int =
     from openmia.bench.suite import load_suite
     from openmia.bench.tracking import tracking_config
 
-    s = load_suite(suite, overrides=tuple(overrides), deterministic=deterministic, data_root=data_root, out_dir=out_dir)
+    s = load_suite(suite, overrides=tuple(overrides), deterministic=deterministic, data_root=data_root, out_dir=out_dir,
+                   nproc=nproc)
     return run_suite(s, executor=executor, parallel=parallel, address=address, threads=threads,
                      gpus_per_cell=gpus_per_cell, tracking=tracking_config(tracking, tracking_uri, s.name),
                      connect_timeout=connect_timeout, echo=echo)

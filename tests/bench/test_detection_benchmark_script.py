@@ -71,16 +71,25 @@ def test_detection_benchmark_end_to_end(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     _toy_bccd(tmp_path / "data" / "bccd", rng)
     _toy_cells(tmp_path / "data" / "cells", rng)
-    tiny = {"bccd": {"centernet": ["model.name=centernet", "model.kwargs={width: 4, depth: 2}", "data.batch_size=4"],
-                     "fcos": ["model.name=fcos", "model.kwargs={width: 4}", "data.batch_size=4"]},
-            "cells": {"density_unet": ["model.name=density_counter", "model.kwargs={width: 4, depth: 2}", "data.batch_size=8"],
-                      "centernet_points": ["model.name=centernet", "model.kwargs={width: 4, depth: 2, stride: 2}",
-                                           "data.batch_size=8"]}}
-    monkeypatch.setattr(bench, "CONFIGS", tiny)
+    # a tiny suite shaped like benchmarks/suites/detection.yaml (BCCD; VGG cells draws as data.fold)
+    suite = tmp_path / "detection.yaml"
+    suite.write_text("""
+name: detection-tiny
+datasets:
+  - {name: bccd, root: bccd, models: [centernet, fcos]}
+  - {name: vgg_cells, label: vgg_cells-draw0, root: cells, set: {data.fold: 0}, models: [density_unet, centernet_points]}
+models:
+  centernet: {set: {model.name: centernet, model.kwargs: {width: 4, depth: 2}, data.batch_size: 4}}
+  fcos: {set: {model.name: fcos, model.kwargs: {width: 4}, data.batch_size: 4}}
+  density_unet: {set: {model.name: density_counter, model.kwargs: {width: 4, depth: 2}, data.batch_size: 8}}
+  centernet_points: {set: {model.name: centernet, model.kwargs: {width: 4, depth: 2, stride: 2}, data.batch_size: 8}}
+""")
+    monkeypatch.setattr(bench, "ABLATIONS", {})
     monkeypatch.setattr(bench, "LOG_THRESHOLDS", (0.05, 0.1))
-    out = tmp_path / "results"
-    args = ["--data", str(tmp_path / "data"), "--minutes", "bccd=0.01", "cells=0.01", "--draws", "0", "1",
-            "--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--resamples", "50"]
+    out, runs_dir = tmp_path / "results", tmp_path / "runs"
+    # draw 1 is not in the suite: the script adds it (the suite's draw-0 entry with data.fold 1)
+    args = ["--suite", str(suite), "--data", str(tmp_path / "data"), "--minutes", "bccd=0.01", "cells=0.01", "--draws", "0", "1",
+            "--runs-dir", str(runs_dir), "--out", str(out), "--resamples", "50"]
     assert bench.main(args) == 0
     records = json.loads((out / "detection.json").read_text())
     assert {(r["dataset"], r["model"]) for r in records} == {("bccd", "centernet"), ("bccd", "fcos"), ("cells", "density_unet"),
@@ -98,9 +107,14 @@ def test_detection_benchmark_end_to_end(tmp_path, monkeypatch):
     assert "| cells | density_unet |" in md and "Paired comparisons" in md and "| bccd | centernet | fcos |" in md
     # every pair of cell counters is compared once
     assert md.count("| cells | ") == 3 + 3
-    before = sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json"))
+    # the trained runs are suite cells (the LoG baseline, not trained, is the script's own)
+    cells = sorted(p.parent.name for p in runs_dir.glob("cells/*/result.json"))
+    assert len(cells) == 2 + 2 * 2 and sum(c.startswith("vgg_cells-draw1-density_unet-") for c in cells) == 1
+    assert sorted(p.parent.name for p in runs_dir.glob("script/*/result.json")) == ["cells-log_baseline-d0",
+                                                                                    "cells-log_baseline-d1"]
+    before = sorted(p.stat().st_mtime for p in runs_dir.glob("*/*/result.json"))
     assert bench.main(args) == 0  # complete runs are reused
-    assert sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json")) == before
+    assert sorted(p.stat().st_mtime for p in runs_dir.glob("*/*/result.json")) == before
 
 
 def test_bccd_size_variants_scale_boxes_and_keep_original_pixels(tmp_path):

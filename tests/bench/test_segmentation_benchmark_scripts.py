@@ -22,6 +22,32 @@ def _load(name: str):
     return mod
 
 
+# a tiny suite shaped like benchmarks/suites/segmentation.yaml: the main configuration as model "openmia"
+TINY_SUITE = """
+name: segmentation-tiny
+base: {task: segmentation, train: {budget_clock: cpu, epochs: 100000}}
+datasets: [{name: hippocampus, root: hippocampus}]
+models:
+  openmia: {set: {model.name: resunet, model.kwargs: {channels: [4, 8]}, data.batch_size: 2}}
+"""
+
+
+def _suite(tmp_path: Path) -> Path:
+    path = tmp_path / "segmentation.yaml"
+    path.write_text(TINY_SUITE)
+    return path
+
+
+def _dir(runs: Path, model: str, seed: int, minutes: str, fold: int = 0) -> Path:
+    """A run directory of the script: a suite cell's (``cells/<label>-<model>-s<seed>-<id>``) or,
+    for what is not a cell, the script's own (``script/``)."""
+    own = runs / "script" / f"hippocampus-{model}-{minutes}cpumin-s{seed}{f'-fold{fold}' if fold else ''}"
+    if own.is_dir():
+        return own
+    (cell,) = runs.glob(f"cells/hippocampus{f'-fold{fold}' if fold else ''}-{model}-s{seed}-*[0-9a-f]")
+    return cell
+
+
 @pytest.fixture
 def toy_hippocampus(tmp_path, write_msd, toy_msd_facts):
     """A toy "hippocampus" under tmp_path/data: 10 cases of up to 20^3 voxels padded to 32^3, two labels."""
@@ -59,7 +85,7 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
     real_size = bench._size
     monkeypatch.setattr(bench, "_size", lambda ds, m: "64" if m.startswith("openmia_staged") else real_size(ds, m))
     out = tmp_path / "results"
-    args = ["--data", str(tmp_path / "data"), "--datasets", "hippocampus", "--minutes", "hippocampus=0.02",
+    args = ["--suite", str(_suite(tmp_path)), "--data", str(tmp_path / "data"), "--datasets", "hippocampus", "--minutes", "hippocampus=0.02",
             "--runs-dir", str(tmp_path / "runs"), "--out", str(out), "--resamples", "100"]
     assert bench.main(args) == 0
     records = json.loads((out / "segmentation.json").read_text())
@@ -69,12 +95,13 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
         assert KEYS <= set(r) and r["dataset"] == "hippocampus"
         assert 0 <= r["dice_ci_low"] <= r["dice_mean"] <= r["dice_ci_high"] <= 1
     # the re-scored variant reuses its source's training: same budget, epochs and history
-    src, rescored = (json.loads((tmp_path / "runs" / f"hippocampus-{m}-0.02cpumin-s0" / "result.json").read_text())
+    src, rescored = (json.loads((_dir(tmp_path / "runs", m, 0, "0.02") / "result.json").read_text())
                      for m in ("openmia_ema_tta", "openmia_ema_tta_largest"))
     assert rescored["train_seconds"] == src["train_seconds"] and rescored["epochs_done"] == src["epochs_done"]
     # the staged run: stage 2 starts from stage 1's kept weights; time and epochs are the sums
     runs = tmp_path / "runs"
-    stage1, stage2 = runs / "hippocampus-openmia_staged-0.02cpumin-s0-stage1", runs / "hippocampus-openmia_staged-0.02cpumin-s0"
+    stage2 = _dir(runs, "openmia_staged", 0, "0.02")
+    stage1 = stage2.with_name(stage2.name + "-stage1")
     init = json.loads((stage2 / "init_from.json").read_text())
     assert Path(init["source"]) == stage1 / "checkpoints" / "best.pt" and not init["fresh"]
     parts = [json.loads((d / "result.json").read_text()) for d in (stage1, stage2)]
@@ -91,7 +118,9 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
     assert [r["vs_monai"] for r in records if r["model"].startswith("openmia_staged")] == [[]] * 18  # 3 seeds
     # seed replicates: the variant and its re-scored copy once more with seed 1, then their seed means
     runs = tmp_path / "runs"
-    assert "seed: 1" in (runs / "hippocampus-openmia_ema_tta-0.02cpumin-s1" / "config.yaml").read_text()
+    # the variant is a suite cell; its replicate too
+    assert "seed: 1" in (_dir(runs, "openmia_ema_tta", 1, "0.02") / "config.yaml").read_text()
+    assert _dir(runs, "openmia_ema_tta", 1, "0.02").parent == runs / "cells"
     for name in ("openmia_ema_tta", "openmia_ema_tta_largest", "openmia_staged", "openmia_staged_tta"):
         by_seed = {r["seed"]: r for r in records if r["model"] == name and r["label"] == "anterior" and "seed" in r}
         assert set(by_seed) == {0, 1} and by_seed[1]["subset"] == "fold 0, seed 1" and by_seed[1]["vs_monai"] == []
@@ -99,7 +128,7 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
         assert mean["seeds"] == [0, 1] and mean["dice_by_seed"] == [by_seed[0]["dice_mean"], by_seed[1]["dice_mean"]]
         per_case: dict[str, list[float]] = {}  # each test case's Dice averaged over the seeds, then over cases
         for seed in (0, 1):
-            with open(runs / f"hippocampus-{name}-0.02cpumin-s{seed}" / "eval" / "test" / "per_case.csv") as f:
+            with open(_dir(runs, name, seed, "0.02") / "eval" / "test" / "per_case.csv") as f:
                 for line in f:
                     if ",anterior,dice," in line:
                         per_case.setdefault(line.split(",")[0], []).append(float(line.split(",")[3]))
@@ -117,9 +146,10 @@ def test_segmentation_benchmark_hippocampus_vs_monai(tmp_path, monkeypatch, toy_
     md = (out / "segmentation.md").read_text()
     assert "| hippocampus | monai_unet | mean |" in md and "| openmia | monai_unet |" in md
     # complete runs are reused, not trained again
-    before = sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json"))
+    before = sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/*/result.json"))
+    assert len(before) == 3 + 4 + 1 + 4  # cells: main, variant x 2 seeds; script: staged 2 seeds x 2 stages, MONAI, re-scored 4
     assert bench.main(args) == 0
-    assert sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/result.json")) == before
+    assert sorted(p.stat().st_mtime for p in (tmp_path / "runs").glob("*/*/result.json")) == before
 
 
 def test_segmentation_benchmark_hippocampus_folds_pooled(tmp_path, monkeypatch, toy_hippocampus):
@@ -133,12 +163,13 @@ def test_segmentation_benchmark_hippocampus_folds_pooled(tmp_path, monkeypatch, 
     for table in (bench.VARIANTS, bench.STAGED, bench.RESCORED):
         monkeypatch.setitem(table, "hippocampus", {})
     out, runs = tmp_path / "results", tmp_path / "runs"
-    assert bench.main(["--data", str(toy_hippocampus), "--datasets", "hippocampus", "--folds", "0", "1", "--minutes",
+    assert bench.main(["--suite", str(_suite(tmp_path)), "--data", str(toy_hippocampus), "--datasets", "hippocampus",
+                       "--folds", "0", "1", "--minutes",
                        "hippocampus=0.01", "--runs-dir", str(runs), "--out", str(out), "--resamples", "100"]) == 0
     records = json.loads((out / "segmentation.json").read_text())
     for k, suffix in ((0, ""), (1, "-fold1")):  # fold k tests the cases whose sorted index % 5 == k
         for m in ("openmia", "monai_unet"):
-            ids = sorted(p.stem for p in (runs / f"hippocampus-{m}-0.01cpumin-s0{suffix}" / "truth" / "test").iterdir())
+            ids = sorted(p.stem for p in (_dir(runs, m, 0, "0.01", k) / "truth" / "test").iterdir())
             assert ids == [f"h{i:02d}" for i in range(10) if i % 5 == k]
         rec = [r for r in records if r["model"] == "openmia" and r["label"] == "mean" and r["fold"] == k][0]
         assert rec["subset"] == f"fold {k}" and rec["n_test_cases"] == 2
@@ -147,7 +178,7 @@ def test_segmentation_benchmark_hippocampus_folds_pooled(tmp_path, monkeypatch, 
     # the pooled Dice is the mean over the 4 cases of both folds, read back from the folds' own per-case files
     per_case = []
     for suffix in ("", "-fold1"):
-        with open(runs / f"hippocampus-openmia-0.01cpumin-s0{suffix}" / "eval" / "test" / "per_case.csv") as f:
+        with open(_dir(runs, "openmia", 0, "0.01", 0 if not suffix else 1) / "eval" / "test" / "per_case.csv") as f:
             per_case += [float(line.split(",")[3]) for line in f if ",anterior,dice," in line]
     assert len(per_case) == 4 and pooled[("openmia", "anterior")]["dice_mean"] == pytest.approx(np.mean(per_case))
     assert pooled[("openmia", "mean")]["n_test_cases"] == 4 and pooled[("openmia", "mean")]["folds"] == [0, 1]

@@ -187,3 +187,42 @@ def test_plan_says_what_and_why(tmp_path):
     c0 = next(st for st in csteps if st.cell.slot == done.slot)
     assert c0.action == "train" and c0.reason == f"changed since cell {done.id}: optim.lr: 0.001 -> 0.01"
     assert next(st for st in csteps if st.cell.dataset == "synthetic/multiclass").cell.id in {c.id for c in s.cells}
+
+
+def test_nproc_is_per_cell_and_not_part_of_the_id(tmp_path):
+    text = BASIC.replace("mlp: {set: {model.name: mlp}}", "mlp: {set: {model.name: mlp}, nproc: 2}")
+    text = text.replace("datasets: [synthetic/binary, synthetic/multiclass]",
+                        "datasets: [synthetic/binary, {name: synthetic/multiclass, nproc: 3}]") + "nproc: 4\n"
+    s = load_suite(_suite(tmp_path, text), out_dir=tmp_path / "o")
+    got = {(c.dataset, c.model): c.nproc for c in s.cells}
+    # the data set's key, else the model's, else the suite's
+    assert got == {("synthetic/binary", "cnn"): 4, ("synthetic/binary", "mlp"): 2,
+                   ("synthetic/multiclass", "cnn"): 3, ("synthetic/multiclass", "mlp"): 3}
+    plain = load_suite(_suite(tmp_path, BASIC), out_dir=tmp_path / "o")
+    assert [c.id for c in s.cells] == [c.id for c in plain.cells] and {c.nproc for c in plain.cells} == {1}
+    cli = load_suite(_suite(tmp_path, text), out_dir=tmp_path / "o", nproc=1)  # --nproc wins over the file
+    assert {c.nproc for c in cli.cells} == {1} and [c.id for c in cli.cells] == [c.id for c in s.cells]
+
+
+@pytest.mark.parametrize("where, value", [("cli", 0), ("cli", -2), ("suite", 0), ("model", "two"), ("dataset", 0)])
+def test_nproc_must_be_positive(tmp_path, where, value):
+    text = BASIC
+    if where == "suite":
+        text += f"nproc: {value}\n"
+    elif where == "model":
+        text = text.replace("mlp: {set: {model.name: mlp}}", f"mlp: {{set: {{model.name: mlp}}, nproc: {value}}}")
+    elif where == "dataset":
+        text = text.replace("[synthetic/binary,", f"[{{name: synthetic/binary, nproc: {value}}},")
+    expected = {"cli": r"^--nproc: ", "suite": r"s\.yaml: nproc: ", "model": r"models\.mlp: nproc: ",
+                "dataset": r"datasets\[0\]: nproc: "}[where]
+    with pytest.raises(ConfigError, match=expected + rf"expected a positive integer number of training processes per cell, "
+                                                     rf"found {value!r}$"):
+        load_suite(_suite(tmp_path, text), nproc=value if where == "cli" else None)
+
+
+def test_cli_refuses_nproc_zero(tmp_path, capsys):
+    from openmia.cli.main import main
+
+    rc = main(["benchmark", "run", str(_suite(tmp_path, BASIC)), "--nproc", "0", "--out-dir", str(tmp_path / "o")])
+    assert rc != 0 and "--nproc: expected a positive integer" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -1,6 +1,6 @@
 """A suite mixing task families (segmentation, detection, counting): every cell trains, and the
 leaderboard has values with CIs and a paired test against the best for each family (openmia
-compare's inputs per family: bench.leaderboard.COMPARE_INPUTS)."""
+compare's inputs per family: each Task's ``compare_inputs``)."""
 
 from __future__ import annotations
 

@@ -103,6 +103,30 @@ def test_inpaint_command_reproduces_the_run_and_runs_baselines(inpaint_run, tmp_
         api.denoise(inp, tmp_path / "x", run_dir=rd)
 
 
+def test_grey_run_takes_greyscale_saved_as_rgb_and_refuses_colour(inpaint_run, tmp_path):
+    """BUSI-like files (grey saved as RGB, three equal channels) go to a grey run as one channel;
+    a real colour photograph is refused, naming the case."""
+    from PIL import Image
+
+    rd = inpaint_run
+    f = sorted((rd / "masks" / "test").glob("*.npy"))[0]
+    grey = np.round(np.load(rd / "truth" / "test" / f.name) * 255).astype(np.uint8)
+    m = np.load(f)
+    for d in ("rgb", "grey", "colour", "m"):
+        (tmp_path / d).mkdir()
+    Image.fromarray(np.stack([grey] * 3, -1)).save(tmp_path / "rgb" / "c.png")
+    Image.fromarray(grey).save(tmp_path / "grey" / "c.png")
+    Image.fromarray(np.stack([grey, grey // 2, grey], -1)).save(tmp_path / "colour" / "c.png")
+    Image.fromarray(m * 255).save(tmp_path / "m" / "c.png")
+    for d in ("rgb", "grey"):
+        api.inpaint(tmp_path / d, tmp_path / "m", tmp_path / f"out_{d}", run_dir=rd, scale="uint8")
+    out = np.load(tmp_path / "out_rgb" / "c.npy")
+    assert out.shape == grey.shape
+    np.testing.assert_array_equal(out, np.load(tmp_path / "out_grey" / "c.npy"))
+    with pytest.raises(DataError, match="case 'c'.*trained on 1-channel images, found 3"):
+        api.inpaint(tmp_path / "colour", tmp_path / "m", tmp_path / "out_colour", run_dir=rd, scale="uint8")
+
+
 def test_restore_folder_bad_inputs(inpaint_run, tmp_path):
     rd = inpaint_run
     inp, msk = rd / "inputs" / "test", rd / "masks" / "test"
@@ -178,8 +202,12 @@ def test_bad_configurations():
         load_config(None, ["task=denoising", "denoising.sigma=0"])
     with pytest.raises(ConfigError, match="reconstruction.noise"):
         load_config(None, ["task=reconstruction", "reconstruction.noise=salt"])
-    with pytest.raises(ConfigError, match="kvasir_seg.*3 channels"):
-        InpaintingTask._check_spec(get_spec("kvasir_seg"), "kvasir_seg")
+    InpaintingTask._check_spec(get_spec("kvasir_seg"), "kvasir_seg")  # colour sets run (no error)
+    from openmia.tasks.denoising import DenoisingTask
+
+    rician = load_config(None, ["task=denoising", "denoising.noise=rician"]).options
+    with pytest.raises(ConfigError, match="kvasir_seg.*3 channels.*rician.*single-channel"):
+        DenoisingTask._check_spec(get_spec("kvasir_seg"), "kvasir_seg", rician)
     cfg = load_config(None, ["task=inpainting", "model.name=conv_ae"])
     task = InpaintingTask(cfg, get_spec("synthetic/seg2d"), None)
     with pytest.raises(ConfigError, match="reconstruction model"):

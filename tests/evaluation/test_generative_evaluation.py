@@ -73,13 +73,14 @@ def test_denoising_evaluator_bad_inputs(tmp_path):
         ev(tmp_path / "p3", t, None, data_range=1.0)
 
 
+@pytest.mark.parametrize("shape", [(12, 12), (12, 12, 3)], ids=["grey", "colour"])
 @pytest.mark.parametrize("task", ["inpainting", "denoising"])
-def test_compare_pairs_methods_on_the_same_cases(tmp_path, task):
+def test_compare_pairs_methods_on_the_same_cases(tmp_path, task, shape):
     from openmia import api
 
     rng = np.random.default_rng(1)
     n = 12
-    truth = {f"k{i:02d}": rng.random((12, 12)) for i in range(n)}
+    truth = {f"k{i:02d}": rng.random(shape) for i in range(n)}
     mask = np.zeros((12, 12), np.uint8)
     mask[3:8, 4:9] = 1
     good = {k: v + 0.02 * rng.standard_normal(v.shape) for k, v in truth.items()}
@@ -96,3 +97,90 @@ def test_compare_pairs_methods_on_the_same_cases(tmp_path, task):
     assert row["p_value"] == pytest.approx(2 / 2**n) and row["p_holm"] == pytest.approx(row["p_value"])
     assert [r["model"] for r in sorted(res["ranking"], key=lambda r: r["rank"])] == ["good", "bad"]
     assert (tmp_path / "cmp" / "comparisons.csv").is_file()
+
+
+# ----------------------------------------------------------------------------- colour images
+
+
+def _colour_pair(rng, shape=(20, 24, 3)):
+    truth = rng.random(shape)
+    return truth, np.clip(truth + 0.08 * rng.standard_normal(shape), 0, 1)
+
+
+def test_colour_metrics_hand_computed():
+    """PSNR / MAE pool every channel of the scored pixels; the mask is shared by the channels."""
+    from openmia.metrics.synthesis import psnr, synthesis_metrics
+
+    truth = np.zeros((10, 12, 3))
+    pred = truth.copy()
+    mask = np.zeros((10, 12), bool)
+    mask[2:6, 3:9] = True  # 24 pixels, 72 values
+    pred[..., 0][mask] = 0.3  # only the red channel is wrong, only in the hole
+    # in the hole: MSE = 0.09 * 24 / 72 = 0.03 -> PSNR = 10 log10(1 / 0.03); MAE = 0.3 / 3 = 0.1
+    m = synthesis_metrics(pred, truth, data_range=1.0, mask=mask, channel_axis=-1)
+    assert m["psnr_mask"] == pytest.approx(10 * np.log10(1 / 0.03))
+    assert m["mae_mask"] == pytest.approx(0.1)
+    # whole image: 24 wrong values of 360 -> MSE = 0.09 / 15 = 0.006, MAE = 0.3 / 15 = 0.02
+    assert m["psnr"] == pytest.approx(10 * np.log10(1 / 0.006))
+    assert m["mae"] == pytest.approx(0.02)
+    # channels first is the same case
+    assert psnr(np.moveaxis(pred, -1, 0), np.moveaxis(truth, -1, 0), data_range=1.0, mask=mask,
+                channel_axis=0) == pytest.approx(m["psnr_mask"])
+
+
+def test_colour_ssim_is_the_channel_mean_cross_checked_with_scikit_image():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from openmia.metrics.synthesis import synthesis_metrics
+
+    rng = np.random.default_rng(3)
+    truth, pred = _colour_pair(rng)
+    mask = np.zeros(truth.shape[:2], bool)
+    mask[5:14, 4:17] = True
+    m = synthesis_metrics(pred, truth, data_range=1.0, mask=mask, channel_axis=-1)
+    # independent: scikit-image's colour SSIM, and the mean of three single-channel SSIMs
+    assert m["ssim"] == pytest.approx(structural_similarity(truth, pred, data_range=1.0, channel_axis=-1))
+    per_channel = [structural_similarity(truth[..., c], pred[..., c], data_range=1.0, full=True) for c in range(3)]
+    assert m["ssim"] == pytest.approx(np.mean([s for s, _ in per_channel]))
+    assert m["ssim_mask"] == pytest.approx(np.mean([smap[mask].mean() for _, smap in per_channel]))
+    assert m["psnr"] == pytest.approx(peak_signal_noise_ratio(truth, pred, data_range=1.0))
+    assert m["psnr_mask"] == pytest.approx(peak_signal_noise_ratio(truth[mask], pred[mask], data_range=1.0))
+
+
+def test_evaluators_read_rgb_png_and_channels_last_arrays(tmp_path):
+    from PIL import Image
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(4)
+    truth = (rng.random((4, 16, 18, 3)) * 255).astype(np.uint8)
+    pred = np.clip(truth + rng.normal(0, 12, truth.shape), 0, 255)
+    for d in ("t", "p", "m"):
+        (tmp_path / d).mkdir()
+    mask = np.zeros((16, 18), np.uint8)
+    mask[3:11, 4:12] = 255
+    for i in range(4):
+        Image.fromarray(truth[i]).save(tmp_path / "t" / f"c{i}.png")  # RGB PNGs are images here
+        np.save(tmp_path / "p" / f"c{i}.npy", pred[i])  # (H, W, C) float arrays, channels last
+        Image.fromarray(mask).save(tmp_path / "m" / f"c{i}.png")
+    res = get_evaluator("inpainting")(tmp_path / "p", tmp_path / "t", None, data_range=255.0, mask_dir=tmp_path / "m",
+                                      n_resamples=50)
+    per = {(c, m): v for c, _, m, v in res.per_case}
+    for i in range(4):
+        t, p = truth[i].astype(float), pred[i]
+        assert per[(f"c{i}", "ssim")] == pytest.approx(structural_similarity(t, p, data_range=255.0, channel_axis=-1))
+        hole = mask > 0
+        assert per[(f"c{i}", "mae_mask")] == pytest.approx(np.abs(p - t)[hole].mean())
+    assert "channels" in res.summary["conventions"]
+    den = get_evaluator("denoising")(tmp_path / "p", tmp_path / "t", None, data_range=255.0, n_resamples=50)
+    assert {m for _, _, m, _ in den.per_case} == {"psnr", "ssim", "mae"}
+
+
+def test_channel_count_mismatch_names_the_case_and_both_shapes(tmp_path):
+    rng = np.random.default_rng(5)
+    truth = {"a": rng.random((16, 16, 3)), "b": rng.random((16, 16, 3))}
+    pred = {"a": truth["a"], "b": truth["b"][..., 0]}  # grey prediction of a colour truth
+    with pytest.raises(PredictionError, match=r"case 'b'.*1 channel.*\(16, 16\).*truth has 3.*\(16, 16, 3\)"):
+        get_evaluator("denoising")(_write(tmp_path / "p", pred), _write(tmp_path / "t", truth), None, data_range=1.0)
+    pred = {"a": truth["a"], "b": np.concatenate([truth["b"], truth["b"][..., :1]], -1)}  # RGBA vs RGB
+    with pytest.raises(PredictionError, match=r"case 'b'.*4 channel.*truth has 3"):
+        get_evaluator("denoising")(_write(tmp_path / "p2", pred), _write(tmp_path / "t2", truth), None, data_range=1.0)

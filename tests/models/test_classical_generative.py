@@ -145,3 +145,93 @@ def test_denoise_bad_inputs():
         cg.denoise(np.zeros((8, 8)), "nlm", sigma=-1.0)
     with pytest.raises(DataError, match="case 'q'.*NaN"):
         cg.denoise(np.full((8, 8), np.nan), "nlm", case="q")
+
+
+# ----------------------------------------------------------------------------- colour images
+
+
+def _colour(seed=0, noise=0.0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:32, 0:36] / 36
+    img = np.stack([0.2 + 0.6 * x, 0.8 - 0.5 * y, 0.5 + 0.2 * np.sin(6 * x)])  # (3, H, W)
+    return img + noise * rng.standard_normal(img.shape)
+
+
+def test_colour_biharmonic_is_scikit_images_channel_axis_path():
+    from skimage.restoration import inpaint_biharmonic
+
+    img = _colour(noise=0.05)
+    m = np.zeros(img.shape[1:], bool)
+    m[10:20, 8:22] = True
+    out = cg.inpaint(np.where(m, 0.0, img), m, "biharmonic")
+    ref = inpaint_biharmonic(np.moveaxis(np.where(m, 0.0, img), 0, -1), m, channel_axis=-1)
+    np.testing.assert_allclose(out, np.moveaxis(ref, -1, 0), atol=1e-5)
+    for c in range(3):  # = each channel on its own (a shared mask, no mixing of channels)
+        np.testing.assert_allclose(out[c], inpaint_biharmonic(np.where(m, 0.0, img[c]), m), atol=1e-5)
+
+
+@pytest.mark.skipif(not _have("cv2"), reason="OpenCV not installed")
+@pytest.mark.parametrize("method", ["telea", "ns"])
+def test_colour_opencv_matches_its_own_8bit_colour_path_up_to_rounding(method):
+    """OpenCV inpaints colour only as 8-bit; openmia inpaints each channel in float32. The two
+    agree up to the 8-bit path's rounding (OpenCV treats the 3 channels independently)."""
+    import cv2
+
+    img = np.clip(_colour(noise=0.03), 0, 1)
+    m = np.zeros(img.shape[1:], bool)
+    m[10:20, 8:22] = True
+    img8 = np.round(img * 255).astype(np.uint8)
+    out = cg.inpaint(img8.astype(float), m, method)  # (3, H, W) in 0-255
+    ref = cv2.inpaint(np.ascontiguousarray(np.moveaxis(img8, 0, -1)), m.astype(np.uint8), 3,
+                      cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS)
+    d = np.abs(out - np.moveaxis(ref, -1, 0).astype(float))[:, m]
+    assert d.mean() < 1.5 and d.max() < 6
+    np.testing.assert_array_equal(out[:, ~m], img8[:, ~m].astype(np.float32))
+
+
+def test_colour_mean_and_nearest_per_channel():
+    img = _colour()
+    m = np.zeros(img.shape[1:], bool)
+    m[0:4, 0:4] = True
+    mean = cg.inpaint(img, m, "mean")
+    for c in range(3):
+        assert np.allclose(mean[c][m], img[c][~m].mean())
+    near = cg.inpaint(img, m, "nearest")
+    assert np.allclose(near[:, 3, 3], img[:, 3, 4], atol=1e-6) or np.allclose(near[:, 3, 3], img[:, 4, 3], atol=1e-6)
+
+
+def test_colour_nlm_uses_channel_axis_and_gaussian_stays_within_channels():
+    from skimage.restoration import denoise_nl_means
+
+    noisy = _colour(seed=2, noise=0.1)
+    out = cg.denoise(noisy, "nlm", sigma=0.1, dims=2)
+    ref = denoise_nl_means(np.moveaxis(noisy, 0, -1), h=0.08, sigma=0.1, patch_size=5, patch_distance=6,
+                           fast_mode=True, channel_axis=-1)
+    np.testing.assert_allclose(out, np.moveaxis(ref, -1, 0), atol=1e-5)
+    clean = _colour()
+    assert np.mean((out - clean) ** 2) < np.mean((noisy - clean) ** 2) / 2
+    # gaussian: a zero channel stays zero next to bright ones (no smoothing across channels)
+    img = _colour()
+    img[1] = 0.0
+    g = cg.denoise(img, "gaussian", dims=2)
+    assert g.shape == img.shape and np.all(g[1] == 0) and g[0].std() > 0
+
+
+@pytest.mark.skipif(not _have("bm3d"), reason="bm3d not installed")
+def test_colour_bm3d_rgb_and_channel_count_errors():
+    clean = _colour()
+    noisy = clean + 0.1 * np.random.default_rng(3).standard_normal(clean.shape)
+    out = cg.denoise(noisy, "bm3d", sigma=0.1, dims=2)
+    assert out.shape == noisy.shape
+    assert np.mean((out - clean) ** 2) < np.mean((noisy - clean) ** 2) / 2
+    with pytest.raises(ConfigError, match="1 or 3 channels.*found 2"):
+        cg.denoise(noisy[:2], "bm3d", sigma=0.1, dims=2)
+
+
+def test_colour_bm3d_without_bm3d_rgb_is_a_clear_error(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "bm3d", types.SimpleNamespace(bm3d=lambda x, sigma_psd: x))
+    with pytest.raises(ConfigError, match="no bm3d_rgb"):
+        cg.denoise(_colour(), "bm3d", sigma=0.1, dims=2)

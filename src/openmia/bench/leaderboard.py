@@ -15,7 +15,16 @@ Conventions (stated in the outputs):
 - ``seed_sd`` = SD over seeds (ddof 1); ``seed_mean_ci`` = Student-t 95% CI of the seed mean;
 - paired tests: for every seed, each model against the best (best = best ``value``) on the same
   test cases with compare's test for the metric; Holm over the k-1 comparisons of that seed;
-- rankings on the first seed's test cases; across data sets, ``value`` per data set and model.
+- rankings: the three schemes on the test cases of *every* seed that has all the block's models;
+  per model ``rank`` = the mean over those seeds of its rank, ``ranks_per_seed`` the seeds' own,
+  and the bootstrap rank stability (``p_rank1``, ``mean_bootstrap_rank``, ``kendall_tau_median``)
+  averaged over the seeds (each seed's own in ``rankings_per_seed``);
+- across data sets, ``value`` per data set and model.
+
+What a task family contributes (its Task class, looked up in :mod:`openmia.tasks.registry`): where
+a finished run keeps its test predictions and truth (``Task.compare_inputs``; None: values
+without paired tests or rankings), the default metrics (``Task.leaderboard_metrics``) and the
+``result.json`` names of compare's metrics (``Task.leaderboard_aliases``).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -32,51 +41,26 @@ from openmia.errors import PredictionError
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "openmia.leaderboard/1"
+# /2: rankings over every seed (rank = mean rank; ranks_per_seed, rankings_per_seed, rank_seeds
+# instead of /1's rank_seed); the fields /1 had keep their names
+SCHEMA = "openmia.leaderboard/2"
 
 
-def _spacing(cell: Cell) -> tuple[float, ...] | None:
-    from openmia.data.catalog import get_spec
+def _task_class(task: str) -> Any:
+    """The registered Task class of ``task`` (None for a name no family registers)."""
+    from openmia.tasks.registry import TASKS, get_task
 
-    try:
-        spec = get_spec(cell.config["data"]["dataset"])
-        return tuple(spec.spacing) if spec.spacing else None
-    except Exception:  # user data without a catalogue spec: the evaluator's default
+    return get_task(task) if task in TASKS.names() else None
+
+
+def _compare_inputs(suite: Suite, cell: Cell) -> Any:
+    """The Task's :class:`~openmia.tasks.base.CompareInputs` of a finished cell, or None."""
+    from openmia.config import RunConfig
+
+    task_cls = _task_class(cell.task)
+    if task_cls is None:
         return None
-
-
-def _classification_files(rd: Path, cell: Cell) -> tuple[str, Path, Path, dict[str, Any]]:
-    return "classification", rd / "predictions" / "test.csv", rd / "truth" / "test.csv", {}
-
-
-def _segmentation_files(rd: Path, cell: Cell) -> tuple[str, Path, Path, dict[str, Any]]:
-    sp = _spacing(cell)
-    return "segmentation", rd / "predictions" / "test", rd / "truth" / "test", ({"spacing": sp} if sp else {})
-
-
-def _detection_files(rd: Path, cell: Cell) -> tuple[str, Path, Path, dict[str, Any]]:
-    return "detection", rd / "predictions" / "test.csv", rd / "truth" / "test.csv", {}
-
-
-def _counting_files(rd: Path, cell: Cell) -> tuple[str, Path, Path, dict[str, Any]]:
-    import csv
-
-    truth = rd / "truth" / "test_counts.csv"
-    with open(truth, newline="") as f:
-        labels = sorted({row["label"] for row in csv.DictReader(f)})
-    # one object class: its per-case rows carry the class name, not "all"
-    return "counting", rd / "predictions" / "test_counts.csv", truth, {"labels": tuple(labels) if len(labels) == 1 else ("all",)}
-
-
-# where a finished run of each task family keeps its test predictions and truth, in the formats
-# `openmia compare` reads (the run directory layout the Tasks write: tasks/*.py)
-COMPARE_INPUTS: dict[str, Callable[[Path, Cell], tuple[str, Path, Path, dict[str, Any]]]] = {
-    "classification": _classification_files, "segmentation": _segmentation_files, "detection": _detection_files,
-    "counting": _counting_files,
-}
-# leaderboard metrics when the suite names none: compare's per-case defaults, or the Task's headline
-DEFAULT_METRICS = {"classification": ("auc", "acc"), "segmentation": ("dice", "hd95"), "detection": ("ap50", "map"),
-                   "counting": ("count_abs_error",)}
+    return task_cls.compare_inputs(suite.run_dir(cell), RunConfig.from_dict(cell.config))
 
 
 def _t_ci(values: np.ndarray, level: float = 0.95) -> tuple[float | None, float | None]:
@@ -89,11 +73,39 @@ def _t_ci(values: np.ndarray, level: float = 0.95) -> tuple[float | None, float 
     return float(v.mean() - half), float(v.mean() + half)
 
 
-def _cell_value(test: dict[str, Any], metric: str) -> dict[str, Any] | None:
+def _cell_value(test: dict[str, Any], metric: str, aliases: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """A cell's ``result.json`` test entry of ``metric`` (or of its alias, the Task's
+    ``leaderboard_aliases``: the same value under the evaluator's summary name), if it has a value."""
     m = test.get(metric)
-    if m is None and metric == "count_abs_error":  # the counting summary calls the mean absolute error count_mae
-        m = test.get("count_mae")
+    if m is None and aliases and metric in aliases:
+        m = test.get(aliases[metric])
     return m if isinstance(m, dict) and m.get("value") is not None else None
+
+
+def _mean(values: list[Any]) -> float:
+    """Mean of the finite values (NaN when there are none): per-seed statistics averaged over seeds."""
+    v = np.array([np.nan if x is None else x for x in values], dtype=float)
+    return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else float("nan")
+
+
+def _seed_averaged(per_seed: dict[int, dict[str, dict[str, dict[str, Any]]]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{scheme: {model: record}}`` averaged over seeds from ``{seed: {scheme: {model: record}}}``:
+    ``rank`` = mean rank over the seeds, ``ranks_per_seed``, and the bootstrap rank stability
+    (``p_rank1``, ``mean_bootstrap_rank``, ``kendall_tau_median``) averaged over the seeds."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    schemes = dict.fromkeys(sc for by_scheme in per_seed.values() for sc in by_scheme)
+    for scheme in schemes:
+        models = dict.fromkeys(m for by_scheme in per_seed.values() for m in by_scheme.get(scheme, {}))
+        for m in models:
+            recs = {seed: by_scheme[scheme][m] for seed, by_scheme in per_seed.items() if m in by_scheme.get(scheme, {})}
+            out.setdefault(scheme, {})[m] = {
+                "rank": _mean([r["rank"] for r in recs.values()]),
+                "ranks_per_seed": {int(seed): r["rank"] for seed, r in recs.items()},
+                "mean_bootstrap_rank": _mean([r["mean_bootstrap_rank"] for r in recs.values()]),
+                "p_rank1": _mean([r["p_rank1"] for r in recs.values()]),
+                "kendall_tau_median": _mean([r["kendall_tau_median"] for r in recs.values()]),
+                "n_resamples": next(iter(recs.values()))["n_resamples"], "n_seeds": len(recs)}
+    return out
 
 
 def build_leaderboard(suite: Suite, *, allow_missing: bool = False) -> dict[str, Any]:
@@ -122,47 +134,51 @@ def build_leaderboard(suite: Suite, *, allow_missing: bool = False) -> dict[str,
     blocks = []
     for (dataset, budget), cells in blocks_in.items():
         task = cells[0].task
+        task_cls = _task_class(task)
+        aliases = dict(getattr(task_cls, "leaderboard_aliases", {}) or {})
         models = list(dict.fromkeys(c.model for c in cells))
         seeds = sorted({c.seed for c in cells})
-        metrics = [m for m in (suite.metrics or DEFAULT_METRICS.get(task, ())) if any(_cell_value(tests[c.id], m) for c in cells)
+        default = tuple(getattr(task_cls, "leaderboard_metrics", ()) or ())
+        metrics = [m for m in (suite.metrics or default) if any(_cell_value(tests[c.id], m, aliases) for c in cells)
                    or m in HIGHER_IS_BETTER]
         name = dataset if not multi_budget else f"{dataset} @ {'recipe' if budget is None else f'{budget:g} min'}"
         by = {(c.model, c.seed): c for c in cells}
-        # paired tests and rankings: compare's machinery on each seed's test predictions
-        compare_task = COMPARE_INPUTS.get(task)
+        # paired tests (every seed with >= 2 models) and rankings (every seed with all models):
+        # compare's machinery on each seed's test predictions, where the Task says they are
         comparisons: dict[int, dict[str, Any]] = {}
-        rankings: dict[str, Any] = {}
-        rank_seed = None
+        seed_rankings: dict[int, list[dict[str, Any]]] = {}
         block_label: dict[str, str] = {}
-        if compare_task is not None and len(models) >= 2:
+        if len(models) >= 2:
             for seed in seeds:
                 present = [m for m in models if (m, seed) in by]
                 if len(present) < 2:
                     continue
-                files = {m: compare_task(suite.run_dir(by[(m, seed)]), by[(m, seed)]) for m in present}
-                ctask, _, truth, kw = files[present[0]]
-                kw = dict(kw)
-                labels = kw.pop("labels", ("all",))
-                preds = {m: f[1] for m, f in files.items()}
+                inputs = {m: _compare_inputs(suite, by[(m, seed)]) for m in present}
+                if any(v is None for v in inputs.values()):
+                    continue
+                first = inputs[present[0]]
+                kw, labels = dict(first.kwargs), tuple(first.labels)
+                preds = {m: v.predictions for m, v in inputs.items()}
                 block_label = {m: labels[0] for m in metrics}
                 try:
-                    comparisons[seed] = compare_files(ctask, truth, preds, None, metrics=metrics, labels=labels,
+                    comparisons[seed] = compare_files(first.task, first.truth, preds, None, metrics=metrics, labels=labels,
                                                       n_resamples=suite.resamples, rank_resamples=suite.rank_resamples,
                                                       seed=0, alpha=suite.alpha, **kw)
-                    if rank_seed is None:  # the three ranking schemes on the first seed with every model
-                        rank_seed = seed
+                    if len(present) == len(models):  # the three ranking schemes on every seed with every model
+                        rows_ = []
                         for scheme in SCHEMES:
                             r = comparisons[seed] if scheme == "aggregate-then-rank" else compare_files(
-                                ctask, truth, preds, None, metrics=metrics, labels=labels, n_resamples=200,
+                                first.task, first.truth, preds, None, metrics=metrics, labels=labels, n_resamples=200,
                                 rank_resamples=suite.rank_resamples, seed=0, alpha=suite.alpha, scheme=scheme, **kw)
-                            rankings[scheme] = r["ranking"]
+                            rows_ += r["ranking"]
+                        seed_rankings[seed] = rows_
                 except PredictionError as exc:
                     log.warning("%s seed %d: no paired tests (%s)", name, seed, exc)
         for metric in metrics:
             hib = HIGHER_IS_BETTER.get(metric, True)
             rows = []
             for m in models:
-                vals = [(s, _cell_value(tests[by[(m, s)].id], metric)) for s in seeds if (m, s) in by]
+                vals = [(s, _cell_value(tests[by[(m, s)].id], metric, aliases)) for s in seeds if (m, s) in by]
                 vals = [(s, v) for s, v in vals if v is not None]
                 if not vals:
                     continue
@@ -207,18 +223,22 @@ def build_leaderboard(suite: Suite, *, allow_missing: bool = False) -> dict[str,
                 sig = [t for t in r["tests_vs_best"] if np.isfinite(t["p_holm"]) and t["p_holm"] <= suite.alpha]
                 r["seeds_worse_than_best"] = len(sig)
                 r["seeds_tested"] = len(r["tests_vs_best"])
-            ranks = {}
-            for scheme, table in rankings.items():
+            # per seed {scheme: {model: record}}; a metric ranked by one scheme only (AUC: no per-case
+            # values) comes back once per requested scheme under the scheme compare used
+            per_seed: dict[int, dict[str, dict[str, dict[str, Any]]]] = {}
+            for seed, table in seed_rankings.items():
                 for rr in table:
                     if rr["metric"] == metric and rr["label"] == block_label.get(metric, "all"):
-                        ranks.setdefault(rr["scheme"], {})[rr["model"]] = {
+                        per_seed.setdefault(seed, {}).setdefault(rr["scheme"], {})[rr["model"]] = {
                             "rank": rr["rank"], "mean_bootstrap_rank": rr["mean_bootstrap_rank"], "p_rank1": rr["p_rank1"],
                             "kendall_tau_median": rr["kendall_tau_median"], "n_resamples": rr["n_resamples"]}
             blocks.append({"dataset": name, "task": task, "budget": budget, "metric": metric, "higher_is_better": hib,
-                           "best": best, "seeds": seeds, "rank_seed": rank_seed, "rows": rows, "rankings": ranks})
+                           "best": best, "seeds": seeds, "rank_seeds": sorted(per_seed), "rows": rows,
+                           "rankings": _seed_averaged(per_seed),
+                           "rankings_per_seed": {int(k): v for k, v in sorted(per_seed.items())}})
     across = _across(blocks, suite)
     cards = [{**{k: status[c.id][k] for k in ("cell_id", "dataset", "model", "seed", "budget", "task", "run_dir",
-                                                 "wall_seconds")}} for c in done]
+                                                 "wall_seconds", "nproc")}} for c in done]
     import os
 
     shown = os.path.relpath(suite.path) if suite.path.is_relative_to(Path.cwd()) else str(suite.path)
@@ -233,7 +253,10 @@ def build_leaderboard(suite: Suite, *, allow_missing: bool = False) -> dict[str,
                 "seed_spread": "SD over seeds (ddof 1) and the Student-t 95% CI of the seed mean",
                 "tests_vs_best": "per seed, each model vs the best on the same test cases (openmia compare's test for the "
                                  "metric); diff = model - best; Holm over the k-1 tests of a seed",
-                "rankings": "three schemes with bootstrap rank stability on the first seed's test cases (openmia compare)",
+                "rankings": "three schemes (openmia compare) on every seed's test cases where the seed has every model; "
+                            "rank = mean over those seeds of the seed's rank (per-seed ranks: ranks_per_seed, "
+                            "rankings_per_seed); bootstrap rank stability = P(rank 1), mean bootstrap rank and median "
+                            "Kendall tau of each seed's bootstrap, averaged over the seeds",
                 "across": "Friedman (tie-corrected) + Nemenyi over data sets on the seed-mean values (openmia rank)"}}
 
 

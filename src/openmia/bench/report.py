@@ -3,7 +3,8 @@ its figures in ``figures/``, plus ``leaderboard.csv`` and ``leaderboard.json`` f
 
 Figures (matplotlib, Agg): per data set and metric a forest plot of the paired differences
 against the best model (one CI per model and seed) and a rank-stability heat map (P(rank 1) per
-model and ranking scheme, mean bootstrap rank written in each cell); per metric across data sets
+model and ranking scheme, mean bootstrap rank written in each cell; both averaged over the seeds
+that have every model, as the leaderboard's rankings are); per metric across data sets
 the Nemenyi critical-difference diagram; per data set the learning curves of every cell from its
 ``metrics.jsonl``. A model card per cell gives its provenance, config, data checksums, hardware
 and time. The page is static (no network, no scripts beyond a check that every image loaded,
@@ -24,7 +25,7 @@ from openmia.bench.suite import Suite
 CSV_COLUMNS = ("dataset", "task", "metric", "higher_is_better", "position", "model", "value", "ci_low", "ci_high", "n_seeds",
                "seed_sd", "seed_mean_ci_low", "seed_mean_ci_high", "best", "seeds_tested", "seeds_worse_than_best",
                "min_p_holm_vs_best", "rank_aggregate_then_rank", "rank_rank_then_aggregate", "rank_test_then_rank",
-               "p_rank1_aggregate_then_rank")
+               "p_rank1_aggregate_then_rank", "rank_seeds", "ranks_per_seed_aggregate_then_rank")
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -81,7 +82,8 @@ def forest_plot(block: dict[str, Any], path: Path) -> Path | None:
 
 def rank_heatmap(block: dict[str, Any], path: Path) -> Path | None:
     """Heat map: rows = ranking schemes, columns = models, colour = P(rank 1) over bootstrap
-    resamples, text = mean bootstrap rank; None without rankings."""
+    resamples, text = mean bootstrap rank, both averaged over the block's ranked seeds
+    (``block["rankings"]``, see :mod:`openmia.bench.leaderboard`); None without rankings."""
     from openmia.fileio import save_figure
 
     schemes = list(block["rankings"])
@@ -101,7 +103,9 @@ def rank_heatmap(block: dict[str, Any], path: Path) -> Path | None:
     ax.set_xticks(range(len(models)), models, rotation=20, ha="right", fontsize=8)
     ax.set_yticks(range(len(schemes)), schemes, fontsize=8)
     fig.colorbar(im, ax=ax, label="P(rank 1)", fraction=0.05)
-    ax.set_title(f"{block['dataset']} · {block['metric']}: bootstrap rank stability", fontsize=9)
+    n = len(block.get("rank_seeds") or [])
+    ax.set_title(f"{block['dataset']} · {block['metric']}: bootstrap rank stability\n(mean over {n} seed{'s' if n != 1 else ''})",
+                 fontsize=9)
     fig.tight_layout()
     out = save_figure(fig, path, dpi=90)
     plt.close(fig)
@@ -175,7 +179,10 @@ def leaderboard_rows(board: dict[str, Any]) -> list[dict[str, Any]]:
                 "min_p_holm_vs_best": min(ps) if ps else None,
                 **{f"rank_{s.replace('-', '_')}": rk.get(s, {}).get(r["model"], {}).get("rank") for s in
                    ("aggregate-then-rank", "rank-then-aggregate", "test-then-rank")},
-                "p_rank1_aggregate_then_rank": rk.get("aggregate-then-rank", {}).get(r["model"], {}).get("p_rank1")})
+                "p_rank1_aggregate_then_rank": rk.get("aggregate-then-rank", {}).get(r["model"], {}).get("p_rank1"),
+                "rank_seeds": " ".join(str(s) for s in b.get("rank_seeds", [])),
+                "ranks_per_seed_aggregate_then_rank": " ".join(
+                    f"{s}:{v:g}" for s, v in rk.get("aggregate-then-rank", {}).get(r["model"], {}).get("ranks_per_seed", {}).items())})
     return rows
 
 
@@ -216,7 +223,8 @@ def _card(suite: Suite, c: dict[str, Any]) -> str:
             f"git <code>{html.escape(str(prov.get('git_commit')))}</code>; created {html.escape(str(prov.get('created')))}</p>"
             f"<p>time: {_fmt(res.get('train_seconds'), 1)} s training ({res.get('epochs_done')} epochs, best epoch "
             f"{res.get('best_epoch')}), {_fmt(c.get('wall_seconds'), 1)} s wall for the cell; "
-            f"{prov.get('torch_threads')} torch thread(s); {prov.get('parameters')} parameters; deterministic: {prov.get('deterministic')}</p>"
+            f"{prov.get('torch_threads')} torch thread(s) × {(prov.get('distributed') or {}).get('world_size', 1)} process(es); "
+            f"{prov.get('parameters')} parameters; deterministic: {prov.get('deterministic')}</p>"
             f"<p>hardware: {html.escape(str(hw.get('cpu')))}, {hw.get('usable_cpus')} usable CPUs, "
             f"{_fmt((hw.get('ram_bytes') or 0) / 2**30, 1)} GiB RAM, {html.escape(str(hw.get('os')))}; versions: "
             f"{html.escape(', '.join(f'{k} {v}' for k, v in (prov.get('versions') or {}).items()))}</p>"
@@ -250,15 +258,18 @@ def write_report(suite: Suite, board: dict[str, Any], out: str | Path) -> dict[s
                 tests = ", ".join(f"<span class={'sig' if np.isfinite(t['p_holm']) and t['p_holm'] <= board['alpha'] else ''}>"
                                   f"{t['diff']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}] p<sub>Holm</sub> {_p(t['p_holm'])}</span>"
                                   for t in r["tests_vs_best"]) or ("best" if r["model"] == b["best"] else "–")
-                rk = " / ".join(_fmt(b["rankings"].get(s, {}).get(r["model"], {}).get("rank"), 1)
-                                for s in ("aggregate-then-rank", "rank-then-aggregate", "test-then-rank"))
+                recs = [b["rankings"].get(s, {}).get(r["model"], {}) for s in ("aggregate-then-rank", "rank-then-aggregate",
+                                                                                "test-then-rank")]
+                rk = " / ".join(_fmt(x.get("rank"), 2) for x in recs)
+                per_seed = "; ".join(f"seed {s}: " + " / ".join(_fmt(x.get("ranks_per_seed", {}).get(s), 1) for x in recs)
+                                     for s in b.get("rank_seeds", []))
                 p1 = b["rankings"].get("aggregate-then-rank", {}).get(r["model"], {}).get("p_rank1")
                 sd = "" if r["seed_sd"] is None else f" ± {r['seed_sd']:.3f}"
                 smci = "–" if r["seed_mean_ci_low"] is None else f"[{r['seed_mean_ci_low']:.3f}, {r['seed_mean_ci_high']:.3f}]"
                 rows.append(f"<tr class={'best' if r['model'] == b['best'] else ''}><td>{r['position']}</td><td>{html.escape(r['model'])}</td>"
                             f"<td>{_fmt(r['value'])}</td><td>[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]</td>"
                             f"<td>{_fmt(r['value'])}{sd} (n={r['n_seeds']})</td><td>{smci}</td><td style='text-align:left'>{tests}</td>"
-                            f"<td>{rk}</td><td>{_fmt(p1, 2)}</td></tr>")
+                            f"<td title='{html.escape(per_seed)}'>{rk}</td><td>{_fmt(p1, 2)}</td></tr>")
             parts.append(f"<h3 id='{sid}'>{html.escape(b['dataset'])} · {html.escape(b['metric'])} {arrow}</h3>"
                          f"<table class=leaderboard data-dataset='{html.escape(b['dataset'])}' data-metric='{html.escape(b['metric'])}'>"
                          "<tr><th>#</th><th>model</th><th>value</th><th>95% CI (test cases)</th><th>seeds: mean ± SD</th>"
@@ -273,9 +284,10 @@ def write_report(suite: Suite, board: dict[str, Any], out: str | Path) -> dict[s
                 imgs.append(f"<img src='figures/{hm.name}' alt='rank stability {html.escape(sid)}' width=440>")
             if imgs:
                 parts.append("<div class=figs>" + "".join(imgs) + "</div>")
-        parts.append("<p class=muted>rank A / R / T: aggregate-then-rank / rank-then-aggregate / test-then-rank on the first "
-                     "seed's test cases; P(rank 1): share of bootstrap resamples in which the model ranks first "
-                     "(aggregate-then-rank).</p>")
+        parts.append("<p class=muted>rank A / R / T: aggregate-then-rank / rank-then-aggregate / test-then-rank, the mean "
+                     "over every seed with all the models of that seed's rank on its test cases (hover for the per-seed "
+                     "ranks); P(rank 1): share of bootstrap resamples in which the model ranks first "
+                     "(aggregate-then-rank), averaged over those seeds, as are the heat maps.</p>")
         parts.append("<h2>Across data sets</h2>")
         for metric, res in board["across"].items():
             if "skipped" in res:

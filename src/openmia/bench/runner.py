@@ -7,6 +7,14 @@ Guarantees (both executors): a cell is an ordinary run directory trained by :fun
 (or continued by :func:`openmia.engine.run_dir.resume`, as ``api.train``/``api.resume`` do); a failed cell keeps its log (``<out_dir>/logs``) and
 is marked ``failed`` without stopping the others; with ``train.deterministic`` the metrics of a
 cell do not depend on the executor (same config, same threads -> same bits on the CPU).
+
+Distributed cells: a cell with ``nproc`` > 1 (``--nproc`` or the suite's ``nproc`` keys) trains
+with that many data-parallel processes, exactly as ``openmia train --nproc``
+(:func:`openmia.engine.distributed.launch`: torchrun, gloo on the CPU, NCCL on CUDA); its
+``threads`` are split between the ranks. The local executor's worker launches the ranks; on Ray a
+cell reserves ``max(threads, nproc)`` CPUs and ``gpus_per_cell`` GPUs per process. ``nproc`` is
+not part of the cell id (see :mod:`openmia.bench.suite`); the run's ``provenance.json`` records
+it (``distributed.world_size``) and the cell's log and status row say it.
 """
 
 from __future__ import annotations
@@ -101,7 +109,8 @@ def run_cell(payload: dict[str, Any]) -> dict[str, Any]:
     """Train (or resume) one cell in this process; never raises for a failure of the cell itself:
     the error goes to the cell's log and the store, and the result says ``failed``.
 
-    ``payload``: cell_id, action, run_dir, log_path, store_path, overrides, threads, tracking."""
+    ``payload``: cell_id, action, run_dir, log_path, store_path, overrides, threads, nproc (optional,
+    default 1: > 1 launches that many DDP processes), tracking."""
     from openmia.config import load_config
     from openmia.engine import run_dir as runs  # a cell is an ordinary run, outside the user's run index
 
@@ -125,16 +134,27 @@ def run_cell(payload: dict[str, Any]) -> dict[str, Any]:
     try:
         if store is not None:
             store.mark_running(payload["cell_id"])
-        logging.getLogger(__name__).info("cell %s (%s): %s in %s with %d thread(s) on %s pid %d", payload["cell_id"],
-                                         payload.get("label"), payload["action"], rd, payload["threads"],
-                                         socket.gethostname(), os.getpid())
+        nproc = int(payload.get("nproc") or 1)
+        logging.getLogger(__name__).info("cell %s (%s): %s in %s with %d thread(s) and %d process(es) on %s pid %d",
+                                         payload["cell_id"], payload.get("label"), payload["action"], rd,
+                                         payload["threads"], nproc, socket.gethostname(), os.getpid())
         if payload["action"] == "resume":
-            runs.resume(rd, progress=False)
+            if nproc > 1:
+                from openmia.engine.distributed import launch
+
+                launch(nproc=nproc, resume=rd, progress=False, index=False)
+            else:
+                runs.resume(rd, progress=False)
         else:
             if rd.exists() and any(rd.iterdir()):  # leftovers of an attempt that never wrote its config: set aside
                 shutil.move(str(rd), str(rd.with_name(f"{rd.name}.stale-{int(time.time())}")))
             cfg = load_config(None, [*payload["overrides"], f"train.threads={payload['threads']}"])
-            runs.train(cfg, run_dir=rd, progress=False)
+            if nproc > 1:  # torchrun ranks, each an ordinary api.train outside the run index (as the cells are)
+                from openmia.engine.distributed import launch
+
+                launch(cfg, nproc=nproc, run_dir=rd, progress=False, index=False)
+            else:
+                runs.train(cfg, run_dir=rd, progress=False)
         metrics = headline_from_run(rd)
         wall = time.perf_counter() - t0
         if store is not None:
@@ -235,20 +255,21 @@ def execute(payloads: list[dict[str, Any]], *, executor: str = "local", parallel
         if address:
             kwargs["address"] = address
         else:  # a local instance with as many CPUs as the cells in flight need
-            kwargs["num_cpus"] = max(int(parallel) * int(payloads[0]["threads"]), 1)
+            kwargs["num_cpus"] = max(int(parallel) * max(_cell_cpus(p) for p in payloads), 1)
         try:
             ray.init(**kwargs)
         except Exception as exc:
             raise ConfigError(f"Ray could not start{' at ' + address if address else ''}: {type(exc).__name__}: {exc}") from exc
     try:
-        remote = ray.remote(run_cell).options(num_cpus=payloads[0]["threads"], num_gpus=gpus_per_cell, max_retries=0)
+        remote = ray.remote(run_cell)
         store = SuiteStore(payloads[0]["store_path"])
         refs = {}
         for p in payloads:
             # the driver owns the store: a cell is "running" under the driver's PID from submission,
             # so a killed driver leaves its cells resumable (reconcile), whichever node ran them
             store.mark_running(p["cell_id"])
-            refs[remote.remote({**p, "store_path": None})] = p
+            task = remote.options(num_cpus=_cell_cpus(p), num_gpus=gpus_per_cell * int(p.get("nproc") or 1), max_retries=0)
+            refs[task.remote({**p, "store_path": None})] = p
         pending = list(refs)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
@@ -266,6 +287,11 @@ def execute(payloads: list[dict[str, Any]], *, executor: str = "local", parallel
         if started:
             ray.shutdown()
     return results
+
+
+def _cell_cpus(payload: dict[str, Any]) -> int:
+    """CPUs a cell occupies: its threads, and at least one per training process."""
+    return max(int(payload["threads"]), int(payload.get("nproc") or 1))
 
 
 def cell_threads(executor: str, parallel: int, threads: int | None) -> int:
@@ -312,7 +338,7 @@ def run_suite(suite: Suite, *, executor: str = "local", parallel: int = 1, addre
         payloads.append({"cell_id": s.cell.id, "action": s.action, "label": s.cell.label,
                          "run_dir": str(suite.run_dir(s.cell)), "log_path": str(suite.log_path(s.cell)),
                          "store_path": str(suite.store_path), "overrides": list(s.cell.overrides), "threads": n_threads,
-                         "tracking": tracking})
+                         "nproc": s.cell.nproc, "tracking": tracking})
     t0 = time.perf_counter()
     total = len(payloads)
 
@@ -323,7 +349,9 @@ def run_suite(suite: Suite, *, executor: str = "local", parallel: int = 1, addre
 
     on_result.n = 0  # type: ignore[attr-defined]
     if payloads:
-        say(f"running {total} cell(s) on {executor} ({parallel} at a time, {n_threads} thread(s) each)")
+        procs = sorted({p["nproc"] for p in payloads})
+        dist = "" if procs == [1] else f", {'/'.join(map(str, procs))} training process(es) each"
+        say(f"running {total} cell(s) on {executor} ({parallel} at a time, {n_threads} thread(s) each{dist})")
     results = execute(payloads, executor=executor, parallel=parallel, address=address, gpus_per_cell=gpus_per_cell,
                       connect_timeout=connect_timeout, on_result=on_result)
     wall = time.perf_counter() - t0
@@ -333,9 +361,21 @@ def run_suite(suite: Suite, *, executor: str = "local", parallel: int = 1, addre
             "parallel": parallel}
 
 
+def _trained_nproc(run_dir: Path) -> int:
+    """The processes a finished run trained with (``provenance.json``'s ``distributed.world_size``)."""
+    import json
+
+    try:
+        prov = json.loads((run_dir / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return 1
+    return int((prov.get("distributed") or {}).get("world_size", 1))
+
+
 def suite_status(suite: Suite) -> list[dict[str, Any]]:
     """Every cell with its status (the store's, checked against the run directories): ``done``
-    only when ``result.json`` exists; a cell whose run directory was deleted is ``pending``."""
+    only when ``result.json`` exists; a cell whose run directory was deleted is ``pending``.
+    ``nproc``: the training processes of a finished cell's run (its provenance), else the planned."""
     store = SuiteStore(suite.store_path)
     if suite.store_path.is_file():
         store.reconcile()
@@ -353,7 +393,8 @@ def suite_status(suite: Suite) -> list[dict[str, Any]]:
         elif status != "done" and (rd / "result.json").is_file():
             status = "done"
         out.append({"cell_id": c.id, "dataset": c.dataset, "model": c.model, "seed": c.seed, "budget": c.budget,
-                    "task": c.task, "status": status, "note": note, "run_dir": str(rd), "log": str(suite.log_path(c)),
+                    "task": c.task, "nproc": _trained_nproc(rd) if status == "done" else c.nproc, "status": status,
+                    "note": note, "run_dir": str(rd), "log": str(suite.log_path(c)),
                     "wall_seconds": r.get("wall_seconds"), "attempts": r.get("attempts", 0), "metrics": r.get("metrics") or {}})
     return out
 

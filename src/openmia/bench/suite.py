@@ -18,12 +18,19 @@ Suite file (paths are relative to the suite file; ``$VARS`` are expanded)::
     seeds: [0, 1]                     # train.seed
     budgets: [null]                   # train.max_minutes (null = the recipe's own)
     metrics: [auc, acc]               # leaderboard metrics (default: each task's own)
+    nproc: 1                          # data-parallel processes per cell (also per model / data set)
 
 A cell's config is built by applying, in order: ``base``, the model's ``recipe`` file (a mapping
 ``dataset pattern -> file`` picks the first matching pattern, fnmatch-style), the model's ``set``,
 the data set's ``set``, ``data.dataset``, ``data.root``, ``train.seed``, ``train.max_minutes``
 (the budget), ``train.deterministic`` (``--deterministic``) and the command line's ``--set``.
 ``task`` follows the data set's catalogue entry unless the recipe sets it.
+
+``nproc`` (training processes per cell, DDP as ``openmia train --nproc``): the command line's
+``--nproc`` if given, else the data set's ``nproc``, else the model's, else the suite's, else 1.
+It is *not* part of a cell's id: it changes how a cell is computed (float summation order), not
+what is trained, like the thread count; the run records it (``provenance.json``'s
+``distributed.world_size``), and changing it reuses finished cells.
 
 Cell id = sha256 (first 12 hex) of the canonical JSON of the resolved config
 (:meth:`openmia.config.RunConfig.to_dict`, the same dict :meth:`RunConfig.hash` hashes) without the
@@ -45,9 +52,9 @@ from typing import Any
 from openmia.errors import ConfigError, OpenmiaError
 
 SUITE_KEYS = ("name", "description", "out_dir", "data_root", "base", "datasets", "models", "seeds", "budgets", "metrics",
-              "alpha", "resamples", "rank_resamples")
-DATASET_KEYS = ("name", "label", "root", "set", "models")
-MODEL_KEYS = ("recipe", "set", "description")
+              "alpha", "resamples", "rank_resamples", "nproc")
+DATASET_KEYS = ("name", "label", "root", "set", "models", "nproc")
+MODEL_KEYS = ("recipe", "set", "description", "nproc")
 # keys naming where data and outputs live, or how many threads a cell gets: not part of a cell's id
 WHERE_KEYS = ("out_dir", "name", "data.root", "train.threads", "train.device")
 
@@ -67,6 +74,7 @@ class Cell:
     task: str
     overrides: tuple[str, ...]
     config: dict[str, Any] = field(repr=False, compare=False, hash=False)
+    nproc: int = field(default=1, compare=False, hash=False)  # DDP processes; not part of the id
 
     @property
     def slot(self) -> str:
@@ -214,14 +222,25 @@ def _check_model(where: str, name: Any) -> None:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+def check_nproc(where: str, value: Any) -> int | None:
+    """``value`` as a positive int (None stays None), else ConfigError naming ``where``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a positive integer number of training processes per cell, found {value!r}")
+    return value
+
+
 def load_suite(path: str | Path, *, overrides: tuple[str, ...] | list[str] = (), deterministic: bool = False,
-               data_root: str | Path | None = None, out_dir: str | Path | None = None) -> Suite:
+               data_root: str | Path | None = None, out_dir: str | Path | None = None, nproc: int | None = None) -> Suite:
     """Read, expand and validate a suite file; every cell's config is built and checked here, so a
     bad key, data set or model is reported (naming the cell) before anything runs.
 
+    ``nproc`` (``--nproc``) sets every cell's training processes, over the suite's ``nproc`` keys.
+
     Raises:
         ConfigError: unknown key (with close matches), unknown data set or model, duplicate cell,
-            budget <= 0, bad seeds.
+            budget <= 0, bad seeds, nproc < 1.
     """
     from openmia.config import RunConfig, apply_override
     from openmia.data.paths import openmia_home
@@ -232,6 +251,8 @@ def load_suite(path: str | Path, *, overrides: tuple[str, ...] | list[str] = (),
         raise ConfigError(f"suite {p}: expected a mapping at the top level, found {type(raw).__name__}")
     where = f"suite {p}"
     _unknown(where, raw, SUITE_KEYS)
+    nproc = check_nproc("--nproc", nproc)
+    suite_nproc = check_nproc(f"{where}: nproc", raw.get("nproc"))
     name = str(raw.get("name") or p.stem)
     base_dir = p.resolve().parent
     out = Path(out_dir) if out_dir is not None else (Path(os.path.expandvars(str(raw["out_dir"]))) if raw.get("out_dir")
@@ -255,6 +276,7 @@ def load_suite(path: str | Path, *, overrides: tuple[str, ...] | list[str] = (),
         if not isinstance(d, dict) or not isinstance(d.get("name"), str):
             raise ConfigError(f"{w}: expected a data set name or a mapping with 'name', found {d!r}")
         _unknown(w, d, DATASET_KEYS)
+        check_nproc(f"{w}: nproc", d.get("nproc"))
         datasets.append(d)
     models_raw = raw.get("models")
     if isinstance(models_raw, list):  # a plain list of registered model names
@@ -264,6 +286,7 @@ def load_suite(path: str | Path, *, overrides: tuple[str, ...] | list[str] = (),
         raise ConfigError(f"{where}: models: expected at least one model")
     for label, m in models.items():
         _unknown(f"{where}: models.{label}", _mapping(f"{where}: models.{label}", m), MODEL_KEYS)
+        check_nproc(f"{where}: models.{label}: nproc", (m or {}).get("nproc"))
     metrics = raw.get("metrics")
     if metrics is not None and (not isinstance(metrics, list) or not all(isinstance(x, str) for x in metrics)):
         raise ConfigError(f"{where}: metrics: expected a list of metric names, found {metrics!r}")
@@ -323,8 +346,9 @@ def load_suite(path: str | Path, *, overrides: tuple[str, ...] | list[str] = (),
                     except OpenmiaError as exc:
                         raise ConfigError(f"{where}: cell {label}: {exc}") from exc
                     conf = cfg.to_dict()
+                    n = next((x for x in (nproc, d.get("nproc"), m.get("nproc"), suite_nproc) if x is not None), 1)
                     c = Cell(cell_id(conf), dlabel, str(mlabel), int(seed), None if budget is None else float(budget),
-                             cfg.task, tuple(ov), conf)
+                             cfg.task, tuple(ov), conf, nproc=n)
                     if c.id in seen:
                         raise ConfigError(f"{where}: duplicate cell: {label} has the same resolved config (id {c.id}) as "
                                           f"{seen[c.id].label}; remove one, or make them differ")

@@ -30,7 +30,10 @@ def add_parser(sub) -> None:
     r.add_argument("--parallel", type=int, default=1, help="cells at once (default 1)")
     r.add_argument("--threads", type=int, help="torch threads per cell (default: usable CPUs // --parallel)")
     r.add_argument("--address", help="Ray cluster address (HOST:PORT or ray://HOST:PORT; default: start a local Ray)")
-    r.add_argument("--gpus-per-cell", type=float, default=0.0, help="Ray: GPUs reserved per cell (default 0)")
+    r.add_argument("--gpus-per-cell", type=float, default=0.0,
+                   help="Ray: GPUs reserved per cell, per training process with --nproc (default 0)")
+    r.add_argument("--nproc", type=int, help="data-parallel training processes per cell (DDP, as `openmia train --nproc`; "
+                                             "default: the suite's nproc keys, else 1); not part of the cell ids")
     r.add_argument("--connect-timeout", type=float, default=10.0, help="Ray: seconds to wait for --address to answer")
     r.add_argument("--tracking", choices=["mlflow"], help="log every finished cell to MLflow")
     r.add_argument("--tracking-uri", help="MLflow tracking URI (file:/path or http://host:port)")
@@ -51,6 +54,12 @@ def _bar(counts: dict[str, int], width: int = 30) -> str:
     return "[" + "#" * done + "!" * failed + ">" * running + "." * max(0, width - done - failed - running) + "]"
 
 
+def _mean_rank(block: dict, model: str) -> str:
+    """The model's aggregate-then-rank rank averaged over the block's ranked seeds ("" if unranked)."""
+    r = block.get("rankings", {}).get("aggregate-then-rank", {}).get(model, {}).get("rank")
+    return "" if r is None else f"{r:.2f}"
+
+
 def run(args: argparse.Namespace) -> int:
     from openmia import api
     from openmia.cli._common import format_table, human_echo, print_json
@@ -61,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "run":
         res = api.benchmark_run(args.suite, executor=args.executor, parallel=args.parallel, address=args.address,
                                 threads=args.threads, gpus_per_cell=args.gpus_per_cell, tracking=args.tracking,
-                                tracking_uri=args.tracking_uri, connect_timeout=args.connect_timeout, echo=echo, **common)
+                                tracking_uri=args.tracking_uri, connect_timeout=args.connect_timeout, nproc=args.nproc,
+                                echo=echo, **common)
         c = res["counts"]
         echo(f"{_bar(c)} {c['done']}/{sum(c.values())} done, {c['failed']} failed, {c['pending']} pending "
              f"({res['wall_seconds']:.1f} s on {res['executor']})")
@@ -93,9 +103,11 @@ def run(args: argparse.Namespace) -> int:
         rows = [[r["position"], r["model"], f"{r['value']:.3f}",
                  "" if r["ci_low"] is None else f"{r['ci_low']:.3f}-{r['ci_high']:.3f}",
                  "" if r["seed_sd"] is None else f"{r['seed_sd']:.3f}",
-                 "best" if r["model"] == b["best"] else f"{r['seeds_worse_than_best']}/{r['seeds_tested']}"]
+                 "best" if r["model"] == b["best"] else f"{r['seeds_worse_than_best']}/{r['seeds_tested']}",
+                 _mean_rank(b, r["model"])]
                 for r in b["rows"]]
         echo(f"\n{b['dataset']} · {b['metric']}")
-        echo(format_table(["#", "model", "value", "95% CI", "seed SD", "worse than best (seeds)"], rows))
+        echo(format_table(["#", "model", "value", "95% CI", "seed SD", "worse than best (seeds)",
+                           f"mean rank ({len(b.get('rank_seeds') or [])} seeds)"], rows))
     echo(f"\nwrote {board['files']['html']}, {board['files']['csv']}, {board['files']['json']}")
     return 0

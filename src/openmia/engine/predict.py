@@ -165,11 +165,13 @@ def iter_input_arrays(input_dir: str | Path, spec, failures: list[str] | None = 
 def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Path, *, tta: bool = False,
                    scales: list[float] | tuple[float, ...] | None = None, overlap: float = 0.5,
                    batch_size: int = 4, device: str | None = None, overwrite: bool = False,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                   progress: Callable[[int, int], None] | None = None,
+                   spacing: tuple[float, ...] | None = None) -> dict[str, Any]:
     """Predict every image in ``input_dir`` into ``out_dir``; returns ``{"cases": n, "out": path, "task": ...}``.
     ``scales``: segmentation multi-scale TTA factors (None = the run's ``segmentation.tta_scales``).
     ``progress``: called ``f(done, total)`` as images are predicted (tasks reading their inputs
-    with :func:`iter_input_arrays`)."""
+    with :func:`iter_input_arrays`). ``spacing``: voxel size in mm per axis for the images (landmark
+    runs: written beside the points for the evaluator; overrides the NIfTI header's)."""
     if not Path(input_dir).is_dir():
         raise DataError(f"input folder {input_dir} does not exist or is not a folder")
     out = fileio.prepare_output_dir(out_dir, inputs=(input_dir,), overwrite=overwrite, atomic=False)
@@ -182,7 +184,7 @@ def predict_folder(run_dir: str | Path, input_dir: str | Path, out_dir: str | Pa
     token = _PROGRESS.set(progress)
     try:
         res = run.task.predict(run, Path(input_dir), out, tta=tta, scales=scales, overlap=overlap,
-                               batch_size=batch_size, failures=failures)
+                               batch_size=batch_size, failures=failures, spacing=spacing)
     finally:
         _PROGRESS.reset(token)
     if failures:

@@ -15,7 +15,6 @@ inpainting — BCa bootstrap of the per-case means; clustering — BCa bootstrap
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -194,20 +193,13 @@ def evaluate_clustering_files(pred_csv, truth_csv, out_dir=None, *, embeddings_c
 # ----------------------------------------------------------------------------- inpainting
 
 
-def _read_image(path: Path, case: str) -> np.ndarray:
-    """An intensity image (float) from .npy, .png or NIfTI; unreadable files name the case."""
-    from openmia.evaluation.label_maps import read_array
-
-    return read_array(path, case)[0].astype(float)
-
-
 def evaluate_inpainting_folders(pred_dir, truth_dir, out_dir=None, *, data_range: float | None = None, mask_dir=None,
                                 allow_missing: bool = False, n_resamples: int = 2000, seed: int = 0, alpha: float = 0.05,
                                 **_: Any) -> TaskResult:
     """PSNR, SSIM and MAE per case (whole image, and inside the mask when masks are given)."""
     from openmia.evaluation.aggregate import summarise_per_case
+    from openmia.evaluation.generative import score_case
     from openmia.evaluation.label_maps import index_folder
-    from openmia.metrics.synthesis import synthesis_metrics
 
     if data_range is None:
         raise PredictionError("inpainting needs --data-range (the intensity scale, e.g. 1.0 or 255); it is never guessed from the dtype")
@@ -224,12 +216,10 @@ def evaluate_inpainting_folders(pred_dir, truth_dir, out_dir=None, *, data_range
     values: dict[str, list[float]] = {}
     per_case = []
     for cid in cases:
-        mask = None
-        if masks is not None:
-            if cid not in masks:
-                raise PredictionError(f"mask folder {mask_dir}: no mask for case {cid!r}")
-            mask = _read_image(masks[cid], cid) > 0
-        m = synthesis_metrics(_read_image(preds[cid], cid), _read_image(truths[cid], cid), data_range=data_range, mask=mask, case=cid)
+        if masks is not None and cid not in masks:
+            raise PredictionError(f"mask folder {mask_dir}: no mask for case {cid!r}")
+        # colour images (RGB PNG, channels-last arrays): openmia.evaluation.generative's convention
+        m = score_case(preds[cid], truths[cid], masks[cid] if masks is not None else None, cid, data_range)
         for k, v in m.items():
             values.setdefault(k, []).append(v)
             per_case.append((cid, "all", k, v))
@@ -239,7 +229,9 @@ def evaluate_inpainting_folders(pred_dir, truth_dir, out_dir=None, *, data_range
                "data_range": data_range, "missing_cases": [],
                "bootstrap": {"method": "bca", "n_resamples": n_resamples, "seed": seed, "unit": "case", "alpha": alpha},
                "conventions": {"psnr": "10 log10(data_range^2 / MSE); identical images give inf, counted in n_nan",
-                               "ssim": "scikit-image structural_similarity (7-px window); masked = mean of the SSIM map in the mask"}}
+                               "ssim": "scikit-image structural_similarity (7-px window); masked = mean of the SSIM map in the mask",
+                               "channels": "colour: PSNR/MAE pool every channel of the scored pixels; SSIM per channel, "
+                                           "averaged (channel axis last; the mask is shared by the channels)"}}
     res = TaskResult(per_case, summary)
     if out_dir is not None:
         write_outputs(res, out_dir, {"pred": str(pred_dir), "truth": str(truth_dir), "mask": str(mask_dir) if mask_dir else None})

@@ -2,26 +2,36 @@
 
 Inpainting (``image`` ``(*spatial)`` or ``(C, *spatial)``, ``mask`` ``(*spatial)`` bool, True = hole):
 
-- ``biharmonic``  scikit-image ``restoration.inpaint_biharmonic`` (2D and 3D): the hole is the
-  solution of the biharmonic equation with the known voxels as boundary values (Damelin & Hoang
-  2018); reproduces any linear ramp exactly.
+- ``biharmonic``  scikit-image ``restoration.inpaint_biharmonic`` (2D and 3D; colour with
+  ``channel_axis=-1``): the hole is the solution of the biharmonic equation with the known voxels
+  as boundary values (Damelin & Hoang 2018); reproduces any linear ramp exactly.
 - ``telea``       OpenCV ``cv2.inpaint(..., INPAINT_TELEA)``, fast marching (Telea 2004), 2D only;
 - ``ns``          OpenCV ``cv2.inpaint(..., INPAINT_NS)``, Navier-Stokes (Bertalmio et al. 2001), 2D
-  only. Both need ``opencv-python-headless`` (``pip install openmia[classical]``); radius 3 px;
-  images are inpainted as float32 after mapping the known voxels' range to [0, 255] (OpenCV's
-  float path assumes that scale), then mapped back (no 8-bit rounding).
+  only. Both need ``opencv-python-headless`` (``pip install openmia[classical]``); radius 3 px.
+  OpenCV takes float32 images with 1 channel only (3 channels must be 8-bit), and it fills the 3
+  channels of an 8-bit image independently (the fill order depends on the mask alone; checked:
+  identical to inpainting each 8-bit channel alone). So every channel is inpainted on its own as
+  float32, after mapping its known voxels' range to [0, 255] (OpenCV's float path assumes that
+  scale), then mapped back: no 8-bit quantisation. It differs from OpenCV's 8-bit colour path
+  only by that path's rounding (a few grey levels in the hole, as rounded filled pixels feed
+  the next ones).
 - ``mean``        every hole voxel = the mean of the known voxels (per channel);
 - ``nearest``     every hole voxel = the value of its nearest known voxel (Euclidean; scipy
-  ``distance_transform_edt`` indices; ties broken by scipy's scan order).
+  ``distance_transform_edt`` indices; ties broken by scipy's scan order; all channels from the
+  same voxel).
 
-Denoising (``image`` ``(*spatial)`` or ``(C, *spatial)``):
+A mask is spatial and shared by all channels. Denoising (``image`` ``(*spatial)`` or
+``(C, *spatial)``; ``dims`` says which when the array alone cannot, e.g. ``(3, H, W)``):
 
-- ``nlm``         scikit-image ``restoration.denoise_nl_means`` (2D and 3D), ``h = 0.8 sigma`` and
-  ``sigma`` from ``restoration.estimate_sigma`` (wavelet MAD) unless given, patch 5, distance 6,
-  fast mode — the settings of scikit-image's own NLM example;
-- ``bm3d``        the ``bm3d`` package (Dabov et al. 2007; Mäkinen et al. 2020; 2D only), ``sigma``
-  estimated as for NLM unless given (``pip install openmia[classical]``);
-- ``gaussian``    scikit-image ``filters.gaussian`` with ``sigma = 1`` voxel (a weak reference).
+- ``nlm``         scikit-image ``restoration.denoise_nl_means`` (2D and 3D; colour with
+  ``channel_axis=-1``: patches compared over all channels), ``h = 0.8 sigma`` and ``sigma`` from
+  ``restoration.estimate_sigma`` (wavelet MAD, averaged over channels) unless given, patch 5,
+  distance 6, fast mode — the settings of scikit-image's own NLM example;
+- ``bm3d``        the ``bm3d`` package (Dabov et al. 2007; Mäkinen et al. 2020; 2D only; colour
+  images ``bm3d.bm3d_rgb``, 3 channels, in its opponent colour space), ``sigma`` estimated as for
+  NLM unless given (``pip install openmia[classical]``);
+- ``gaussian``    scikit-image ``filters.gaussian`` with ``sigma = 1`` voxel, each channel on its
+  own (never smoothed across channels; a weak reference).
 """
 
 from __future__ import annotations
@@ -76,8 +86,10 @@ def inpaint(image: np.ndarray, mask: np.ndarray, method: str = "biharmonic", *, 
     if method == "biharmonic":
         from skimage.restoration import inpaint_biharmonic
 
-        for c in range(len(x)):
-            out[c] = inpaint_biharmonic(x[c], m)
+        if len(x) == 1:
+            out[0] = inpaint_biharmonic(x[0], m)
+        else:  # scikit-image's colour path: channels last
+            out = np.moveaxis(inpaint_biharmonic(np.moveaxis(x, 0, -1), m, channel_axis=-1), -1, 0).copy()
     elif method in ("telea", "ns"):
         if m.ndim != 2:
             raise ConfigError(f"case {case!r}: {method} (OpenCV) inpaints 2D images only, found a 3D volume "
@@ -113,13 +125,16 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
     return float(np.mean([estimate_sigma(c) for c in image]))
 
 
-def denoise(image: np.ndarray, method: str = "nlm", *, sigma: float | None = None, case: str = "") -> np.ndarray:
+def denoise(image: np.ndarray, method: str = "nlm", *, sigma: float | None = None, case: str = "",
+            dims: int | None = None) -> np.ndarray:
     """Denoise ``image`` with ``method`` (:data:`DENOISE_METHODS`); float32, the input's shape.
 
-    ``sigma``: the noise standard deviation in the image's intensity unit (None = estimated)."""
+    ``sigma``: the noise standard deviation in the image's intensity unit (None = estimated).
+    ``dims``: the spatial dimensions (2 or 3); None = 2D/3D arrays are single-channel, 4D are
+    ``(C, *3D)`` (so a colour image ``(3, H, W)`` needs ``dims=2``)."""
     if method not in DENOISE_METHODS:
         raise ConfigError(f"denoising method: expected one of {', '.join(DENOISE_METHODS)}, found {method!r}")
-    x, added = _channels(image, None)
+    x, added = _channels(image, dims)
     if not np.all(np.isfinite(x)):
         raise DataError(f"case {case!r}: the image contains NaN or infinite values")
     if sigma is not None and (not np.isfinite(sigma) or sigma < 0):
@@ -129,9 +144,13 @@ def denoise(image: np.ndarray, method: str = "nlm", *, sigma: float | None = Non
     if method == "nlm":
         from skimage.restoration import denoise_nl_means
 
-        for c in range(len(x)):
-            out[c] = x[c] if s == 0 else denoise_nl_means(x[c], h=0.8 * s, sigma=s, patch_size=5, patch_distance=6,
-                                                          fast_mode=True)
+        kw = dict(h=0.8 * s, sigma=s, patch_size=5, patch_distance=6, fast_mode=True)
+        if s == 0:
+            out[:] = x
+        elif len(x) == 1:
+            out[0] = denoise_nl_means(x[0], **kw)
+        else:  # colour: patch distances over all channels (scikit-image's channel_axis)
+            out = np.moveaxis(denoise_nl_means(np.moveaxis(x, 0, -1), channel_axis=-1, **kw), -1, 0).copy()
     elif method == "bm3d":
         try:
             import bm3d
@@ -140,27 +159,39 @@ def denoise(image: np.ndarray, method: str = "nlm", *, sigma: float | None = Non
                               "`pip install bm3d` (or `pip install openmia[classical]`), or use --method nlm") from exc
         if x.ndim != 3:
             raise ConfigError(f"case {case!r}: bm3d denoises 2D images only, found a 3D volume {x.shape[1:]}; use --method nlm")
-        for c in range(len(x)):
-            out[c] = x[c] if s == 0 else bm3d.bm3d(x[c], sigma_psd=s)
+        if len(x) not in (1, 3):
+            raise ConfigError(f"case {case!r}: bm3d denoises grey or RGB images (1 or 3 channels), found {len(x)} "
+                              "channels; use --method nlm")
+        if s == 0:
+            out[:] = x
+        elif len(x) == 1:
+            out[0] = bm3d.bm3d(x[0], sigma_psd=s)
+        else:
+            if not hasattr(bm3d, "bm3d_rgb"):
+                raise ConfigError(f"case {case!r}: the installed bm3d package has no bm3d_rgb (colour BM3D); "
+                                  "upgrade it (`pip install -U bm3d`) or use --method nlm")
+            out = np.moveaxis(bm3d.bm3d_rgb(np.moveaxis(x, 0, -1), sigma_psd=s), -1, 0).copy()
     else:
         from skimage.filters import gaussian
 
-        for c in range(len(x)):
+        for c in range(len(x)):  # each channel on its own (never across channels)
             out[c] = gaussian(x[c], sigma=1.0, preserve_range=True)
     return (out[0] if added else out).astype(np.float32)
 
 
-def inpainter(method: str) -> Callable[[np.ndarray, np.ndarray, str], np.ndarray]:
-    """``f(image, mask, case)`` applying ``method`` (checked now, before any file is read)."""
+def inpainter(method: str) -> Callable[..., np.ndarray]:
+    """``f(image, mask, case, dims=None)`` applying ``method`` (checked now, before any file is
+    read; ``dims`` is unused: the mask gives the spatial shape)."""
     if method not in INPAINT_METHODS:
         raise ConfigError(f"--method: expected one of {', '.join(INPAINT_METHODS)}, found {method!r}")
     if method in ("telea", "ns"):
         _require_cv2(method)
-    return lambda image, mask, case: inpaint(image, mask, method, case=case)
+    return lambda image, mask, case, dims=None: inpaint(image, mask, method, case=case)
 
 
-def denoiser(method: str, sigma: float | None = None) -> Callable[[np.ndarray, np.ndarray | None, str], np.ndarray]:
-    """``f(image, mask, case)`` applying ``method`` (the mask is unused; checked now)."""
+def denoiser(method: str, sigma: float | None = None) -> Callable[..., np.ndarray]:
+    """``f(image, mask, case, dims=None)`` applying ``method`` (the mask is unused; checked now;
+    ``dims``: the image's spatial dimensions, see :func:`denoise`)."""
     if method not in DENOISE_METHODS:
         raise ConfigError(f"--method: expected one of {', '.join(DENOISE_METHODS)}, found {method!r}")
-    return lambda image, mask, case: denoise(image, method, sigma=sigma, case=case)
+    return lambda image, mask, case, dims=None: denoise(image, method, sigma=sigma, case=case, dims=dims)

@@ -23,6 +23,13 @@ Hooks, in the order the loop calls them::
                                    ``openmia predict`` on new images (files in the task's format)
     embed(model, batch)            ``openmia embed``: one feature vector per image, ``(B, C, *spatial)``
                                    -> ``(B, d)`` (default: the input of the model's last linear layer)
+
+For benchmark suites (:mod:`openmia.bench.leaderboard`), on a finished run::
+
+    compare_inputs(run_dir, cfg)   classmethod; where the run keeps its test predictions and truth in
+                                   ``openmia compare``'s formats (a :class:`CompareInputs`), or None
+    leaderboard_metrics            the leaderboard's metrics when a suite names none
+    leaderboard_aliases            compare metric -> the key of the same value in ``result.json``
 """
 
 from __future__ import annotations
@@ -51,6 +58,26 @@ class Evaluation:
     result: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CompareInputs:
+    """Where a finished run keeps its test predictions and truth, in the formats
+    :func:`openmia.evaluation.compare.compare_files` (``openmia compare``) reads.
+
+    Attributes:
+        task: compare's ``--task`` (an evaluator name; may differ from the run's task).
+        predictions: the run's test predictions (a CSV file or a folder of per-case files).
+        truth: the test truth, same format.
+        kwargs: compare's task keyword arguments (``spacing``, ``spacing_csv``, ``data_range``, ...).
+        labels: the labels of the paired tests and rankings; the first is the leaderboard's.
+    """
+
+    task: str
+    predictions: Path
+    truth: Path
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    labels: tuple[str, ...] = ("all",)
+
+
 class Task:
     """Base class of the task families (see the module docstring for the hooks)."""
 
@@ -69,6 +96,9 @@ class Task:
     task_types: ClassVar[tuple[str, ...]] = ()
     # semi.method values that apply (engine.semi): the model's outputs are softmax logits (N, K, *spatial)
     semi_methods: ClassVar[tuple[str, ...]] = ()
+    # benchmark leaderboards (bench/leaderboard.py): default metrics, and compare metric -> result.json key
+    leaderboard_metrics: ClassVar[tuple[str, ...]] = ()
+    leaderboard_aliases: ClassVar[dict[str, str]] = {}
 
     def __init__(self, cfg: Any, spec: Any, splits: dict[str, Any] | None = None, device: Any = None) -> None:
         import torch
@@ -210,6 +240,14 @@ class Task:
         return linear[-1]
 
     # -- results
+    @classmethod
+    def compare_inputs(cls, run_dir: Path, cfg: Any) -> CompareInputs | None:
+        """Where the finished run ``run_dir`` (config ``cfg``, a :class:`~openmia.config.RunConfig`)
+        keeps its test predictions and truth for paired tests (``openmia compare``); None when the
+        family has none compare can read, or the run did not write them (the leaderboard then
+        shows values without paired tests or rankings)."""
+        return None
+
     @staticmethod
     def headline(summary: dict[str, Any]) -> dict[str, Any]:
         """The aggregate ('all' / overall) value of each metric with its CI."""

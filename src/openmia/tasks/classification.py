@@ -21,7 +21,7 @@ import numpy as np
 from openmia import fileio
 from openmia.config import one_of
 from openmia.errors import ConfigError, DataError
-from openmia.tasks.base import Evaluation, Task
+from openmia.tasks.base import CompareInputs, Evaluation, Task
 from openmia.tasks.registry import register_task
 from openmia.transforms.augment import PAIR_ONLY, PRESETS
 
@@ -144,8 +144,15 @@ class ClassificationTask(Task):
     select_metrics = ("auc", "acc", "loss")
     augments = AUGMENTS
     headline_metrics = ("auc", "acc")
+    leaderboard_metrics = ("auc", "acc")
     task_types = TASK_TYPES
     semi_methods = ("pseudo_label", "fixmatch", "mean_teacher")  # engine.semi (not for multi-label sets)
+
+    @classmethod
+    def compare_inputs(cls, run_dir: Path, cfg: Any) -> CompareInputs | None:
+        """``predictions/test.csv`` against ``truth/test.csv`` (written by :meth:`evaluate`)."""
+        pred, truth = run_dir / "predictions" / "test.csv", run_dir / "truth" / "test.csv"
+        return CompareInputs("classification", pred, truth) if pred.is_file() and truth.is_file() else None
 
     def prepare(self, model: Any) -> None:
         import torch

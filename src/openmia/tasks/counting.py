@@ -5,8 +5,11 @@ a point detector (count = detections at or above a threshold chosen on validatio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from openmia.errors import ConfigError
+from openmia.tasks.base import CompareInputs
 from openmia.tasks.objects import ObjectOptions, ObjectTask
 from openmia.tasks.registry import register_task
 
@@ -35,6 +38,11 @@ class CountingTask(ObjectTask):
     lower_is_better = frozenset({"count_mae", "loss"})
     default_max_detections = 1000
     headline_metrics = ("count_mae",)
+    leaderboard_metrics = ("count_abs_error",)  # compare's per-case name of count_mae
+
+    @classmethod
+    def compare_inputs(cls, run_dir: Path, cfg: Any) -> CompareInputs | None:
+        return cls.counting_inputs(run_dir)
 
     @property
     def density_sigma(self) -> float:  # type: ignore[override]

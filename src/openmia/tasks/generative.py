@@ -3,17 +3,26 @@
 [0, 1] intensity scale, seeded corruptions saved with the run, batched restoration and the
 whole-run evaluation through the synthesis evaluators. Not a registered task itself.
 
-Data: any 2D or 3D single-channel image data set of the catalogue or a user set (its labels are
-ignored): ``synthetic/seg2d`` by default, ``busi``, ``hippocampus``, MedMNIST sets, ... Images
-are put on a [0, 1] scale per case (:func:`openmia.transforms.corruption.to_unit_range`: uint8 /
-255; float images min-max over the case's own voxels, a constant image -> zeros), so every
-metric uses ``data_range = 1``. Padded 3D sets are corrupted and scored on each case's own
-voxels only.
+Data: any 2D or 3D image data set of the catalogue or a user set, grayscale or colour (its labels
+are ignored): ``synthetic/seg2d`` by default, ``busi``, ``hippocampus``, ``kvasir_seg``, MedMNIST
+sets, ... Images are put on a [0, 1] scale per case
+(:func:`openmia.transforms.corruption.to_unit_range`: uint8 / 255; float images min-max over the
+case's own voxels and channels together, a constant image -> zeros), so every metric uses
+``data_range = 1``. Padded 3D sets are corrupted and scored on each case's own voxels only.
 
-Run directory (per scored split ``S``)::
+Colour (``C`` > 1 channels): the networks take ``C`` channels (+ the mask channel for
+inpainting) and output ``C``; the losses average over the channels. Noise is drawn independently
+per channel (Gaussian; Rician is for single-channel MRI magnitude images and is refused for
+colour sets); a mask is shared by all channels of its image. Scores: PSNR / MAE over every
+channel of the scored pixels, SSIM per channel then averaged
+(:mod:`openmia.evaluation.generative`).
+
+Run directory (per scored split ``S``), float32 ``.npy`` on the [0, 1] scale, exactly the data
+scored (no 8-bit rounding); single-channel images as ``(*spatial)``, colour images with the
+channel axis *last*, ``(*spatial, C)``::
 
     inputs/S/<case>.npy       what the model saw: the corrupted image (holes set to 0 / noisy)
-    masks/S/<case>.npy        inpainting only: uint8, 1 = hole
+    masks/S/<case>.npy        inpainting only: uint8 ``(*spatial)``, 1 = hole (every channel)
     truth/S/<case>.npy        the clean image on the [0, 1] scale
     predictions/S/<case>.npy  the model's output (inpainting: known voxels copied from the input)
     eval/S/                   the evaluator's per_case.csv, summary.json, report.txt,
@@ -32,10 +41,16 @@ import numpy as np
 
 from openmia import fileio
 from openmia.errors import ConfigError
-from openmia.tasks.base import Evaluation, Task
+from openmia.tasks.base import CompareInputs, Evaluation, Task
 
 RESTORE_SCALES = ("auto", "unit", "uint8", "minmax")  # how `openmia inpaint/denoise --model` scales images
 PSNR_CAP = 100.0  # dB: an exact case (PSNR = inf) counts as this in the *validation mean* only
+
+
+def to_file_layout(a: np.ndarray) -> np.ndarray:
+    """A case ``(C, *spatial)`` as saved in the run directory: ``(*spatial)`` for one channel,
+    else ``(*spatial, C)`` (channel axis last, the evaluators' colour convention)."""
+    return a[0] if a.shape[0] == 1 else np.ascontiguousarray(np.moveaxis(a, 0, -1))
 
 
 def case_name(case_id: str) -> str:
@@ -49,8 +64,19 @@ class GenerativeTask(Task):
     augments = ("none",)
     lower_is_better = frozenset({"loss", "mae", "mae_mask"})
     headline_metrics = ("psnr", "ssim")
+    leaderboard_metrics = ("psnr", "ssim")
     evaluator: ClassVar[str] = "denoising"  # the registered evaluator of the final scores
     uses_mask: ClassVar[bool] = False
+
+    @classmethod
+    def compare_inputs(cls, run_dir: Path, cfg: Any) -> CompareInputs | None:
+        """``predictions/test`` against ``truth/test`` (``.npy`` on the [0, 1] scale, so
+        ``data_range`` = 1), scored by the family's evaluator (inpainting: inside ``masks/test`` too)."""
+        d = {k: run_dir / k / "test" for k in ("predictions", "truth", "masks")}
+        if not (d["predictions"].is_dir() and d["truth"].is_dir()) or (cls.uses_mask and not d["masks"].is_dir()):
+            return None
+        kw: dict[str, Any] = {"data_range": 1.0, **({"mask_dir": d["masks"]} if cls.uses_mask else {})}
+        return CompareInputs(cls.evaluator, d["predictions"], d["truth"], kw)
 
     # -- data: images only, any catalogue or user set
     @classmethod
@@ -60,7 +86,7 @@ class GenerativeTask(Task):
         d = cfg.data
         splits = {s: load_split(d.dataset, s, size=d.size, root=d.root, fold=d.fold, spacing=d.spacing)
                   for s in ("train", "val", "test")}
-        cls._check_spec(splits["train"].spec, d.dataset)
+        cls._check_spec(splits["train"].spec, d.dataset, cfg.options)
         for s, arr in splits.items():
             if len(arr.images) == 0:
                 raise ConfigError(f"data.dataset={d.dataset!r}: the {s} split has no images")
@@ -69,18 +95,19 @@ class GenerativeTask(Task):
     @classmethod
     def data_spec(cls, cfg: Any) -> Any:
         spec = super().data_spec(cfg)
-        cls._check_spec(spec, cfg.data.dataset)
+        cls._check_spec(spec, cfg.data.dataset, cfg.options)
         return spec
 
     @classmethod
-    def _check_spec(cls, spec: Any, name: str) -> None:
+    def _check_spec(cls, spec: Any, name: str, options: Any = None) -> None:
         if spec.dims not in (2, 3):
             raise ConfigError(f"data.dataset={name!r}: {cls.name} needs 2D or 3D images, found dims={spec.dims}")
-        if spec.channels != 1:
-            # the synthesis metrics score single-channel 2D/3D arrays; colour scoring is not built yet
-            raise ConfigError(f"data.dataset={name!r} has {spec.channels} channels; the {cls.name} task scores "
-                              "single-channel images only in this version (grayscale sets: busi, hippocampus, "
-                              "synthetic/seg2d, synthetic/seg3d, MedMNIST grayscale sets)")
+        noise = getattr(options, "noise", None)
+        if noise == "rician" and spec.channels != 1:
+            # Rician noise is the magnitude of a complex MRI signal: one value per voxel, no colour
+            raise ConfigError(f"data.dataset={name!r} has {spec.channels} channels (colour); {cls.name}.noise=rician "
+                              "models MRI magnitude images, which are single-channel; use noise=gaussian for "
+                              "photographs")
 
     def model_kwargs(self) -> dict[str, Any]:
         return super().model_kwargs()
@@ -138,7 +165,7 @@ class GenerativeTask(Task):
         self._model = model
 
     def _corrupt_cases(self, split: str, idx, rng_for) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Inputs, clean targets and masks (``(B, 1, *spatial)`` or None) of cases ``idx``."""
+        """Inputs, clean targets and masks (``(B, 1, *spatial)`` or None: one mask for all channels) of cases ``idx``."""
         clean = self.unit_images(split)[idx]
         inputs, masks = [], []
         for j, i in enumerate(idx):
@@ -197,9 +224,11 @@ class GenerativeTask(Task):
         vals, errs = [], []
         for i in range(len(pred)):
             r = self._region("val", i)
-            p, t = pred[i][0][r], clean[i][0][r]  # single-channel (multi-channel sets are refused)
+            cr = (slice(None), *r)
+            # channels last: the spatial mask then selects (K, C), every channel of the hole's pixels
+            p, t = np.moveaxis(pred[i][cr], 0, -1), np.moveaxis(clean[i][cr], 0, -1)
             mk = None if m is None else m[i][r]
-            vals.append(min(psnr(p, t, data_range=1.0, mask=mk), PSNR_CAP))
+            vals.append(min(psnr(p, t, data_range=1.0, mask=mk, channel_axis=-1), PSNR_CAP))
             d = np.abs(p - t) if mk is None else np.abs(p - t)[mk]
             errs.append(float(d.mean()))
         key = "psnr_mask" if self.uses_mask else "psnr"
@@ -239,10 +268,10 @@ class GenerativeTask(Task):
         c = self.spec.channels
         for i, name in enumerate(names):
             r = (slice(None), *self._region(split, i))
-            # single-channel images are saved without the channel axis (the evaluator's 2D/3D arrays)
-            fileio.save_npy(dirs["inputs"] / f"{name}.npy", x[i][r][:c][0] if c == 1 else x[i][r][:c])
-            fileio.save_npy(dirs["truth"] / f"{name}.npy", clean[i][r][0])
-            fileio.save_npy(dirs["predictions"] / f"{name}.npy", pred[i][r][0].astype(np.float32))
+            # single-channel images without a channel axis, colour with the channel axis last
+            fileio.save_npy(dirs["inputs"] / f"{name}.npy", to_file_layout(x[i][r][:c]))
+            fileio.save_npy(dirs["truth"] / f"{name}.npy", to_file_layout(clean[i][r]))
+            fileio.save_npy(dirs["predictions"] / f"{name}.npy", to_file_layout(pred[i][r].astype(np.float32)))
             if m is not None:
                 fileio.save_npy(dirs["masks"] / f"{name}.npy", m[i][r[1:]].astype(np.uint8))
         cfg = self.cfg
@@ -255,7 +284,8 @@ class GenerativeTask(Task):
         return res
 
     def _examples(self, path: Path, x, m, pred, clean, split: str, names: list[str], n: int = 4) -> None:
-        """A figure of the first ``n`` cases: input, (mask), prediction, truth (3D: middle slice of axis 1)."""
+        """A figure of the first ``n`` cases: input, (mask), prediction, truth (3D: middle slice of axis 1;
+        colour: the first three channels as RGB, clipped to [0, 1])."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -271,7 +301,13 @@ class GenerativeTask(Task):
                 a = a[r]
                 return a[:, a.shape[1] // 2] if a.ndim == 3 else a
 
-            imgs = [view(x[i][0]), *([view(m[i].astype(float))] if m is not None else []), view(pred[i][0]), view(clean[i][0])]
+            def image(a):  # (C, *spatial) -> a grey (*2D) or an RGB (*2D, 3) view
+                if a.shape[0] < 3:
+                    return view(a[0])
+                return np.clip(np.stack([view(ch) for ch in a[:3]], -1), 0, 1)
+
+            c = clean.shape[1]
+            imgs = [image(x[i][:c]), *([view(m[i].astype(float))] if m is not None else []), image(pred[i]), image(clean[i])]
             for j, (ax, im) in enumerate(zip(axes[i], imgs)):
                 ax.imshow(im, cmap="gray", vmin=0, vmax=1)
                 ax.set_xticks([])

@@ -55,6 +55,7 @@ class InpaintingTask(GenerativeTask):
     default_model = "gated_unet"
     select_metrics = ("psnr_mask", "loss")
     headline_metrics = ("psnr_mask", "ssim_mask")
+    leaderboard_metrics = ("psnr_mask", "ssim_mask")
     evaluator = "inpainting"
     uses_mask = True
 

@@ -36,7 +36,7 @@ import numpy as np
 from openmia import fileio
 from openmia.config import one_of
 from openmia.errors import ConfigError
-from openmia.tasks.base import Evaluation, Task
+from openmia.tasks.base import CompareInputs, Evaluation, Task
 from openmia.tasks.registry import register_task
 
 EVAL_STARTS = ("centre", "prior", "random")
@@ -134,7 +134,19 @@ class LandmarkTask(Task):
     select_metrics = ("radial_error",)
     lower_is_better = frozenset({"radial_error", "loss"})
     headline_metrics = ("radial_error", "success_2mm", "success_4mm")
+    leaderboard_metrics = ("radial_error",)
     eval_options = ("radii", "eval_start", "max_steps", "max_visits", "decode")
+
+    @classmethod
+    def compare_inputs(cls, run_dir: Path, cfg: Any) -> CompareInputs | None:
+        """The points ``predictions/test.csv`` against ``truth/test.csv`` in each case's own voxel
+        grid, with the per-case spacing and shape files :meth:`evaluate` writes beside the truth."""
+        t = run_dir / "truth"
+        files = (run_dir / "predictions" / "test.csv", t / "test.csv", t / "test_spacing.csv", t / "test_shapes.csv")
+        if not all(f.is_file() for f in files):
+            return None
+        return CompareInputs("landmarks", files[0], files[1], {"spacing_csv": files[2], "shapes_csv": files[3],
+                                                               "radii": tuple(cfg.options.radii)})
     min_labels = 1  # a landmark set may have one landmark (BUSI's lesion)
 
     # -- model
@@ -242,14 +254,26 @@ class LandmarkTask(Task):
     # -- prediction
     def predict_points(self, model: Any, split: str, limit: int = 0) -> np.ndarray:
         """Predicted points ``(N, K, D)`` in array voxels for ``split`` (first ``limit`` cases if > 0)."""
-        import torch
-
         s = self.splits[split]
         n = len(s.case_ids) if not limit else min(limit, len(s.case_ids))
         b = self.bounds(split)[:n]
-        kind = model.kind
+        prior = self._prior if self.options.eval_start == "prior" else None
+        return self._points(model, s.images[:n], b, prior,
+                            [np.random.default_rng([self.cfg.eval.seed, k, {"train": 0, "val": 1, "test": 2}[split]])
+                             for k in range(self.spec.num_classes)])
+
+    def _points(self, model: Any, images: np.ndarray, b: np.ndarray, prior: np.ndarray | None, rngs: list[Any]) -> np.ndarray:
+        """Points ``(N, K, D)`` in array voxels, clipped to each case's own voxels, for ``images``
+        ``(N, C, *spatial)`` as the data set stores them (uint8, or float normalised by the loader);
+        ``b``: inclusive case bounds ``(N, D, 2)``; ``prior``: the training mean ``(K, D)`` in
+        normalised coordinates (``eval_start=prior``); ``rngs``: one generator per landmark
+        (``eval_start=random``)."""
+        import torch
+
+        n, kind = len(images), model.kind
         if kind == "prior":
-            pts = from_normalised(np.broadcast_to(model.position.detach().cpu().numpy(), (n, *self._prior.shape)), b)
+            pts = from_normalised(np.broadcast_to(model.position.detach().cpu().numpy(),
+                                                  (n, self.spec.num_classes, self.spec.dims)), b)
         elif kind == "heatmap":
             from openmia.models.landmarks import decode_heatmaps
 
@@ -258,31 +282,111 @@ class LandmarkTask(Task):
             bs = self.cfg.data.eval_batch_size
             with torch.no_grad():
                 for i in range(0, n, bs):
-                    out.append(decode_heatmaps(model(self.float_batch(s.images[i : min(i + bs, n)])),
+                    out.append(decode_heatmaps(model(self.float_batch(images[i : min(i + bs, n)])),
                                                self.options.decode).cpu().numpy())
             pts = np.concatenate(out)
         else:
             from openmia.rl.agent import greedy_rollouts
             from openmia.rl.env import PatchObserver
+            from openmia.transforms.intensity import to_float_tensor
 
             o = self.options
-            observer = PatchObserver(self._images(s)[:n], o.patch, o.scales)
+            observer = PatchObserver(to_float_tensor(images, self.spec.normalization).numpy(), o.patch, o.scales)
             pts = np.zeros((n, self.spec.num_classes, self.spec.dims))
             for k in range(self.spec.num_classes):
-                starts = self._starts(b, k, split)
+                starts = self._starts(b, k, prior, rngs[k])
                 pts[:, k] = greedy_rollouts(model.policies[str(k)].q_net, observer, starts, b, max_steps=o.max_steps,
                                             max_visits=o.max_visits, step=o.step, device=self.device)
         # a prediction is a point of the case's own image
         return np.clip(pts, b[:, None, :, 0], b[:, None, :, 1])
 
-    def _starts(self, b: np.ndarray, k: int, split: str) -> np.ndarray:
+    def _starts(self, b: np.ndarray, k: int, prior: np.ndarray | None, rng: Any) -> np.ndarray:
+        """Integer episode starts ``(N, D)`` of landmark ``k`` from ``landmarks.eval_start``."""
         o = self.options
         if o.eval_start == "centre":
             return np.rint((b[:, :, 0] + b[:, :, 1]) / 2).astype(int)
         if o.eval_start == "prior":
-            return np.rint(from_normalised(np.broadcast_to(self._prior, (len(b), *self._prior.shape)), b)[:, k]).astype(int)
-        rng = np.random.default_rng([self.cfg.eval.seed, k, {"train": 0, "val": 1, "test": 2}[split]])
+            return np.rint(from_normalised(np.broadcast_to(prior, (len(b), *prior.shape)), b)[:, k]).astype(int)
         return np.rint(rng.uniform(b[:, :, 0], b[:, :, 1])).astype(int)
+
+    def predict(self, run: Any, inputs: Path, out: Path, *, spacing: Any = None, failures: list[str] | None = None,
+                **opts: Any) -> dict[str, Any]:
+        """``openmia predict``: ``points.csv`` (``case_id,landmark,x,y[,z]``, the evaluator's format) for
+        every image in ``inputs``, in each file's own voxel grid (3D NIfTI: the file's axis order,
+        although the model sees it reoriented to RAS+ as in training), plus ``shapes.csv`` and,
+        where every spacing is known, ``spacing.csv`` (mm per axis: the NIfTI header's voxel size,
+        else ``spacing`` — the ``--spacing`` option, one value per axis — which also overrides the
+        header). Episodes start as the run's own evaluation did (``landmarks.eval_start``;
+        ``random`` starts are seeded by ``eval.seed``, the landmark and the case id, so a case gets
+        the same start wherever it lies in the folder). An image smaller than the run's (padded)
+        training shape is zero-padded, centred, as the padded data sets are, so a test image gives
+        the run's own test prediction; a larger one is padded up to a multiple of 16 voxels.
+        """
+        import zlib
+
+        from openmia.engine.predict import iter_input_arrays
+        from openmia.evaluation.landmarks import write_case_vectors, write_points
+
+        if opts.get("tta") or tuple(opts.get("scales") or (1.0,)) != (1.0,):
+            raise ConfigError("flip and multi-scale test-time augmentation (--tta, --tta-scales) apply to segmentation runs")
+        spec, model, d = self.spec, run.model, self.spec.dims
+        if spacing is not None:
+            spacing = tuple(float(v) for v in np.atleast_1d(spacing))
+            if len(spacing) != d or not all(v > 0 for v in spacing):
+                raise ConfigError(f"--spacing {','.join(map(str, spacing))}: expected {d} positive voxel sizes in mm "
+                                  f"(one per axis of the run's {d}D images)")
+        prior = self._run_prior(run) if self.options.eval_start == "prior" and model.kind == "agent" else None
+        names = list(spec.label_names)
+        rows: list[tuple[str, str, np.ndarray]] = []
+        spacings: dict[str, tuple[float, ...] | None] = {}
+        shapes: dict[str, tuple[int, ...]] = {}
+        for cid, path, batch, meta in iter_input_arrays(inputs, spec, failures):
+            own = tuple(batch.shape[2:])
+            padded, region = _pad_to(batch, self._input_shape(own, model.kind))
+            b = np.array([[[r.start, r.stop - 1] for r in region]])
+            rngs = [np.random.default_rng([self.cfg.eval.seed, k, 3, zlib.crc32(cid.encode())]) for k in range(len(names))]
+            pts = self._points(model, padded, b, prior, rngs)[0] - b[0, :, 0]  # (K, D), the RAS+ array's grid
+            pts, file_shape = _to_file_grid(pts, own, meta.get("ornt"))
+            rows += [(cid, names[k], pts[k]) for k in range(len(names))]
+            shapes[cid] = file_shape
+            nifti = meta.get("nifti")
+            spacings[cid] = spacing or (tuple(float(z) for z in nifti.header.get_zooms()[:d]) if nifti is not None else None)
+        if not rows:  # every image failed: predict_folder reports them
+            return {"cases": 0, "out": str(out), "task": self.name, "written": "nothing"}
+        write_points(out / "points.csv", rows)
+        write_case_vectors(out / "shapes.csv", "n", shapes)
+        written = ["points.csv", "shapes.csv"]
+        if all(v is not None for v in spacings.values()):
+            write_case_vectors(out / "spacing.csv", "s", spacings)
+            written.append("spacing.csv")
+        return {"cases": len(shapes), "out": str(out), "task": self.name, "written": " and ".join(written),
+                "spacing": "known" if "spacing.csv" in written else
+                           "unknown: pass --spacing here or to `openmia evaluate` (the images' format has none)"}
+
+    def _input_shape(self, own: tuple[int, ...], kind: str) -> tuple[int, ...]:
+        """The array shape an input of spatial shape ``own`` is predicted in: the run's training
+        shape when the image fits in it (as the padded sets were made), else ``own`` rounded up to
+        a multiple of 16 (the heat-map U-Net's downsampling; the agent and the prior take any size)."""
+        train = tuple(self.spec.spatial_shape)
+        if all(o <= t for o, t in zip(own, train)):
+            return train
+        return tuple(o if kind != "heatmap" else -(-o // 16) * 16 for o in own)
+
+    def _run_prior(self, run: Any) -> np.ndarray:
+        """The training split's mean landmark positions ``(K, D)`` (normalised) of a finished run:
+        from its ``result.json`` (``start_prior``), else recomputed from the training split."""
+        res = run.run_dir / "result.json"
+        if res.is_file():
+            import json
+
+            prior = json.loads(res.read_text()).get("start_prior")
+            if prior is not None:
+                return np.asarray(prior, dtype=float)
+        from openmia.data.catalog import load_split
+
+        d = self.cfg.data
+        tr = load_split(d.dataset, "train", size=d.size, root=d.root, fold=d.fold, spacing=d.spacing)
+        return to_normalised(np.asarray(tr.labels, dtype=float), case_bounds(tr)).mean(axis=0)
 
     def validate(self, model) -> dict[str, float]:
         from openmia.metrics.landmarks import radial_errors
@@ -325,5 +429,35 @@ class LandmarkTask(Task):
                 (run_dir / "agents").mkdir(exist_ok=True)
                 with fileio.atomic_path(run_dir / "agents" / f"{names[k]}.zip") as tmp:
                     learner.save(tmp, exclude=["replay_buffer", "env"])
-        return Evaluation(summaries, table, {"eval_start": o.eval_start if model.kind == "agent" else None,
-                                             "spacing_unit": "mm" if self.spec.spacing else "pixel"})
+        extra = {"eval_start": o.eval_start if model.kind == "agent" else None,
+                 "spacing_unit": "mm" if self.spec.spacing else "pixel"}
+        if model.kind == "agent":  # `openmia predict` starts episodes from it without the training data
+            extra["start_prior"] = self._prior.tolist()
+        return Evaluation(summaries, table, extra)
+
+
+def _pad_to(batch: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """``batch`` ``(1, C, *spatial)`` zero-padded, centred, to ``shape``, and the region of its own
+    voxels (the padded sets' rule, :mod:`openmia.data.msd_sets`)."""
+    own = batch.shape[2:]
+    region = tuple(slice((t - o) // 2, (t - o) // 2 + o) for o, t in zip(own, shape))
+    if tuple(own) == tuple(shape):
+        return batch, region
+    out = np.zeros((*batch.shape[:2], *shape), dtype=batch.dtype)
+    out[(slice(None), slice(None), *region)] = batch
+    return out, region
+
+
+def _to_file_grid(pts: np.ndarray, ras_shape: tuple[int, ...], ornt: Any) -> tuple[np.ndarray, tuple[int, ...]]:
+    """Points ``(K, D)`` in the RAS+-reoriented array of a 3D NIfTI back to the file's own voxel
+    axes, and the file's shape; unchanged when the file was not reoriented (``ornt`` None).
+    ``ornt[i] = (axis of the RAS array that file axis i became, +1 or -1 for a flip)`` (nibabel)."""
+    if ornt is None:
+        return pts, tuple(int(n) for n in ras_shape)
+    out = np.empty_like(pts)
+    shape = []
+    for i, (ax, flip) in enumerate(np.asarray(ornt, dtype=int)):
+        n = ras_shape[ax]
+        out[:, i] = pts[:, ax] if flip == 1 else (n - 1) - pts[:, ax]
+        shape.append(int(n))
+    return out, tuple(shape)

@@ -26,7 +26,7 @@ import numpy as np
 from openmia import fileio
 from openmia.config import positive
 from openmia.errors import ConfigError
-from openmia.tasks.base import Evaluation, Task
+from openmia.tasks.base import CompareInputs, Evaluation, Task
 from openmia.transforms.objects import AUGMENTS
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
@@ -133,6 +133,21 @@ class ObjectTask(Task):
     eval_options = ("max_detections", "nms_iou", "score_threshold")
     default_max_detections = 100
     density_sigma = 2.0  # px; the Gaussian of density-map targets (cells are 4-8 px across)
+    # result.json calls the counting evaluator's mean absolute error count_mae; compare, count_abs_error
+    leaderboard_aliases = {"count_abs_error": "count_mae"}
+
+    @staticmethod
+    def counting_inputs(run_dir: Path) -> CompareInputs | None:
+        """``predictions/test_counts.csv`` against ``truth/test_counts.csv``; the tests use the
+        object class's own rows when there is one class (its rows carry its name, not ``all``)."""
+        import csv
+
+        pred, truth = run_dir / "predictions" / "test_counts.csv", run_dir / "truth" / "test_counts.csv"
+        if not (pred.is_file() and truth.is_file()):
+            return None
+        with open(truth, newline="") as f:
+            labels = sorted({row["label"] for row in csv.DictReader(f)})
+        return CompareInputs("counting", pred, truth, labels=tuple(labels) if len(labels) == 1 else ("all",))
 
     @classmethod
     def check_config(cls, cfg: Any) -> None:

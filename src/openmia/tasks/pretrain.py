@@ -49,7 +49,7 @@ import numpy as np
 from openmia import fileio
 from openmia.config import one_of, positive
 from openmia.errors import ConfigError
-from openmia.tasks.base import Evaluation, Task
+from openmia.tasks.base import CompareInputs, Evaluation, Task
 from openmia.tasks.registry import register_task
 
 METHODS = ("simclr", "byol", "mim")
@@ -152,6 +152,14 @@ class PretrainTask(Task):
     select_metrics = ("loss",)
     lower_is_better = frozenset({"loss"})
     headline_metrics = ("auc", "acc")
+    leaderboard_metrics = ("auc", "acc")  # the linear probe's (result.json's test scores)
+
+    @classmethod
+    def compare_inputs(cls, run_dir: Path, cfg: Any) -> CompareInputs | None:
+        """The linear probe's ``predictions/probe_test.csv`` against ``truth/test.csv``; None when the
+        data set's labels allowed no probe."""
+        pred, truth = run_dir / "predictions" / "probe_test.csv", run_dir / "truth" / "test.csv"
+        return CompareInputs("classification", pred, truth) if pred.is_file() and truth.is_file() else None
 
     @classmethod
     def check_config(cls, cfg: Any) -> None:

@@ -18,7 +18,7 @@ from openmia import fileio
 from openmia.config import check_tta_scales, one_of
 from openmia.errors import ConfigError
 from openmia.losses import SEGMENTATION_LOSSES
-from openmia.tasks.base import Evaluation, Task
+from openmia.tasks.base import CompareInputs, Evaluation, Task
 from openmia.tasks.registry import register_task
 from openmia.transforms.augment import PRESETS
 from openmia.transforms.postprocess import POSTPROCESS
@@ -122,6 +122,7 @@ class SegmentationTask(Task):
     select_metrics = ("dice", "loss")
     augments = AUGMENTS
     headline_metrics = ("dice", "hd95")
+    leaderboard_metrics = ("dice", "hd95")
     eval_options = ("tta", "tta_scales", "postprocess", "fill_empty")
     semi_methods = ("pseudo_label", "fixmatch", "mean_teacher")  # engine.semi: per-voxel softmax outputs
 
@@ -205,6 +206,19 @@ class SegmentationTask(Task):
                                     n_resamples=cfg.eval.n_resamples, seed=cfg.eval.seed)
         write_outputs(res, run_dir / "eval" / split, provenance=provenance)
         return res
+
+    @classmethod
+    def compare_inputs(cls, run_dir: Path, cfg: Any) -> CompareInputs | None:
+        """The label-map folders ``predictions/test`` and ``truth/test`` (``.npy``, no header), with
+        the data set's spacing (the catalogue's; user sets with per-case spacings: their median)."""
+        pred, truth = run_dir / "predictions" / "test", run_dir / "truth" / "test"
+        if not (pred.is_dir() and truth.is_dir()):
+            return None
+        try:
+            spacing = cls.data_spec(cfg).spacing
+        except Exception:  # a user set whose folder is gone: the evaluator's default (1 per axis)
+            spacing = None
+        return CompareInputs("segmentation", pred, truth, {"spacing": tuple(spacing)} if spacing else {})
 
     def embed(self, model, batch):
         """``(B, d)``: the bottleneck (deepest encoder output) averaged over its spatial axes —

@@ -19,6 +19,11 @@ Noise (images on a [0, 1] scale, ``sigma`` in the same unit):
 - ``rician``   ``sqrt((x + sigma * n1)^2 + (sigma * n2)^2)``, the magnitude of a complex signal with
   Gaussian noise on both channels (MRI magnitude images; Gudbjartsson & Patz 1995).
 
+Colour images: a mask is spatial and shared by every channel (a hole is a hole in every
+channel); :func:`add_noise` draws independent noise for every element, i.e. per channel.
+Rician noise is for single-channel MRI magnitude images (the generative tasks refuse it for
+colour sets).
+
 Determinism: :func:`case_rng` seeds a generator from ``(seed, split, index)``, so the same run
 settings give the same holes and noise for every method scored on them (the tasks also save them
 in the run directory).
@@ -186,7 +191,8 @@ def check_mask(mask: np.ndarray, image_shape: Sequence[int], case: str = "") -> 
 
 
 def add_noise(image: np.ndarray, kind: str, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """``image`` (any shape, [0, 1] scale) with ``kind`` noise of standard deviation ``sigma``; float32."""
+    """``image`` (any shape, [0, 1] scale; colour ``(C, *spatial)``: independent noise per channel)
+    with ``kind`` noise of standard deviation ``sigma``; float32."""
     if kind not in NOISE_KINDS:
         raise ConfigError(f"noise kind: expected one of {', '.join(NOISE_KINDS)}, found {kind!r}")
     if not np.isfinite(sigma) or sigma <= 0:
@@ -201,7 +207,8 @@ def add_noise(image: np.ndarray, kind: str, sigma: float, rng: np.random.Generat
 
 def to_unit_range(image: np.ndarray, normalization: str, case: str = "") -> np.ndarray:
     """An image on the [0, 1] scale the generative tasks score with ``data_range = 1``: uint8
-    images divided by 255; float images min-max scaled over the case's own voxels. A constant
+    images divided by 255; float images min-max scaled over the case's own voxels (all channels
+    together, so the colour balance is kept). A constant
     float image maps to all zeros (its range is 0; stated convention, no division by zero)."""
     x = np.asarray(image)
     if normalization == "uint8_unit":

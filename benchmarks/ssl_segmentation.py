@@ -1,0 +1,228 @@
+"""Self-supervised pre-training for segmentation (issue 24's first benchmark): does an encoder
+pre-trained on the training images without their masks beat the same recipe trained from scratch?
+
+Protocol, per data set (Kvasir-SEG, BUSI; docs/few-labels.md):
+
+- **pre-training**: ``openmia pretrain --method simclr|byol|mim`` on the training split's images
+  only (no masks; validation and test images are never read), ``--pretrain-minutes`` CPU-minutes
+  (default 60, ``train.budget_clock=cpu``), with the recipe's own backbone (``model.name`` and
+  ``model.kwargs`` of the recipe, at its ``data.size``), so ``encoder.pt`` loads into the recipe
+  by name. One pre-training run serves every fine-tuning seed; its CPU time is counted once.
+- **fine-tuning**: the chosen segmentation recipe (``benchmarks/configs/kvasir_seg.yaml``: 30
+  CPU-min; ``busi.yaml``: 20 CPU-min) with ``train.init_from=<pre-training run>``, seeds 0-4;
+- **scratch**: the same recipe, same seeds, no ``init_from``;
+- per seed: test Dice with the evaluator's CI for both arms and the paired difference
+  pretrained - scratch over the same test cases (``openmia compare``: paired bootstrap);
+- over seeds: the mean test Dice of each arm with a t interval over seeds, and the seed-level mean
+  difference (pretrained - scratch on the same seed) with a t interval and a paired t-test;
+- CPU time: scratch = the sum of its runs' training CPU time; pretrained = the sum of its
+  fine-tuning runs plus the pre-training once (the "total" column).
+
+Finished runs in ``--runs`` are reused when their saved configuration is the one this script would
+train (else it stops and lists the differences); an unfinished one is started again.
+Outputs: ``benchmarks/results/ssl_segmentation[_quick].{md,json}``. ``--quick`` is a pilot on
+``synthetic/seg2d`` with tiny budgets and 2 seeds (1-2 minutes): its numbers say only that the
+pipeline works.
+
+    python benchmarks/ssl_segmentation.py --quick
+    python benchmarks/ssl_segmentation.py --datasets kvasir_seg busi --root ../shared/data --method simclr
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from openmia import api, fileio
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+RECIPES = {"kvasir_seg": HERE / "configs" / "kvasir_seg.yaml", "busi": HERE / "configs" / "busi.yaml"}
+TARGET_DICE = 0.84  # issue 24: Kvasir-SEG five-seed mean test Dice
+QUICK = ["data.dataset=synthetic/seg2d", "data.size=64", "train.epochs=2", "train.max_minutes=0.5",
+         "model.kwargs.channels=[8,16,32,64,128]", "data.batch_size=32", "train.precision=fp32"]
+# keys that do not change what a run computes: a cached run with other values is still reused
+IGNORED = ("train.threads", "data.root", "train.device", "eval.workers")
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """``key: cached -> wanted`` for every leaf where the nested dicts ``a`` and ``b`` differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) if f"{prefix}{k}" not in IGNORED
+                for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
+
+
+def _train_or_reuse(config: Path | None, overrides: list[str], run_dir: Path) -> bool:
+    """Train (or pre-train) into ``run_dir`` unless a finished run of the same configuration is
+    there; returns whether it was reused. A finished run of another configuration is an error."""
+    from openmia.config import load_config, load_run_config
+
+    cfg = load_config(config, overrides)
+    if (run_dir / "result.json").is_file():
+        diff = _differences(load_run_config(run_dir / "config.yaml").to_dict(), cfg.to_dict())
+        if diff:
+            raise SystemExit(f"{run_dir} holds a finished run of another configuration ({'; '.join(diff)}); "
+                             "delete it or pass another --runs")
+        return True
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # an interrupted run: start it again
+    api.train(cfg, run_dir=run_dir, progress=False, index=False)
+    return False
+
+
+def _result(run_dir: Path) -> dict[str, Any]:
+    res = json.loads((run_dir / "result.json").read_text())
+    d = res["test"]["dice"]
+    return {"run_dir": str(run_dir), "dice": d["value"], "ci_low": d["ci_low"], "ci_high": d["ci_high"],
+            "train_seconds": res["train_seconds"], "epochs_done": res["epochs_done"]}
+
+
+def t_interval(values: list[float], level: float = 0.95) -> dict[str, Any]:
+    """Mean of ``values`` with a Student-t interval (None bounds for fewer than 2 values) and the
+    two-sided p-value of mean = 0 (the paired t-test when the values are paired differences)."""
+    from scipy import stats
+
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "p": None, "n": n}
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    p = float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)) if sd > 0 else (1.0 if mean == 0 else 0.0)
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "p": p, "n": n}
+
+
+def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Pre-train once, then fine-tune and train from scratch on every seed; the per-seed and
+    seed-level comparisons of one data set."""
+    recipe_path = RECIPES["kvasir_seg" if args.quick else name]
+    root = [f"data.root={Path(args.root) / name}"] if args.root else []
+    common = [*root, "train.threads=1", f"eval.n_resamples={args.resamples}", *(QUICK if args.quick else []), *args.set]
+    if args.minutes is not None:
+        common.append(f"train.max_minutes={args.minutes}")
+    runs = Path(args.runs) / name.replace("/", "-")
+    from openmia.config import load_config
+
+    cfg = load_config(recipe_path, common)
+    # the pre-training backbone = the recipe's model, built at the recipe's size on the same data
+    backbone = [f"data.dataset={cfg.data.dataset}", f"data.size={cfg.data.size}", f"model.name={cfg.model.name}",
+                f"model.kwargs={json.dumps(dict(cfg.model.kwargs))}", f"data.batch_size={cfg.data.batch_size}"]
+    pre_ov = ["task=pretrain", f"pretrain.method={args.method}", *root, *backbone, "train.threads=1",
+              f"eval.n_resamples={args.resamples}", "train.budget_clock=cpu", f"train.max_minutes={args.pretrain_minutes}",
+              f"train.epochs={args.pretrain_epochs}", *args.pretrain_set]
+    pre_dir = runs / f"pretrain-{args.method}"
+    print(f"{name}: pre-training {args.method} -> {pre_dir}", flush=True)
+    _train_or_reuse(None, pre_ov, pre_dir)
+    pre = json.loads((pre_dir / "result.json").read_text())
+    cases = json.loads((pre_dir / "pretrain_cases.json").read_text()) if (pre_dir / "pretrain_cases.json").is_file() else None
+    seeds = []
+    for seed in args.seeds:
+        dirs = {"scratch": runs / f"scratch-s{seed}", "pretrained": runs / f"{args.method}-s{seed}"}
+        for arm, rd in dirs.items():
+            ov = [*common, f"train.seed={seed}", *([f"train.init_from={pre_dir}"] if arm == "pretrained" else [])]
+            reused = _train_or_reuse(recipe_path, ov, rd)
+            print(f"{name} seed {seed} {arm}: test Dice {_result(rd)['dice']:.3f}{' (reused)' if reused else ''}", flush=True)
+        row = {"seed": seed, **{arm: _result(rd) for arm, rd in dirs.items()}}
+        cmp = api.compare("segmentation", dirs["scratch"] / "truth" / "test",
+                          {"pretrained": dirs["pretrained"] / "predictions" / "test",
+                           "scratch": dirs["scratch"] / "predictions" / "test"},
+                          runs / f"compare-s{seed}", metrics=["dice"], n_resamples=args.resamples, seed=0)
+        rows = [r for r in cmp["comparisons"] if r.get("metric", "dice") == "dice"]
+        c = next((r for r in rows if r.get("label") == "all"), rows[0])
+        sign = 1 if c["model_a"] == "pretrained" else -1  # written as pretrained - scratch
+        lo, hi = sign * c["ci_low"], sign * c["ci_high"]
+        row["paired"] = {"diff": sign * c["diff"], "ci_low": min(lo, hi), "ci_high": max(lo, hi), "p": c.get("p_value"),
+                         "test": c.get("test"), "label": c.get("label")}
+        seeds.append(row)
+    pre_s = float(pre["train_seconds"])
+    scr = [r["scratch"]["dice"] for r in seeds]
+    ptd = [r["pretrained"]["dice"] for r in seeds]
+    out = {"dataset": name, "recipe": str(recipe_path.relative_to(HERE.parent)), "model": cfg.model.name,
+           "model_kwargs": dict(cfg.model.kwargs), "size": cfg.data.size, "budget_cpu_minutes": cfg.train.max_minutes,
+           "pretrain": {"method": args.method, "run_dir": str(pre_dir), "cpu_seconds": pre_s,
+                        "epochs_done": pre.get("epochs_done"), "budget_cpu_minutes": args.pretrain_minutes,
+                        "train_images": cases.get("n") if isinstance(cases, dict) else None},
+           "seeds": seeds,
+           "scratch": {**t_interval(scr), "cpu_seconds_total": sum(r["scratch"]["train_seconds"] for r in seeds)},
+           "pretrained": {**t_interval(ptd), "cpu_seconds_finetune": sum(r["pretrained"]["train_seconds"] for r in seeds)},
+           "difference": t_interval([a - b for a, b in zip(ptd, scr)])}
+    out["pretrained"]["cpu_seconds_total"] = out["pretrained"]["cpu_seconds_finetune"] + pre_s  # pre-training once
+    return out
+
+
+def _ci(v: float | None, lo: float | None, hi: float | None, f: str = ".3f") -> str:
+    return f"{v:{f}}" + ("" if lo is None else f" [{lo:{f}}, {hi:{f}}]")
+
+
+def write(out: dict[str, Any], stem: Path) -> None:
+    """The tables (``.md``) and every number (``.json``)."""
+    lines = ["# Self-supervised pre-training for segmentation", ""]
+    if out["quick"]:
+        lines += ["**Quick pilot** (`--quick`: synthetic/seg2d, tiny budgets, 2 seeds): it shows the pipeline runs end "
+                  "to end; the numbers are not a benchmark result.", ""]
+    for d in out["datasets"]:
+        pre, s, p, diff = d["pretrain"], d["scratch"], d["pretrained"], d["difference"]
+        lines += [f"## {d['dataset']}", "",
+                  f"Recipe `{d['recipe']}` ({d['model']} {d['model_kwargs']} at {d['size']} px, "
+                  f"{d['budget_cpu_minutes']:g} CPU-min per run). Pre-training: {pre['method']} on the "
+                  f"{pre['train_images'] or 'all'} training images without masks, {pre['cpu_seconds']:.0f} CPU-s "
+                  f"({pre['epochs_done']} epochs; budget {pre['budget_cpu_minutes']:g} CPU-min), the same backbone as "
+                  "the recipe; one pre-training run serves every seed and is counted once in the total.", "",
+                  "| seed | scratch Dice [95% CI] | pretrained Dice [95% CI] | paired diff pretrained - scratch [95% CI] "
+                  "| p | CPU-s scratch | CPU-s fine-tune |", "|---|---|---|---|---|---|---|"]
+        for r in d["seeds"]:
+            a, b, c = r["scratch"], r["pretrained"], r["paired"]
+            pv = "" if c["p"] is None else f"{c['p']:.3g}"
+            lines.append(f"| {r['seed']} | {_ci(a['dice'], a['ci_low'], a['ci_high'])} | "
+                         f"{_ci(b['dice'], b['ci_low'], b['ci_high'])} | {_ci(c['diff'], c['ci_low'], c['ci_high'], '+.3f')} "
+                         f"| {pv} | {a['train_seconds']:.0f} | {b['train_seconds']:.0f} |")
+        n = diff["n"]
+        lines += ["", f"| arm | mean test Dice over {n} seeds [95% t CI] | total CPU-s |", "|---|---|---|",
+                  f"| scratch | {_ci(s['mean'], s['ci_low'], s['ci_high'])} | {s['cpu_seconds_total']:.0f} |",
+                  f"| pretrained ({pre['method']}) | {_ci(p['mean'], p['ci_low'], p['ci_high'])} | "
+                  f"{p['cpu_seconds_total']:.0f} (fine-tuning {p['cpu_seconds_finetune']:.0f} + pre-training "
+                  f"{pre['cpu_seconds']:.0f}) |", "",
+                  f"Seed-level difference pretrained - scratch (same seeds): {_ci(diff['mean'], diff['ci_low'], diff['ci_high'], '+.3f')}"
+                  + ("" if diff["p"] is None else f", paired t-test p = {diff['p']:.3g}") + "."]
+        if d["dataset"] == "kvasir_seg":
+            met = "met" if p["mean"] >= TARGET_DICE else "missed"
+            lines.append(f"Target (five-seed mean test Dice >= {TARGET_DICE}): {met} ({p['mean']:.3f}).")
+        lines.append("")
+    fileio.write_text(stem.with_suffix(".md"), "\n".join(lines))
+    fileio.write_json(stem.with_suffix(".json"), out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="+", default=["kvasir_seg", "busi"], choices=sorted(RECIPES))
+    ap.add_argument("--root", help="folder holding one data folder per set (e.g. ../shared/data: kvasir_seg/, busi/)")
+    ap.add_argument("--method", default="simclr", choices=("simclr", "byol", "mim"))
+    ap.add_argument("--seeds", nargs="+", type=int, default=None, help="default 0-4 (--quick: 0 1)")
+    ap.add_argument("--minutes", type=float, default=None, help="CPU-minutes per fine-tuning/scratch run (default: the recipe's)")
+    ap.add_argument("--pretrain-minutes", type=float, default=60.0)
+    ap.add_argument("--pretrain-epochs", type=int, default=100000, help="epoch cap (the budget ends the run)")
+    ap.add_argument("--resamples", type=int, default=2000)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra override of every fine-tuning run")
+    ap.add_argument("--pretrain-set", action="append", default=[], metavar="KEY=VALUE", help="extra pre-training override")
+    ap.add_argument("--runs", default=None, help="folder of the runs (default runs/ssl_segmentation[_quick])")
+    ap.add_argument("--out", default=None, help="output stem (default benchmarks/results/ssl_segmentation[_quick])")
+    ap.add_argument("--quick", action="store_true", help="pilot: synthetic/seg2d, tiny budgets, seeds 0 1")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.datasets, args.root = ["synthetic/seg2d"], None
+        args.pretrain_minutes, args.pretrain_epochs, args.resamples = 0.5, 2, 200
+    args.seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2, 3, 4])
+    args.runs = args.runs or f"runs/ssl_segmentation{'_quick' if args.quick else ''}"
+    out = {"quick": args.quick, "method": args.method, "seeds": list(args.seeds),
+           "datasets": [run_dataset(name, args) for name in args.datasets]}
+    write(out, Path(args.out) if args.out else RESULTS / f"ssl_segmentation{'_quick' if args.quick else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

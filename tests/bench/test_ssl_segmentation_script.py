@@ -1,0 +1,58 @@
+"""benchmarks/ssl_segmentation.py --quick: pre-training once, fine-tuning from its encoder and
+training from scratch on 2 seeds of synthetic/seg2d, the paired tables; a rerun reuses the runs and
+a changed recipe is refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "ssl_segmentation.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("ssl_segmentation_bench", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_t_interval_by_hand(bench):
+    r = bench.t_interval([0.1, 0.3])  # mean 0.2, sd 0.1414, t(0.975, 1) = 12.706
+    assert r["mean"] == pytest.approx(0.2) and r["ci_high"] - r["mean"] == pytest.approx(12.7062 * 0.1, rel=1e-4)
+    assert bench.t_interval([0.5])["ci_low"] is None
+
+
+@pytest.mark.slow
+def test_quick_run_writes_the_paired_tables(bench, tmp_path):
+    runs, stem = tmp_path / "runs", tmp_path / "out" / "ssl"
+    args = ["--quick", "--runs", str(runs), "--out", str(stem)]
+    assert bench.main(args) == 0
+    out = json.loads(stem.with_suffix(".json").read_text())
+    md = stem.with_suffix(".md").read_text()
+    assert "| seed | scratch Dice" in md and "Seed-level difference pretrained - scratch" in md
+    (d,) = out["datasets"]
+    base = runs / "synthetic-seg2d"
+    assert json.loads((base / "pretrain-simclr" / "pretrain_cases.json").read_text())["split"] == "train"
+    assert [r["seed"] for r in d["seeds"]] == [0, 1]
+    for r in d["seeds"]:
+        a, b = r["scratch"], r["pretrained"]
+        # the paired bootstrap's estimate is the difference of the two runs' own test Dice
+        assert r["paired"]["diff"] == pytest.approx(b["dice"] - a["dice"], abs=1e-9)
+        assert r["paired"]["ci_low"] <= r["paired"]["diff"] <= r["paired"]["ci_high"]
+        loaded = json.loads((Path(b["run_dir"]) / "init_from.json").read_text())
+        assert loaded["loaded"] and not (Path(a["run_dir"]) / "init_from.json").exists()
+    diffs = [r["pretrained"]["dice"] - r["scratch"]["dice"] for r in d["seeds"]]
+    assert d["difference"]["mean"] == pytest.approx(sum(diffs) / 2) and d["difference"]["n"] == 2
+    p = d["pretrained"]
+    assert p["cpu_seconds_total"] == pytest.approx(p["cpu_seconds_finetune"] + d["pretrain"]["cpu_seconds"])
+    # a rerun reuses every run (same numbers); another budget is refused, naming the key
+    assert bench.main(args) == 0
+    again = json.loads(stem.with_suffix(".json").read_text())["datasets"][0]
+    assert [r["pretrained"]["dice"] for r in again["seeds"]] == [r["pretrained"]["dice"] for r in d["seeds"]]
+    with pytest.raises(SystemExit, match="train.max_minutes"):
+        bench.main([*args, "--minutes", "0.4"])
