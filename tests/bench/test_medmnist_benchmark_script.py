@@ -3,23 +3,18 @@ records the issue asks for."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "medmnist.py"
 KEYS = {"dataset", "model", "seeds", "auc_mean", "auc_seed_sd", "auc_ci_low", "auc_ci_high", "acc_mean",
         "acc_seed_sd", "train_seconds_mean", "paper_auc", "paper_acc", "paper_best_auc"}
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("medmnist_bench", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_script):
+    return load_script("medmnist")
 
 
 TINY_SUITE = """
