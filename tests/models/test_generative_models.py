@@ -129,14 +129,46 @@ def test_push_pull_fill_hand_computed_and_keeps_known_voxels():
     torch.testing.assert_close(push_pull_fill(c * k2, k2), c)  # a constant image is filled exactly
 
 
-def test_untrained_gated_unet_returns_the_push_pull_fill():
-    from openmia.models.generative import push_pull_fill
+def test_biharmonic_fill_is_scikit_images_and_exact_on_a_plane():
+    from skimage.restoration import inpaint_biharmonic
 
-    g = build_model("gated_unet", in_channels=1, num_classes=1, dims=2, input_size=16, width=4, depth=2)
+    from openmia.models.generative import biharmonic_fill
+
+    yy, xx = torch.meshgrid(torch.arange(12.0), torch.arange(14.0), indexing="ij")
+    plane = (0.2 + 0.03 * xx + 0.02 * yy)[None, None]  # a plane is biharmonic: filled exactly
+    k = torch.ones_like(plane)
+    k[..., 4:8, 5:10] = 0
+    torch.testing.assert_close(biharmonic_fill(plane * k, k), plane, atol=1e-5, rtol=0)
+    rng = np.random.default_rng(0)  # colour and 3D: channel by channel, scikit-image's own solution
+    v = rng.random((2, 3, 10, 11)).astype(np.float32)
+    holes = rng.random((2, 10, 11)) > 0.7
+    kt = torch.as_tensor(~holes, dtype=torch.float32)[:, None]
+    f = biharmonic_fill(torch.as_tensor(v) * kt, kt).numpy()
+    for i in range(2):
+        ref = inpaint_biharmonic(np.moveaxis(v[i] * ~holes[i], 0, -1).astype(float), holes[i], channel_axis=-1)
+        np.testing.assert_allclose(np.moveaxis(f[i], 0, -1), ref, atol=1e-6)
+    v3 = torch.rand(1, 1, 6, 7, 8)
+    k3 = torch.ones_like(v3)
+    k3[..., 2:4, :, :] = 0  # a slice gap
+    f3 = biharmonic_fill(v3 * k3, k3)
+    ref3 = inpaint_biharmonic((v3 * k3)[0, 0].double().numpy(), (k3[0, 0] == 0).numpy())
+    np.testing.assert_allclose(f3[0, 0].numpy(), ref3, atol=1e-6)
+    assert biharmonic_fill(v3, torch.ones_like(v3)) is v3  # nothing to fill
+
+
+def test_untrained_gated_unet_returns_its_coarse_fill():
+    from openmia.models.generative import biharmonic_fill, push_pull_fill
+
     v = torch.rand(2, 1, 16, 16)
     m = torch.zeros(2, 1, 16, 16)
     m[..., 4:9, 3:12] = 1
-    with torch.no_grad():
-        torch.testing.assert_close(g(torch.cat([v * (1 - m), m], 1)), push_pull_fill(v * (1 - m), 1 - m))
+    x = torch.cat([v * (1 - m), m], 1)
+    for kw, fill in (({}, push_pull_fill), ({"coarse_fill": "biharmonic"}, biharmonic_fill),
+                     ({"coarse_fill": True}, push_pull_fill)):
+        g = build_model("gated_unet", in_channels=1, num_classes=1, dims=2, input_size=16, width=4, depth=2, **kw)
+        with torch.no_grad():
+            torch.testing.assert_close(g(x), fill(v * (1 - m), 1 - m))
     plain = build_model("gated_unet", in_channels=1, num_classes=1, dims=2, input_size=16, width=4, depth=2, coarse_fill=False)
-    assert not plain.coarse_fill and not plain.residual
+    assert plain.coarse_fill is None and not plain.residual
+    with pytest.raises(ConfigError, match="coarse_fill must be one of .*got 'telea'"):
+        build_model("gated_unet", in_channels=1, num_classes=1, dims=2, input_size=16, width=4, depth=2, coarse_fill="telea")

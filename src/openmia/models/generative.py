@@ -15,17 +15,19 @@ metrics see the raw values). Inputs whose edges are not a multiple of ``2**depth
 - ``gated_unet`` (inpainting): a U-Net whose convolutions are gated convolutions, Yu et al.,
   "Free-Form Image Inpainting with Gated Convolution", ICCV 2019: ``out = ELU(W_f * x) *
   sigmoid(W_g * x)``, a learned soft mask per channel and position. Input: the image with its
-  holes set to 0 and the mask as an extra last channel, ``(N, C + 1, *spatial)``. By default
-  (``coarse_fill=True``) the holes are first filled by the push-pull pyramid (Gortler et al. 1996)
-  and the network learns a residual refinement of that fill (its head starts at zero, so an
-  untrained network returns the push-pull fill): a coarse-to-fine design as Yu et al.'s, with a
-  fixed, parameter-free coarse stage.
+  holes set to 0 and the mask as an extra last channel, ``(N, C + 1, *spatial)``. The holes are
+  first filled by a fixed, parameter-free coarse stage (``coarse_fill``): ``"push_pull"`` (the
+  default; the push-pull pyramid, Gortler et al. 1996), ``"biharmonic"`` (:func:`biharmonic_fill`:
+  scikit-image's biharmonic inpainting, the classical baseline) or ``"none"``; the network learns
+  a residual refinement of that fill (its head starts at zero, so an untrained network returns
+  the coarse fill): a coarse-to-fine design as Yu et al.'s, with a fixed coarse stage.
 - ``denoise_unet``: the same network without the mask channel, input = the noisy image; it
   predicts the residual (output = input + U-Net(input)), as DnCNN (Zhang et al., TIP 2017).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -168,6 +170,30 @@ def push_pull_fill(x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return x * known + up * (1 - known)
 
 
+def biharmonic_fill(x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Fill the unknown voxels of ``x`` ``(N, C, *spatial)`` (``known`` ``(N, 1, *spatial)``, 1 =
+    known) with scikit-image's ``inpaint_biharmonic`` (the classical baseline: the biharmonic
+    equation solved exactly, a sparse system per image), channel by channel. Runs on the host
+    and returns a tensor on ``x``'s device and dtype; no gradient flows through the fill (it is a
+    parameter-free stage in front of the network). Measured alternative: cascadic conjugate
+    gradients in torch matched it on 3D slice gaps but stayed 0.2-0.4 dB below it on 2D boxes
+    at equal or higher cost (docs/generative.md)."""
+    from skimage.restoration import inpaint_biharmonic
+
+    if known.min() > 0:
+        return x
+    xs = x.detach().cpu().double().numpy()
+    holes = known.detach().cpu().numpy()[:, 0] < 0.5
+    out = xs.copy()
+    for i in range(xs.shape[0]):
+        if holes[i].any() and not holes[i].all():
+            out[i] = np.moveaxis(inpaint_biharmonic(np.moveaxis(xs[i], 0, -1), holes[i], channel_axis=-1), -1, 0)
+    return torch.as_tensor(out, dtype=x.dtype, device=x.device)
+
+
+COARSE_FILLS = {"biharmonic": biharmonic_fill, "push_pull": push_pull_fill}
+
+
 class GatedConv(nn.Module):
     """Gated convolution (Yu et al., ICCV 2019): ``ELU(W_f * x) * sigmoid(W_g * x)``."""
 
@@ -187,10 +213,10 @@ class GatedUNet(nn.Module):
     + gated convolutions with skip connections; 1x1 output convolution to ``out_channels``."""
 
     def __init__(self, in_channels: int, out_channels: int, dims: int, width: int, depth: int,
-                 residual: bool = False, coarse_fill: bool = False) -> None:
+                 residual: bool = False, coarse_fill: str = "none") -> None:
         super().__init__()
-        self.depth, self.residual, self.out_channels = depth, residual or coarse_fill, out_channels
-        self.coarse_fill = coarse_fill
+        self.coarse_fill = None if coarse_fill == "none" else COARSE_FILLS[coarse_fill]
+        self.depth, self.residual, self.out_channels = depth, residual or self.coarse_fill is not None, out_channels
         chans = [width * 2 ** min(i, 3) for i in range(depth + 1)]
         self.stem = nn.Sequential(GatedConv(dims, in_channels, chans[0], 5), GatedConv(dims, chans[0], chans[0]))
         self.down = nn.ModuleList(nn.Sequential(GatedConv(dims, chans[i], chans[i + 1], 3, stride=2),
@@ -207,10 +233,10 @@ class GatedUNet(nn.Module):
 
     def _prepare(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
         xp, shape = _pad_to(x, 2**self.depth)
-        if self.coarse_fill:  # holes pre-filled by push-pull; the network refines (residual) from there
+        if self.coarse_fill is not None:  # holes pre-filled; the network refines (residual) from there
             c = self.out_channels
             img, mask = xp[:, :c], xp[:, c:]
-            xp = torch.cat([push_pull_fill(img, 1 - mask), mask], 1)
+            xp = torch.cat([self.coarse_fill(img, 1 - mask), mask], 1)
         return xp, shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -256,13 +282,20 @@ def conv_vae(in_channels: int, num_classes: int = 1, dims: int = 2, input_size: 
 
 @register_model("gated_unet", task="inpainting", dims=(2, 3), family="gated_unet")
 def gated_unet(in_channels: int, num_classes: int = 1, dims: int = 2, input_size: int = 64, width: int = 16,
-               depth: int = 3, coarse_fill: bool = True) -> nn.Module:
+               depth: int = 3, coarse_fill: str | bool = "push_pull") -> nn.Module:
     """Gated-convolution U-Net for inpainting (Yu et al., ICCV 2019); input = image with holes
     zeroed + the mask as the last channel (``in_channels + 1`` channels), output ``in_channels``.
-    ``coarse_fill``: pre-fill the holes by push-pull and learn a residual refinement (coarse to
-    fine, as Yu et al.'s two stages, with a fixed coarse stage)."""
+    ``coarse_fill``: ``"biharmonic"`` | ``"push_pull"`` pre-fills the holes and the network learns a
+    residual refinement (coarse to fine, as Yu et al.'s two stages, with a fixed coarse stage);
+    ``"none"`` (or false) feeds the zeroed holes; ``true`` means ``"push_pull"``. The default stays
+    ``"push_pull"`` because a run's config records only the kwargs given, so a run trained with
+    the default must rebuild the same network later."""
     _check("gated_unet", in_channels, num_classes, dims, input_size, depth, width)
-    return GatedUNet(in_channels + 1, in_channels, dims, width, depth, coarse_fill=bool(coarse_fill))
+    fill = ("push_pull" if coarse_fill else "none") if isinstance(coarse_fill, bool) else coarse_fill
+    if fill not in (*COARSE_FILLS, "none"):
+        raise ConfigError(f"model 'gated_unet': coarse_fill must be one of {sorted(COARSE_FILLS) + ['none']} "
+                          f"(or true/false), got {coarse_fill!r}")
+    return GatedUNet(in_channels + 1, in_channels, dims, width, depth, coarse_fill=fill)
 
 
 @register_model("denoise_unet", task="denoising", dims=(2, 3), family="gated_unet")
