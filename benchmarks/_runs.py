@@ -243,3 +243,20 @@ def run_cells(suite, *, parallel: int = 1, threads: int | None = None) -> dict[t
         raise RuntimeError("; ".join(f"cell {by_id[r['cell_id']].label} failed ({r.get('error')}), log "
                                      f"{suite.log_path(by_id[r['cell_id']])}" for r in failed))
     return {(c.dataset, c.model, c.seed): suite.run_dir(c) for c in suite.cells}
+
+
+def t_interval(values: list[float], level: float = 0.95) -> dict[str, Any]:
+    """Mean of ``values`` with a Student-t interval (None bounds for fewer than 2 values) and the
+    two-sided p-value of mean = 0 (the paired t-test when the values are paired differences)."""
+    import math
+
+    from scipy import stats
+
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "p": None, "n": n}
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    p = float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)) if sd > 0 else (1.0 if mean == 0 else 0.0)
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "p": p, "n": n}

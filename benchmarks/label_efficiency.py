@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _runs import t_interval
 from openmia import api, fileio
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     root = [f"data.root={args.root}"] if args.root else []
     base = [f"task={task}", f"data.dataset={args.dataset}", f"model.name={args.model}", *root,
             f"train.epochs={args.epochs}", "train.budget_clock=cpu", f"train.max_minutes={args.minutes}",
-            f"eval.n_resamples={args.resamples}", "train.threads=1", *args.set]
+            f"eval.n_resamples={args.resamples}", "train.threads=1", *args.set, *args.train_set]
     runs = Path(args.runs)
     t0 = time.process_time()
     pre_dir = runs / f"pretrain-{args.method}"
@@ -105,7 +106,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if row["model_b"] == "scratch":
                     out["paired"].append({"fraction": frac, "seed": seed, **row})
     out["cpu_seconds_total"] = round(time.process_time() - t0, 1)
+    out["over_seeds"] = over_seeds(out)
     return out
+
+
+def over_seeds(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per fraction and arm: the mean test metric over the seeds (Student-t CI over seeds) and the
+    mean paired difference to scratch on the same seeds (t CI, paired t-test p) — the numbers the
+    target is judged on (never the best seed)."""
+    rows = []
+    for frac in out["fractions"]:
+        for arm in ARMS:
+            vals = [p["value"] for p in out["points"] if p["fraction"] == frac and p["arm"] == arm]
+            if not vals:
+                continue
+            diffs = [r["diff"] for r in out["paired"] if r["fraction"] == frac and r["model_a"] == arm]
+            rows.append({"fraction": frac, "arm": arm, "metric": t_interval(vals),
+                         "difference_to_scratch": t_interval(diffs) if diffs else None})
+    return rows
 
 
 def write(out: dict[str, Any], stem: Path) -> None:
@@ -118,16 +136,20 @@ def write(out: dict[str, Any], stem: Path) -> None:
     m, pts = out["metric"], out["points"]
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, arm in enumerate(ARMS):
-        rows = [p for p in pts if p["arm"] == arm and p["seed"] == out["seeds"][0]]
+        rows = [r for r in out["over_seeds"] if r["arm"] == arm]
         if not rows:
             continue
         x = np.array([r["fraction"] for r in rows]) * (1 + 0.03 * (i - 1))  # a little apart so the bars show
-        y = np.array([r["value"] for r in rows])
-        err = np.array([[r["value"] - r["ci_low"] for r in rows], [r["ci_high"] - r["value"] for r in rows]])
-        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=arm)
+        y = np.array([r["metric"]["mean"] for r in rows])
+        lo, hi = [], []
+        for r in rows:  # CI over seeds; with one seed, that run's own CI over test cases
+            one = next(p for p in pts if p["arm"] == arm and p["fraction"] == r["fraction"])
+            lo.append(r["metric"]["ci_low"] if r["metric"]["ci_low"] is not None else one["ci_low"])
+            hi.append(r["metric"]["ci_high"] if r["metric"]["ci_high"] is not None else one["ci_high"])
+        ax.errorbar(x, y, yerr=np.array([y - np.array(lo), np.array(hi) - y]), marker="o", capsize=3, label=arm)
     ax.set_xscale("log")
     ax.set_xlabel("share of training labels")
-    ax.set_ylabel(f"test {m} (95% CI)")
+    ax.set_ylabel(f"test {m}, mean over {len(out['seeds'])} seed(s) (95% CI)")
     ax.set_title(f"{out['dataset']}: label efficiency{' (quick pilot)' if out['quick'] else ''}")
     ax.legend()
     fileio.save_figure(fig, stem.with_suffix(".png"))
@@ -152,6 +174,19 @@ def write(out: dict[str, Any], stem: Path) -> None:
         for r in out["paired"]:
             lines.append(f"| {r['fraction']:g} | {r['seed']} | {r['model_a']} - {r['model_b']} | {r['diff']:.3f} "
                          f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['test']} | {r['p_holm']:.3g} |")
+    if len(out["seeds"]) > 1:
+        def ci(t: dict[str, Any] | None, sign: str = "+") -> str:
+            if t is None or t["ci_low"] is None:
+                return "-"
+            return f"{t['mean']:{sign}.3f} [{t['ci_low']:{sign}.3f}, {t['ci_high']:{sign}.3f}]"
+
+        lines += ["", f"Over the seeds {out['seeds']} (mean, Student-t 95% CI over seeds; difference = arm - scratch on "
+                      "the same seed and labelled subset, paired t-test p):", "",
+                  f"| fraction | arm | mean test {m} | difference to scratch | p |", "|---|---|---|---|---|"]
+        for r in out["over_seeds"]:
+            d = r["difference_to_scratch"]
+            p_txt = f"{d['p']:.3g}" if d is not None and d["p"] is not None else "-"
+            lines.append(f"| {r['fraction']:g} | {r['arm']} | {ci(r['metric'], '')} | {ci(d)} | {p_txt} |")
     fileio.write_text(stem.with_suffix(".md"), "\n".join(lines) + "\n")
     fileio.write_json(stem.with_suffix(".json"), out)
 
@@ -171,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--semi-ratio", type=int, default=3, help="FixMatch: unlabelled images per labelled one")
     ap.add_argument("--resamples", type=int, default=2000)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra override of every run")
+    ap.add_argument("--train-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra override of the training runs only (not pre-training): a recipe's optimiser, EMA ...")
     ap.add_argument("--pretrain-set", action="append", default=[], metavar="KEY=VALUE", help="extra pre-training override")
     ap.add_argument("--runs", default=None, help="folder of the runs (default runs/label_efficiency/<dataset>)")
     ap.add_argument("--quick", action="store_true", help="pilot: synthetic/binary, 3 fractions, 1 seed, a few epochs")

@@ -32,11 +32,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import Any
 
+from _runs import t_interval
 from openmia import api, fileio
 
 HERE = Path(__file__).resolve().parent
@@ -80,21 +80,6 @@ def _result(run_dir: Path) -> dict[str, Any]:
     d = res["test"]["dice"]
     return {"run_dir": str(run_dir), "dice": d["value"], "ci_low": d["ci_low"], "ci_high": d["ci_high"],
             "train_seconds": res["train_seconds"], "epochs_done": res["epochs_done"]}
-
-
-def t_interval(values: list[float], level: float = 0.95) -> dict[str, Any]:
-    """Mean of ``values`` with a Student-t interval (None bounds for fewer than 2 values) and the
-    two-sided p-value of mean = 0 (the paired t-test when the values are paired differences)."""
-    from scipy import stats
-
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return {"mean": mean, "ci_low": None, "ci_high": None, "p": None, "n": n}
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
-    p = float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)) if sd > 0 else (1.0 if mean == 0 else 0.0)
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "p": p, "n": n}
 
 
 def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -1,0 +1,53 @@
+"""benchmarks/label_efficiency.py: the over-seeds summary the target is judged on (hand-computed,
+and the t interval against SciPy), and the written table and figure of constructed results (no
+training)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bench(load_script):
+    return load_script("label_efficiency")
+
+
+def _out():
+    pts, paired = [], []
+    for seed, (scr, ssl) in enumerate([(0.60, 0.65), (0.62, 0.70), (0.64, 0.69)]):
+        for arm, v in (("scratch", scr), ("ssl", ssl)):
+            pts.append({"arm": arm, "fraction": 0.1, "seed": seed, "value": v, "ci_low": v - 0.05, "ci_high": v + 0.05,
+                        "epochs_done": 10, "train_seconds": 60.0, "run_dir": "x"})
+        paired.append({"fraction": 0.1, "seed": seed, "model_a": "ssl", "model_b": "scratch", "diff": ssl - scr,
+                       "ci_low": ssl - scr - 0.02, "ci_high": ssl - scr + 0.02, "test": "delong", "p_holm": 0.01})
+    return {"dataset": "synthetic/binary", "task": "classification", "metric": "auc", "model": "cnn_small",
+            "budget_cpu_minutes": 1.0, "quick": False, "fractions": [0.1], "seeds": [0, 1, 2],
+            "pretrain": {"method": "simclr", "run_dir": "p", "cpu_seconds": 30.0, "probe_test": None},
+            "points": pts, "paired": paired, "cpu_seconds_total": 400.0}
+
+
+def test_over_seeds_by_hand_and_against_scipy(bench):
+    from scipy import stats
+
+    out = _out()
+    rows = {r["arm"]: r for r in bench.over_seeds(out)}
+    assert rows["scratch"]["metric"]["mean"] == pytest.approx(0.62) and rows["scratch"]["difference_to_scratch"] is None
+    d = rows["ssl"]["difference_to_scratch"]  # differences 0.05, 0.08, 0.05: mean 0.06, sd 0.01732
+    assert d["mean"] == pytest.approx(0.06)
+    assert d["ci_high"] - d["mean"] == pytest.approx(4.302653 * 0.0173205 / 3**0.5, rel=1e-4)
+    ref = stats.ttest_1samp([0.05, 0.08, 0.05], 0.0)  # independent implementation
+    lo, hi = ref.confidence_interval(0.95)
+    assert (d["ci_low"], d["ci_high"], d["p"]) == pytest.approx((lo, hi, ref.pvalue), rel=1e-9)
+
+
+def test_write_gives_the_seed_table_and_the_figure(bench, tmp_path):
+    out = _out()
+    out["over_seeds"] = bench.over_seeds(out)
+    stem = tmp_path / "le"
+    bench.write(out, stem)
+    md = stem.with_suffix(".md").read_text()
+    assert "| 0.1 | ssl | 0.680 [" in md and "| +0.060 [" in md  # mean over seeds; difference to scratch
+    assert stem.with_suffix(".png").stat().st_size > 1000
+    assert json.loads(stem.with_suffix(".json").read_text())["over_seeds"][1]["arm"] == "ssl"
