@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": "hippocampus_landmarks", "fold": args.fold, "seed": args.seed, "minutes_budget": args.minutes,
         "cpu_seconds": seconds, "overrides": {n: METHODS.get(n, ["(dqn_agent re-scored) landmarks.eval_start=prior"])
                                               for n in dirs}, "results": rows, "comparisons": comparisons})
-    lines = [f"# Landmarks: MSD Hippocampus fold {args.fold} (pilot: {args.minutes:g} CPU-min per method)", "",
+    lines = [f"# Landmarks: MSD Hippocampus fold {args.fold} ({args.minutes:g} CPU-min per trained method)", "",
              "Landmarks = centroids of label 1 (anterior) and 2 (posterior); 1 mm voxels; test fold "
              f"{args.fold} (index % 5). Radial error in mm (mean, median: BCa 95% CI), success within 2 / 4 mm "
              "(per landmark: Wilson; `all` = both landmarks of a case, BCa over cases).", "",
