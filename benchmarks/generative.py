@@ -42,18 +42,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 # set -> (data set, data root below --data, overrides of the run); budgets in CPU-minutes
+# the 2D recipe (Kvasir-SEG, BUSI); every network refines scikit-image's biharmonic fill (coarse_fill)
+INPAINT_2D = ["data.size=128", "inpainting.mask=mixed", "model.kwargs.width=16", "data.batch_size=16",
+              "model.kwargs.coarse_fill=biharmonic"]
 INPAINT: dict[str, dict[str, Any]] = {
     # width 16 as BUSI: the BUSI pilot trained ~1 epoch per CPU-minute on ~550 images at 128 px, so
     # Kvasir-SEG's 800 colour training images give ~1.5 CPU-min per epoch, ~20 epochs in 30 CPU-min
-    "kvasir_seg": {"dataset": "kvasir_seg", "root": "kvasir_seg", "minutes": 30,
-                   "overrides": ["data.size=128", "inpainting.mask=mixed", "model.kwargs.width=16", "data.batch_size=16",
-                                "model.kwargs.coarse_fill=biharmonic"]},
-    "busi": {"dataset": "busi", "root": "busi", "minutes": 30,
-             "overrides": ["data.size=128", "inpainting.mask=mixed", "model.kwargs.width=16", "data.batch_size=16",
-                                "model.kwargs.coarse_fill=biharmonic"]},
+    "kvasir_seg": {"dataset": "kvasir_seg", "root": "kvasir_seg", "minutes": 30, "overrides": INPAINT_2D},
+    "busi": {"dataset": "busi", "root": "busi", "minutes": 30, "overrides": INPAINT_2D},
     "hippocampus": {"dataset": "hippocampus", "root": "hippocampus", "minutes": 30,
-                    "overrides": ["inpainting.mask=slices", "model.kwargs.width=8", "data.batch_size=4", "model.kwargs.coarse_fill=biharmonic",
-                                  "data.eval_batch_size=8"]},
+                    "overrides": ["inpainting.mask=slices", "model.kwargs.width=8", "data.batch_size=4",
+                                  "model.kwargs.coarse_fill=biharmonic", "data.eval_batch_size=8"]},
 }
 # denoising: batch 2 (as nnU-Net's 3D default), so a CPU budget buys twice the optimiser steps of batch 4
 DENOISE: dict[str, dict[str, Any]] = {
