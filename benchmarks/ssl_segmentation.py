@@ -8,9 +8,12 @@ Protocol, per data set (Kvasir-SEG, BUSI; docs/few-labels.md):
   (default 60, ``train.budget_clock=cpu``), with the recipe's own backbone (``model.name`` and
   ``model.kwargs`` of the recipe, at its ``data.size``), so ``encoder.pt`` loads into the recipe
   by name. One pre-training run serves every fine-tuning seed; its CPU time is counted once.
-- **fine-tuning**: the chosen segmentation recipe (``benchmarks/configs/kvasir_seg.yaml``: 30
-  CPU-min; ``busi.yaml``: 20 CPU-min) with ``train.init_from=<pre-training run>``, seeds 0-4;
-- **scratch**: the same recipe, same seeds, no ``init_from``;
+- **fine-tuning**: the chosen segmentation recipe with ``train.init_from=<pre-training run>`` in its
+  first stage, seeds 0-4. Kvasir-SEG: the chosen two-stage recipe (``kvasir_seg_chosen_stage1.yaml``
+  20 CPU-min at 128 px, then ``..._stage2.yaml`` 10 CPU-min at 192 px from stage 1's weights),
+  scored with multi-scale flip TTA like its published five-seed mean ("image_dice_multiscale" in
+  ``benchmarks/results/segmentation.md``); BUSI: ``busi.yaml`` (20 CPU-min, one stage);
+- **scratch**: the same recipe, same seeds, no ``init_from`` in the first stage;
 - per seed: test Dice with the evaluator's CI for both arms and the paired difference
   pretrained - scratch over the same test cases (``openmia compare``: paired bootstrap);
 - over seeds: the mean test Dice of each arm with a t interval over seeds, and the seed-level mean
@@ -26,6 +29,7 @@ pipeline works.
 
     python benchmarks/ssl_segmentation.py --quick
     python benchmarks/ssl_segmentation.py --datasets kvasir_seg busi --root ../shared/data --method simclr
+    python benchmarks/ssl_segmentation.py --datasets kvasir_seg --root ../shared/data --pretrain-only  # step 1 alone
 """
 
 from __future__ import annotations
@@ -41,7 +45,12 @@ from openmia import api, fileio
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-RECIPES = {"kvasir_seg": HERE / "configs" / "kvasir_seg.yaml", "busi": HERE / "configs" / "busi.yaml"}
+# data set -> (recipe files trained one after the other, stage k from stage k-1's weights; overrides
+# of the final re-scoring, none = the last stage is scored as trained)
+RECIPES: dict[str, tuple[tuple[str, ...], list[str]]] = {
+    "kvasir_seg": (("kvasir_seg_chosen_stage1", "kvasir_seg_chosen_stage2"), ["segmentation.tta_scales=[0.75, 1.0, 1.25, 1.5]"]),
+    "busi": (("busi",), []),
+}
 TARGET_DICE = 0.84  # issue 24: Kvasir-SEG five-seed mean test Dice
 QUICK = ["data.dataset=synthetic/seg2d", "data.size=64", "train.epochs=2", "train.max_minutes=0.5",
          "model.kwargs.channels=[8,16,32,64,128]", "data.batch_size=32", "train.precision=fp32"]
@@ -75,26 +84,60 @@ def _train_or_reuse(config: Path | None, overrides: list[str], run_dir: Path) ->
     return False
 
 
-def _result(run_dir: Path) -> dict[str, Any]:
-    res = json.loads((run_dir / "result.json").read_text())
-    d = res["test"]["dice"]
-    return {"run_dir": str(run_dir), "dice": d["value"], "ci_low": d["ci_low"], "ci_high": d["ci_high"],
-            "train_seconds": res["train_seconds"], "epochs_done": res["epochs_done"]}
+def _result(scored: Path, stages: list[Path]) -> dict[str, Any]:
+    """The test Dice of the scored run and the training CPU time and epochs of its stages."""
+    d = json.loads((scored / "result.json").read_text())["test"]["dice"]
+    trained = [json.loads((rd / "result.json").read_text()) for rd in stages]
+    return {"run_dir": str(scored), "stages": [str(rd) for rd in stages], "dice": d["value"], "ci_low": d["ci_low"],
+            "ci_high": d["ci_high"], "train_seconds": sum(r["train_seconds"] for r in trained),
+            "epochs_done": [r["epochs_done"] for r in trained]}
 
 
-def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
+def _stage_budgets(files: tuple[Path, ...], minutes: float | None) -> list[list[str]]:
+    """Per stage, the budget override of ``--minutes`` (the recipe's total, shared out as the
+    recipe's stages share it), or nothing (each stage keeps its own)."""
+    from openmia.config import load_config
+
+    if minutes is None:
+        return [[] for _ in files]
+    own = [float(load_config(f).train.max_minutes) for f in files]
+    return [[f"train.max_minutes={minutes * m / sum(own):g}"] for m in own]
+
+
+def _train_arm(files: tuple[Path, ...], rescore: list[str], common: list[str], init: list[str], run_dir: Path,
+               budgets: list[list[str]]) -> tuple[Path, list[Path], bool]:
+    """Train the recipe's stages (the first with ``init``, stage k from stage k-1's run; each with
+    its ``budgets`` overrides) and re-score the last one when the recipe says so; returns the scored
+    run, the stage runs and whether everything was reused."""
+    stages: list[Path] = []
+    reused = True
+    for k, (f, budget) in enumerate(zip(files, budgets)):
+        rd = run_dir if len(files) == 1 and not rescore else run_dir.with_name(f"{run_dir.name}-stage{k + 1}")
+        prev = init if k == 0 else [f"train.init_from={stages[-1]}"]
+        reused &= _train_or_reuse(f, [*common, *budget, *prev], rd)
+        stages.append(rd)
+    if not rescore:
+        return stages[-1], stages, reused
+    if not reused or not (run_dir / "result.json").is_file():
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # scored from an earlier (or unfinished) stage run
+        api.reevaluate(stages[-1], run_dir, rescore, index=False)
+        reused = False
+    return run_dir, stages, reused
+
+
+def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
     """Pre-train once, then fine-tune and train from scratch on every seed; the per-seed and
-    seed-level comparisons of one data set."""
-    recipe_path = RECIPES["kvasir_seg" if args.quick else name]
+    seed-level comparisons of one data set (None with ``--pretrain-only``)."""
+    names, rescore = RECIPES["kvasir_seg" if args.quick else name]
+    files = tuple(HERE / "configs" / f"{n}.yaml" for n in names)
     root = [f"data.root={Path(args.root) / name}"] if args.root else []
     common = [*root, "train.threads=1", f"eval.n_resamples={args.resamples}", *(QUICK if args.quick else []), *args.set]
-    if args.minutes is not None:
-        common.append(f"train.max_minutes={args.minutes}")
     runs = Path(args.runs) / name.replace("/", "-")
     from openmia.config import load_config
 
-    cfg = load_config(recipe_path, common)
-    # the pre-training backbone = the recipe's model, built at the recipe's size on the same data
+    cfg = load_config(files[0], common)
+    # the pre-training backbone = the recipe's model, built at its first stage's size on the same data
     backbone = [f"data.dataset={cfg.data.dataset}", f"data.size={cfg.data.size}", f"model.name={cfg.model.name}",
                 f"model.kwargs={json.dumps(dict(cfg.model.kwargs))}", f"data.batch_size={cfg.data.batch_size}"]
     pre_ov = ["task=pretrain", f"pretrain.method={args.method}", *root, *backbone, "train.threads=1",
@@ -105,17 +148,20 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     _train_or_reuse(None, pre_ov, pre_dir)
     pre = json.loads((pre_dir / "result.json").read_text())
     cases = json.loads((pre_dir / "pretrain_cases.json").read_text()) if (pre_dir / "pretrain_cases.json").is_file() else None
+    if args.pretrain_only:
+        return None
+    budgets = _stage_budgets(files, args.minutes)
     seeds = []
     for seed in args.seeds:
-        dirs = {"scratch": runs / f"scratch-s{seed}", "pretrained": runs / f"{args.method}-s{seed}"}
-        for arm, rd in dirs.items():
-            ov = [*common, f"train.seed={seed}", *([f"train.init_from={pre_dir}"] if arm == "pretrained" else [])]
-            reused = _train_or_reuse(recipe_path, ov, rd)
-            print(f"{name} seed {seed} {arm}: test Dice {_result(rd)['dice']:.3f}{' (reused)' if reused else ''}", flush=True)
-        row = {"seed": seed, **{arm: _result(rd) for arm, rd in dirs.items()}}
-        cmp = api.compare("segmentation", dirs["scratch"] / "truth" / "test",
-                          {"pretrained": dirs["pretrained"] / "predictions" / "test",
-                           "scratch": dirs["scratch"] / "predictions" / "test"},
+        row: dict[str, Any] = {"seed": seed}
+        for arm, init in (("scratch", []), ("pretrained", [f"train.init_from={pre_dir}"])):
+            scored, stages, reused = _train_arm(files, rescore, [*common, f"train.seed={seed}"], init,
+                                                runs / f"{'scratch' if arm == 'scratch' else args.method}-s{seed}", budgets)
+            row[arm] = _result(scored, stages)
+            print(f"{name} seed {seed} {arm}: test Dice {row[arm]['dice']:.3f}{' (reused)' if reused else ''}", flush=True)
+        scored = {arm: Path(row[arm]["run_dir"]) for arm in ("pretrained", "scratch")}
+        cmp = api.compare("segmentation", scored["scratch"] / "truth" / "test",
+                          {arm: rd / "predictions" / "test" for arm, rd in scored.items()},
                           runs / f"compare-s{seed}", metrics=["dice"], n_resamples=args.resamples, seed=0)
         rows = [r for r in cmp["comparisons"] if r.get("metric", "dice") == "dice"]
         c = next((r for r in rows if r.get("label") == "all"), rows[0])
@@ -127,8 +173,10 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     pre_s = float(pre["train_seconds"])
     scr = [r["scratch"]["dice"] for r in seeds]
     ptd = [r["pretrained"]["dice"] for r in seeds]
-    out = {"dataset": name, "recipe": str(recipe_path.relative_to(HERE.parent)), "model": cfg.model.name,
-           "model_kwargs": dict(cfg.model.kwargs), "size": cfg.data.size, "budget_cpu_minutes": cfg.train.max_minutes,
+    minutes = sum(float(load_config(f, [*common, *b]).train.max_minutes) for f, b in zip(files, budgets))
+    out = {"dataset": name, "recipe": " + ".join(str(f.relative_to(HERE.parent)) for f in files), "rescore": rescore,
+           "model": cfg.model.name, "model_kwargs": dict(cfg.model.kwargs), "size": cfg.data.size,
+           "budget_cpu_minutes": minutes,
            "pretrain": {"method": args.method, "run_dir": str(pre_dir), "cpu_seconds": pre_s,
                         "epochs_done": pre.get("epochs_done"), "budget_cpu_minutes": args.pretrain_minutes,
                         "train_images": cases.get("n") if isinstance(cases, dict) else None},
@@ -154,7 +202,8 @@ def write(out: dict[str, Any], stem: Path) -> None:
         pre, s, p, diff = d["pretrain"], d["scratch"], d["pretrained"], d["difference"]
         lines += [f"## {d['dataset']}", "",
                   f"Recipe `{d['recipe']}` ({d['model']} {d['model_kwargs']} at {d['size']} px, "
-                  f"{d['budget_cpu_minutes']:g} CPU-min per run). Pre-training: {pre['method']} on the "
+                  f"{d['budget_cpu_minutes']:g} CPU-min per run"
+                  + (f", scored with `{' '.join(d['rescore'])}`" if d.get("rescore") else "") + f"). Pre-training: {pre['method']} on the "
                   f"{pre['train_images'] or 'all'} training images without masks, {pre['cpu_seconds']:.0f} CPU-s "
                   f"({pre['epochs_done']} epochs; budget {pre['budget_cpu_minutes']:g} CPU-min), the same backbone as "
                   "the recipe; one pre-training run serves every seed and is counted once in the total.", "",
@@ -188,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", help="folder holding one data folder per set (e.g. ../shared/data: kvasir_seg/, busi/)")
     ap.add_argument("--method", default="simclr", choices=("simclr", "byol", "mim"))
     ap.add_argument("--seeds", nargs="+", type=int, default=None, help="default 0-4 (--quick: 0 1)")
-    ap.add_argument("--minutes", type=float, default=None, help="CPU-minutes per fine-tuning/scratch run (default: the recipe's)")
+    ap.add_argument("--minutes", type=float, default=None, help="CPU-minutes per fine-tuning/scratch run, its stages together (default: the recipe's)")
     ap.add_argument("--pretrain-minutes", type=float, default=60.0)
     ap.add_argument("--pretrain-epochs", type=int, default=100000, help="epoch cap (the budget ends the run)")
     ap.add_argument("--resamples", type=int, default=2000)
@@ -197,14 +246,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", default=None, help="folder of the runs (default runs/ssl_segmentation[_quick])")
     ap.add_argument("--out", default=None, help="output stem (default benchmarks/results/ssl_segmentation[_quick])")
     ap.add_argument("--quick", action="store_true", help="pilot: synthetic/seg2d, tiny budgets, seeds 0 1")
+    ap.add_argument("--pretrain-only", action="store_true",
+                    help="only the pre-training runs (the long first step; a later call reuses them and writes the tables)")
     args = ap.parse_args(argv)
     if args.quick:
         args.datasets, args.root = ["synthetic/seg2d"], None
         args.pretrain_minutes, args.pretrain_epochs, args.resamples = 0.5, 2, 200
     args.seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2, 3, 4])
     args.runs = args.runs or f"runs/ssl_segmentation{'_quick' if args.quick else ''}"
-    out = {"quick": args.quick, "method": args.method, "seeds": list(args.seeds),
-           "datasets": [run_dataset(name, args) for name in args.datasets]}
+    datasets = [run_dataset(name, args) for name in args.datasets]
+    if args.pretrain_only:
+        return 0
+    out = {"quick": args.quick, "method": args.method, "seeds": list(args.seeds), "datasets": datasets}
     write(out, Path(args.out) if args.out else RESULTS / f"ssl_segmentation{'_quick' if args.quick else ''}")
     return 0
 

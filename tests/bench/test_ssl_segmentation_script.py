@@ -26,7 +26,13 @@ def test_t_interval_by_hand(bench):
 def test_quick_run_writes_the_paired_tables(bench, tmp_path):
     runs, stem = tmp_path / "runs", tmp_path / "out" / "ssl"
     args = ["--quick", "--runs", str(runs), "--out", str(stem)]
+    # step 1 alone: the pre-training run and nothing else; the full call below reuses it
+    assert bench.main([*args, "--pretrain-only"]) == 0
+    assert sorted(p.name for p in (runs / "synthetic-seg2d").iterdir()) == ["pretrain-simclr"]
+    assert not stem.with_suffix(".json").exists()
+    pre_mtime = (runs / "synthetic-seg2d" / "pretrain-simclr" / "result.json").stat().st_mtime
     assert bench.main(args) == 0
+    assert (runs / "synthetic-seg2d" / "pretrain-simclr" / "result.json").stat().st_mtime == pre_mtime
     out = json.loads(stem.with_suffix(".json").read_text())
     md = stem.with_suffix(".md").read_text()
     assert "| seed | scratch Dice" in md and "Seed-level difference pretrained - scratch" in md
@@ -39,8 +45,16 @@ def test_quick_run_writes_the_paired_tables(bench, tmp_path):
         # the paired bootstrap's estimate is the difference of the two runs' own test Dice
         assert r["paired"]["diff"] == pytest.approx(b["dice"] - a["dice"], abs=1e-9)
         assert r["paired"]["ci_low"] <= r["paired"]["diff"] <= r["paired"]["ci_high"]
-        loaded = json.loads((Path(b["run_dir"]) / "init_from.json").read_text())
-        assert loaded["loaded"] and not (Path(a["run_dir"]) / "init_from.json").exists()
+        # the chosen Kvasir recipe: two stages, the pre-trained encoder loaded into the first only,
+        # the second started from the first; the scored run is the second re-scored at several scales
+        assert len(a["stages"]) == len(b["stages"]) == 2
+        loaded = json.loads((Path(b["stages"][0]) / "init_from.json").read_text())
+        assert loaded["loaded"] and Path(loaded["source"]).parent.name == "pretrain-simclr"
+        assert not (Path(a["stages"][0]) / "init_from.json").exists()
+        for arm in (a, b):
+            second = json.loads((Path(arm["stages"][1]) / "init_from.json").read_text())
+            assert Path(arm["stages"][0]) in Path(second["source"]).parents
+            assert "tta_scales" in (Path(arm["run_dir"]) / "config.yaml").read_text()
     diffs = [r["pretrained"]["dice"] - r["scratch"]["dice"] for r in d["seeds"]]
     assert d["difference"]["mean"] == pytest.approx(sum(diffs) / 2) and d["difference"]["n"] == 2
     p = d["pretrained"]
