@@ -75,12 +75,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pre = json.loads((pre_dir / "result.json").read_text())
     out: dict[str, Any] = {"dataset": args.dataset, "task": task, "metric": metric, "model": args.model,
                            "budget_cpu_minutes": args.minutes, "quick": args.quick, "fractions": list(args.fractions),
-                           "seeds": list(args.seeds), "pretrain": {"method": args.method, "run_dir": str(pre_dir),
+                           "seeds": list(args.seeds), "seeds_at": {str(f): s for f, s in args.seeds_at.items()},
+                           "pretrain": {"method": args.method, "run_dir": str(pre_dir),
                                                                     "cpu_seconds": pre["train_seconds"],
                                                                     "probe_test": pre.get("test", {}).get(metric)},
                            "points": [], "paired": []}
     for frac in args.fractions:
-        for seed in args.seeds:
+        for seed in args.seeds_at.get(frac, args.seeds):
             dirs = {}
             for arm in ARMS:
                 if arm == "semi" and frac >= 1:
@@ -149,7 +150,7 @@ def write(out: dict[str, Any], stem: Path) -> None:
         ax.errorbar(x, y, yerr=np.array([y - np.array(lo), np.array(hi) - y]), marker="o", capsize=3, label=arm)
     ax.set_xscale("log")
     ax.set_xlabel("share of training labels")
-    ax.set_ylabel(f"test {m}, mean over {len(out['seeds'])} seed(s) (95% CI)")
+    ax.set_ylabel(f"test {m}, mean over seeds (95% CI)")
     ax.set_title(f"{out['dataset']}: label efficiency{' (quick pilot)' if out['quick'] else ''}")
     ax.legend()
     fileio.save_figure(fig, stem.with_suffix(".png"))
@@ -174,21 +175,33 @@ def write(out: dict[str, Any], stem: Path) -> None:
         for r in out["paired"]:
             lines.append(f"| {r['fraction']:g} | {r['seed']} | {r['model_a']} - {r['model_b']} | {r['diff']:.3f} "
                          f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['test']} | {r['p_holm']:.3g} |")
-    if len(out["seeds"]) > 1:
+    if any(r["metric"]["n"] > 1 for r in out["over_seeds"]):
         def ci(t: dict[str, Any] | None, sign: str = "+") -> str:
             if t is None or t["ci_low"] is None:
                 return "-"
             return f"{t['mean']:{sign}.3f} [{t['ci_low']:{sign}.3f}, {t['ci_high']:{sign}.3f}]"
 
-        lines += ["", f"Over the seeds {out['seeds']} (mean, Student-t 95% CI over seeds; difference = arm - scratch on "
+        lines += ["", "Over the seeds of each point (mean, Student-t 95% CI over seeds; difference = arm - scratch on "
                       "the same seed and labelled subset, paired t-test p):", "",
-                  f"| fraction | arm | mean test {m} | difference to scratch | p |", "|---|---|---|---|---|"]
+                  f"| fraction | arm | seeds | mean test {m} | difference to scratch | p |", "|---|---|---|---|---|---|"]
         for r in out["over_seeds"]:
             d = r["difference_to_scratch"]
             p_txt = f"{d['p']:.3g}" if d is not None and d["p"] is not None else "-"
-            lines.append(f"| {r['fraction']:g} | {r['arm']} | {ci(r['metric'], '')} | {ci(d)} | {p_txt} |")
+            lines.append(f"| {r['fraction']:g} | {r['arm']} | {r['metric']['n']} | {ci(r['metric'], '')} | {ci(d)} | {p_txt} |")
     fileio.write_text(stem.with_suffix(".md"), "\n".join(lines) + "\n")
     fileio.write_json(stem.with_suffix(".json"), out)
+
+
+def _seeds_at(items: list[str], ap: argparse.ArgumentParser) -> dict[float, list[int]]:
+    """``["1.0=0,1,2"]`` -> ``{1.0: [0, 1, 2]}``; a malformed item is a usage error naming it."""
+    out = {}
+    for item in items:
+        try:
+            frac, seeds = item.split("=", 1)
+            out[float(frac)] = [int(x) for x in seeds.split(",")]
+        except ValueError:
+            ap.error(f"--seeds-at {item!r}: expected FRACTION=SEED,SEED,... (e.g. 1.0=0,1,2)")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="cnn_small")
     ap.add_argument("--fractions", nargs="+", type=float, default=list(FRACTIONS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--seeds-at", action="append", default=[], metavar="FRACTION=SEED,SEED",
+                    help="other seeds for one fraction (e.g. 1.0=0,1,2: the costly full-label point on fewer seeds)")
     ap.add_argument("--minutes", type=float, default=5.0, help="CPU-minutes per training run")
     ap.add_argument("--epochs", type=int, default=200, help="epoch cap (the budget usually ends a run first)")
     ap.add_argument("--method", default="simclr", choices=("simclr", "byol", "mim"))
@@ -212,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", default=None, help="folder of the runs (default runs/label_efficiency/<dataset>)")
     ap.add_argument("--quick", action="store_true", help="pilot: synthetic/binary, 3 fractions, 1 seed, a few epochs")
     args = ap.parse_args(argv)
+    args.seeds_at = _seeds_at(args.seeds_at, ap)
     if args.quick:
         args.dataset, args.fractions, args.seeds = "synthetic/binary", [0.05, 0.25, 1.0], [0]
         args.minutes, args.epochs, args.pretrain_minutes, args.pretrain_epochs, args.resamples = 1.0, 4, 1.5, 4, 500

@@ -48,6 +48,26 @@ def test_write_gives_the_seed_table_and_the_figure(bench, tmp_path):
     stem = tmp_path / "le"
     bench.write(out, stem)
     md = stem.with_suffix(".md").read_text()
-    assert "| 0.1 | ssl | 0.680 [" in md and "| +0.060 [" in md  # mean over seeds; difference to scratch
+    assert "| 0.1 | ssl | 3 | 0.680 [" in md and "| +0.060 [" in md  # seeds, mean over them; difference to scratch
     assert stem.with_suffix(".png").stat().st_size > 1000
     assert json.loads(stem.with_suffix(".json").read_text())["over_seeds"][1]["arm"] == "ssl"
+
+
+def test_seeds_at_gives_one_fraction_its_own_seeds(bench, tmp_path):
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    assert bench._seeds_at(["1.0=0,1,2", "0.25=4"], ap) == {1.0: [0, 1, 2], 0.25: [4]}
+    with pytest.raises(SystemExit):  # argparse's usage error, naming the item
+        bench._seeds_at(["1.0:0,1"], ap)
+    # a point on fewer seeds is summarised over its own seeds (n in the table)
+    out = _out()
+    out["fractions"] = [0.1, 1.0]
+    for seed, v in ((0, 0.70), (1, 0.74)):
+        out["points"].append({"arm": "scratch", "fraction": 1.0, "seed": seed, "value": v, "ci_low": v - 0.05,
+                              "ci_high": v + 0.05, "epochs_done": 10, "train_seconds": 60.0, "run_dir": "x"})
+    out["over_seeds"] = bench.over_seeds(out)
+    full = next(r for r in out["over_seeds"] if r["fraction"] == 1.0)
+    assert full["metric"]["n"] == 2 and full["metric"]["mean"] == pytest.approx(0.72)
+    bench.write(out, tmp_path / "le")
+    assert "| 1 | scratch | 2 | 0.720 [" in (tmp_path / "le.md").read_text()
