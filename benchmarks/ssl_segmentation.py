@@ -118,9 +118,13 @@ def _train_arm(files: tuple[Path, ...], rescore: list[str], common: list[str], i
         stages.append(rd)
     if not rescore:
         return stages[-1], stages, reused
-    if not reused or not (run_dir / "result.json").is_file():
+    from openmia.config import load_run_config
+
+    done = (run_dir / "result.json").is_file()
+    if not reused or not done or _differences(load_run_config(run_dir / "config.yaml").to_dict(),
+                                              load_run_config(stages[-1] / "config.yaml", rescore).to_dict()):
         if run_dir.exists():
-            shutil.rmtree(run_dir)  # scored from an earlier (or unfinished) stage run
+            shutil.rmtree(run_dir)  # scored from an earlier stage run, unfinished, or with other settings
         api.reevaluate(stages[-1], run_dir, rescore, index=False)
         reused = False
     return run_dir, stages, reused

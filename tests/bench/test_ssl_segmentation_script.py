@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 
 
@@ -23,7 +24,7 @@ def test_t_interval_by_hand(bench):
 
 
 @pytest.mark.slow
-def test_quick_run_writes_the_paired_tables(bench, tmp_path):
+def test_quick_run_writes_the_paired_tables(bench, tmp_path, monkeypatch):
     runs, stem = tmp_path / "runs", tmp_path / "out" / "ssl"
     args = ["--quick", "--runs", str(runs), "--out", str(stem)]
     # step 1 alone: the pre-training run and nothing else; the full call below reuses it
@@ -59,9 +60,18 @@ def test_quick_run_writes_the_paired_tables(bench, tmp_path):
     assert d["difference"]["mean"] == pytest.approx(sum(diffs) / 2) and d["difference"]["n"] == 2
     p = d["pretrained"]
     assert p["cpu_seconds_total"] == pytest.approx(p["cpu_seconds_finetune"] + d["pretrain"]["cpu_seconds"])
-    # a rerun reuses every run (same numbers); another budget is refused, naming the key
+    # a rerun reuses every run, the re-scored ones too (same numbers, files untouched); another budget
+    # is refused, naming the key
+    scored = Path(d["seeds"][0]["pretrained"]["run_dir"]) / "result.json"
+    mtime = scored.stat().st_mtime
     assert bench.main(args) == 0
     again = json.loads(stem.with_suffix(".json").read_text())["datasets"][0]
     assert [r["pretrained"]["dice"] for r in again["seeds"]] == [r["pretrained"]["dice"] for r in d["seeds"]]
+    assert scored.stat().st_mtime == mtime
+    # other re-scoring settings: the trained stages are reused, the scored run is made again
+    monkeypatch.setitem(bench.RECIPES, "kvasir_seg", (bench.RECIPES["kvasir_seg"][0], ["segmentation.tta_scales=[1.0, 1.25]"]))
+    assert bench.main(args) == 0
+    assert yaml.safe_load((scored.parent / "config.yaml").read_text())["segmentation"]["tta_scales"] == [1.0, 1.25]
+    assert scored.stat().st_mtime > mtime
     with pytest.raises(SystemExit, match="train.max_minutes"):
         bench.main([*args, "--minutes", "0.4"])
