@@ -163,9 +163,9 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
                                                 runs / f"{'scratch' if arm == 'scratch' else args.method}-s{seed}", budgets)
             row[arm] = _result(scored, stages)
             print(f"{name} seed {seed} {arm}: test Dice {row[arm]['dice']:.3f}{' (reused)' if reused else ''}", flush=True)
-        scored = {arm: Path(row[arm]["run_dir"]) for arm in ("pretrained", "scratch")}
-        cmp = api.compare("segmentation", scored["scratch"] / "truth" / "test",
-                          {arm: rd / "predictions" / "test" for arm, rd in scored.items()},
+        scored_runs = {arm: Path(row[arm]["run_dir"]) for arm in ("pretrained", "scratch")}
+        cmp = api.compare("segmentation", scored_runs["scratch"] / "truth" / "test",
+                          {arm: rd / "predictions" / "test" for arm, rd in scored_runs.items()},
                           runs / f"compare-s{seed}", metrics=["dice"], n_resamples=args.resamples, seed=0)
         rows = [r for r in cmp["comparisons"] if r.get("metric", "dice") == "dice"]
         c = next((r for r in rows if r.get("label") == "all"), rows[0])
