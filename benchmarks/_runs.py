@@ -141,7 +141,7 @@ def train_or_reuse(cfg, run_dir: str | Path) -> bool:
         return False
     diff = config_differences(cached_config(rd), cfg.to_dict())
     if diff:
-        raise RuntimeError(f"{rd} holds a run of another configuration ({'; '.join(diff)}); delete it or pass another --runs-dir")
+        raise RuntimeError(f"{rd} holds a run of another configuration ({'; '.join(diff)}); delete it or use another runs folder (the script's --runs/--runs-dir)")
     if (rd / "result.json").is_file():
         return True
     api.resume(rd, progress=False, index=False)

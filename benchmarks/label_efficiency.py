@@ -18,7 +18,9 @@ Protocol (every arm of a point has the same labelled subset, seed and budget):
 Outputs: ``benchmarks/results/label_efficiency[_quick].{md,json,png}`` (PNG: metric vs fraction,
 log x, one line per arm, CI bars). ``--quick`` is a pilot on a synthetic set with a tiny budget
 (minutes on a laptop; its runs end at the 4-epoch cap, not at the budget); its numbers say only
-that the pipeline works. Finished runs in ``--runs`` are reused (a rerun only adds what is missing).
+that the pipeline works. Runs in ``--runs`` are reused when finished and resumed when interrupted
+(a rerun only adds what is missing), but only when made with the same configuration: a run of
+another one is an error naming the keys that differ.
 
     python benchmarks/label_efficiency.py --quick
     python benchmarks/label_efficiency.py --dataset retinamnist --root ../shared/data/medmnist \\
@@ -34,8 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _runs import t_interval
+from _runs import t_interval, train_or_reuse
 from openmia import api, fileio
+from openmia.config import load_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FRACTIONS = (0.01, 0.05, 0.1, 0.25, 1.0)
@@ -66,12 +69,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     runs = Path(args.runs)
     t0 = time.process_time()
     pre_dir = runs / f"pretrain-{args.method}"
-    if not (pre_dir / "result.json").is_file():
-        api.pretrain(args.method, args.dataset, [f"model.name={args.model}", *root, f"train.epochs={args.pretrain_epochs}",
-                                                 "train.budget_clock=cpu", f"train.max_minutes={args.pretrain_minutes}",
-                                                 f"eval.n_resamples={args.resamples}", "train.threads=1", *args.set,
-                                                 *args.pretrain_set],
-                     run_dir=pre_dir, progress=False, index=False)
+    # a cached run (pre-training or training) is reused or resumed only when it was made with the
+    # same configuration: a changed recipe is an error naming what changed, never a stale number
+    train_or_reuse(load_config(None, ["task=pretrain", f"pretrain.method={args.method}", f"data.dataset={args.dataset}",
+                                      f"model.name={args.model}", *root, f"train.epochs={args.pretrain_epochs}",
+                                      "train.budget_clock=cpu", f"train.max_minutes={args.pretrain_minutes}",
+                                      f"eval.n_resamples={args.resamples}", "train.threads=1", *args.set,
+                                      *args.pretrain_set]), pre_dir)
     pre = json.loads((pre_dir / "result.json").read_text())
     out: dict[str, Any] = {"dataset": args.dataset, "task": task, "metric": metric, "model": args.model,
                            "budget_cpu_minutes": args.minutes, "quick": args.quick, "fractions": list(args.fractions),
@@ -89,12 +93,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ov = [*base, f"train.seed={seed}", f"data.labelled_fraction={frac}"]
                 ov += [f"train.init_from={pre_dir}"] if arm == "ssl" else semi if arm == "semi" else []
                 rd = runs / f"{arm}-f{frac}-s{seed}"
-                if not (rd / "result.json").is_file():
-                    if rd.exists():
-                        import shutil
-
-                        shutil.rmtree(rd)  # an interrupted cell: start it again
-                    api.train(None, ov, run_dir=rd, progress=False, index=False)
+                train_or_reuse(load_config(None, ov), rd)
                 dirs[arm] = rd
                 out["points"].append({"arm": arm, "fraction": frac, "seed": seed, **_headline(rd, metric)})
                 print(f"{arm:8s} {frac:5.2f} seed {seed}: {metric} {out['points'][-1]['value']:.3f}", flush=True)
@@ -232,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         args.dataset, args.fractions, args.seeds = "synthetic/binary", [0.05, 0.25, 1.0], [0]
         args.minutes, args.epochs, args.pretrain_minutes, args.pretrain_epochs, args.resamples = 1.0, 4, 1.5, 4, 500
         args.set = ["model.kwargs.width=8", "data.batch_size=64", *args.set]
+    missing = sorted(set(args.seeds_at) - set(args.fractions))
+    if missing:
+        ap.error(f"--seeds-at names fraction(s) {', '.join(f'{f:g}' for f in missing)} that --fractions "
+                 f"({' '.join(f'{f:g}' for f in args.fractions)}) does not train; add them to --fractions")
     args.runs = args.runs or f"runs/label_efficiency/{args.dataset.replace('/', '-')}{'-quick' if args.quick else ''}"
     out = run(args)
     write(out, RESULTS / ("label_efficiency_quick" if args.quick else f"label_efficiency_{args.dataset.replace('/', '-')}"))

@@ -71,3 +71,25 @@ def test_seeds_at_gives_one_fraction_its_own_seeds(bench, tmp_path):
     assert full["metric"]["n"] == 2 and full["metric"]["mean"] == pytest.approx(0.72)
     bench.write(out, tmp_path / "le")
     assert "| 1 | scratch | 2 | 0.720 [" in (tmp_path / "le.md").read_text()
+
+
+def test_seeds_at_a_fraction_that_is_not_trained_is_a_usage_error(bench, capsys):
+    with pytest.raises(SystemExit) as exc:  # before any run starts
+        bench.main(["--fractions", "0.1", "0.25", "--seeds-at", "1.0=0,1"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "fraction(s) 1 " in err and "--fractions (0.1 0.25)" in err
+
+
+def test_a_cached_run_of_another_configuration_is_refused(bench, tmp_path):
+    """A finished or partial run in --runs is reused only when it was made with the same settings;
+    one made with another budget is an error naming the key, not a stale number in the table."""
+    from openmia.config import dump_yaml, load_config
+
+    runs = tmp_path / "runs"
+    (runs / "pretrain-simclr").mkdir(parents=True)
+    stale = load_config(None, ["task=pretrain", "pretrain.method=simclr", "data.dataset=synthetic/binary",
+                               "train.max_minutes=7"])
+    (runs / "pretrain-simclr" / "config.yaml").write_text(dump_yaml(stale))
+    with pytest.raises(RuntimeError, match=r"pretrain-simclr holds a run of another configuration.*train\.max_minutes"):
+        bench.main(["--quick", "--runs", str(runs)])
