@@ -67,10 +67,28 @@ def test_every_tour_input_is_made_in_the_tour(tour):
     """The tour's input files (cells*.png, the example label maps, the folder data sets) are
     written by a command the tour shows before it uses them."""
     text = "\n".join(tour.readme_blocks(README.read_text()).values())
-    for made_by, used in (("save(f'cells{i}.png')", "cells0.png"),
+    for made_by, used in (("make_cell_images.py cells", "cells/cells0.png"),
                           ("make_segmentation_example.py segex", "--truth segex/truth"),
                           ("make_folder_dataset.py mydata", "folder:mydata/lesions")):
         assert made_by in text and text.index(made_by) < text.index(used), (made_by, used)
+
+
+def test_the_cell_image_script_writes_the_images_and_their_true_counts(tmp_path):
+    """examples/make_cell_images.py: the first n test images of synthetic/cells, each with the number
+    of cells marked in it; an n the split does not have is a usage error."""
+    import numpy as np
+    from PIL import Image
+
+    from openmia.data.catalog import load_split
+
+    script = str(README.parent / "examples" / "make_cell_images.py")
+    out = subprocess.run([sys.executable, script, str(tmp_path / "c"), "--n", "3"], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    cells = load_split("synthetic/cells", "test")
+    assert out == [f"{tmp_path / 'c' / f'cells{i}.png'}: {len(cells.objects[i])} cells" for i in range(3)]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "c" / "cells2.png")), cells.images[2, 0])
+    bad = subprocess.run([sys.executable, script, str(tmp_path / "d"), "--n", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--n 0: the test split has" in bad.stderr and not (tmp_path / "d").exists()
 
 
 def test_normalise_ignores_timings_stamps_commits_and_widths(tour):
