@@ -22,7 +22,7 @@ Protocol, per data set (Kvasir-SEG, BUSI; docs/few-labels.md):
   fine-tuning runs plus the pre-training once (the "total" column).
 
 Finished runs in ``--runs`` are reused when their saved configuration is the one this script would
-train (else it stops and lists the differences); an unfinished one is started again.
+train (else it stops and lists the differences); an interrupted one is resumed from its checkpoint.
 Outputs: ``benchmarks/results/ssl_segmentation[_quick].{md,json}``. ``--quick`` is a pilot on
 ``synthetic/seg2d`` with tiny budgets and 2 seeds (1-2 minutes): its numbers say only that the
 pipeline works.
@@ -40,8 +40,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from _runs import t_interval
+from _runs import cached_config, config_differences, t_interval, train_or_reuse
 from openmia import api, fileio
+from openmia.config import load_config, load_run_config
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -55,35 +56,6 @@ TARGET_DICE = 0.84  # issue 24: Kvasir-SEG five-seed mean test Dice
 QUICK = ["data.dataset=synthetic/seg2d", "data.size=64", "train.epochs=2", "train.max_minutes=0.5",
          "model.kwargs.channels=[8,16,32,64,128]", "data.batch_size=32", "train.precision=fp32"]
 # keys that do not change what a run computes: a cached run with other values is still reused
-IGNORED = ("train.threads", "data.root", "train.device", "eval.workers")
-
-
-def _differences(a: Any, b: Any, prefix: str = "") -> list[str]:
-    """``key: cached -> wanted`` for every leaf where the nested dicts ``a`` and ``b`` differ."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b)) if f"{prefix}{k}" not in IGNORED
-                for d in _differences(a.get(k), b.get(k), f"{prefix}{k}.")]
-    return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
-
-
-def _train_or_reuse(config: Path | None, overrides: list[str], run_dir: Path) -> bool:
-    """Train (or pre-train) into ``run_dir`` unless a finished run of the same configuration is
-    there; returns whether it was reused. A finished run of another configuration is an error."""
-    from openmia.config import load_config, load_run_config
-
-    cfg = load_config(config, overrides)
-    if (run_dir / "result.json").is_file():
-        diff = _differences(load_run_config(run_dir / "config.yaml").to_dict(), cfg.to_dict())
-        if diff:
-            raise SystemExit(f"{run_dir} holds a finished run of another configuration ({'; '.join(diff)}); "
-                             "delete it or pass another --runs")
-        return True
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # an interrupted run: start it again
-    api.train(cfg, run_dir=run_dir, progress=False, index=False)
-    return False
-
-
 def _result(scored: Path, stages: list[Path]) -> dict[str, Any]:
     """The test Dice of the scored run and the training CPU time and epochs of its stages."""
     d = json.loads((scored / "result.json").read_text())["test"]["dice"]
@@ -96,8 +68,6 @@ def _result(scored: Path, stages: list[Path]) -> dict[str, Any]:
 def _stage_budgets(files: tuple[Path, ...], minutes: float | None) -> list[list[str]]:
     """Per stage, the budget override of ``--minutes`` (the recipe's total, shared out as the
     recipe's stages share it), or nothing (each stage keeps its own)."""
-    from openmia.config import load_config
-
     if minutes is None:
         return [[] for _ in files]
     own = [float(load_config(f).train.max_minutes) for f in files]
@@ -114,15 +84,13 @@ def _train_arm(files: tuple[Path, ...], rescore: list[str], common: list[str], i
     for k, (f, budget) in enumerate(zip(files, budgets)):
         rd = run_dir if len(files) == 1 and not rescore else run_dir.with_name(f"{run_dir.name}-stage{k + 1}")
         prev = init if k == 0 else [f"train.init_from={stages[-1]}"]
-        reused &= _train_or_reuse(f, [*common, *budget, *prev], rd)
+        reused &= train_or_reuse(load_config(f, [*common, *budget, *prev]), rd)
         stages.append(rd)
     if not rescore:
         return stages[-1], stages, reused
-    from openmia.config import load_run_config
-
     done = (run_dir / "result.json").is_file()
-    if not reused or not done or _differences(load_run_config(run_dir / "config.yaml").to_dict(),
-                                              load_run_config(stages[-1] / "config.yaml", rescore).to_dict()):
+    if not reused or not done or config_differences(cached_config(run_dir),
+                                                    load_run_config(stages[-1] / "config.yaml", rescore).to_dict()):
         if run_dir.exists():
             shutil.rmtree(run_dir)  # scored from an earlier stage run, unfinished, or with other settings
         api.reevaluate(stages[-1], run_dir, rescore, index=False)
@@ -138,8 +106,6 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
     root = [f"data.root={Path(args.root) / name}"] if args.root else []
     common = [*root, "train.threads=1", f"eval.n_resamples={args.resamples}", *(QUICK if args.quick else []), *args.set]
     runs = Path(args.runs) / name.replace("/", "-")
-    from openmia.config import load_config
-
     cfg = load_config(files[0], common)
     # the pre-training backbone = the recipe's model, built at its first stage's size on the same data
     backbone = [f"data.dataset={cfg.data.dataset}", f"data.size={cfg.data.size}", f"model.name={cfg.model.name}",
@@ -149,7 +115,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
               f"train.epochs={args.pretrain_epochs}", *args.pretrain_set]
     pre_dir = runs / f"pretrain-{args.method}"
     print(f"{name}: pre-training {args.method} -> {pre_dir}", flush=True)
-    _train_or_reuse(None, pre_ov, pre_dir)
+    train_or_reuse(load_config(None, pre_ov), pre_dir)
     pre = json.loads((pre_dir / "result.json").read_text())
     cases = json.loads((pre_dir / "pretrain_cases.json").read_text()) if (pre_dir / "pretrain_cases.json").is_file() else None
     if args.pretrain_only:

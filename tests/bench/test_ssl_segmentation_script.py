@@ -73,5 +73,5 @@ def test_quick_run_writes_the_paired_tables(bench, tmp_path, monkeypatch):
     assert bench.main(args) == 0
     assert yaml.safe_load((scored.parent / "config.yaml").read_text())["segmentation"]["tta_scales"] == [1.0, 1.25]
     assert scored.stat().st_mtime > mtime
-    with pytest.raises(SystemExit, match="train.max_minutes"):
+    with pytest.raises(RuntimeError, match="another configuration.*train.max_minutes"):
         bench.main([*args, "--minutes", "0.4"])
