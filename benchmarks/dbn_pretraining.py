@@ -10,8 +10,11 @@ The zoo's ``dbn`` (stacked RBMs then a sigmoid MLP + linear head) is trained thr
 Every run has the same ``train.max_minutes`` of CPU time (``train.budget_clock=cpu``); pre-training
 time counts against it (the loop adds it to the budget clock), so the pre-trained arms fine-tune for
 less. Per run: test AUC and accuracy with CIs (the evaluator's); per seed the paired differences to
-``none`` on the same test cases (``openmia compare``: DeLong for AUC, Holm). Outputs:
-``benchmarks/results/dbn_pretraining[_quick].{md,json}``.
+``none`` on the same test cases (``openmia compare``: DeLong for AUC, Holm); over the seeds, each
+arm's mean with a Student-t CI and its mean paired difference to ``none`` on the same seeds (t CI,
+paired t-test) — a small gain that no single seed's test set resolves can still be consistent over
+seeds. Runs in ``--runs`` are reused (or resumed) only when made with the same configuration.
+Outputs: ``benchmarks/results/dbn_pretraining[_quick].{md,json}``.
 
     python benchmarks/dbn_pretraining.py --quick
     python benchmarks/dbn_pretraining.py --dataset retinamnist --root ../shared/data/medmnist --minutes 5 --seeds 0 1 2 3 4
@@ -21,11 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
+from _runs import t_interval, train_or_reuse
 from openmia import api, fileio
+from openmia.config import load_config
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ARMS = {"none": [], "rbm": ["model.kwargs.pretrain_method=rbm"], "autoencoder": ["model.kwargs.pretrain_method=autoencoder"]}
@@ -46,10 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for arm, extra in ARMS.items():
             pre = [f"train.pretrain_epochs={0 if arm == 'none' else args.pretrain_epochs}"]
             rd = runs / f"{arm}-s{seed}"
-            if not (rd / "result.json").is_file():
-                if rd.exists():
-                    shutil.rmtree(rd)  # an interrupted cell: start it again
-                api.train(None, [*base, *pre, *extra, f"train.seed={seed}"], run_dir=rd, progress=False, index=False)
+            train_or_reuse(load_config(None, [*base, *pre, *extra, f"train.seed={seed}"]), rd)
             res = json.loads((rd / "result.json").read_text())
             first = json.loads((rd / "metrics.jsonl").read_text().splitlines()[0])
             pre_s = first["elapsed"] if first.get("phase") == "pretrain" else 0.0
@@ -63,7 +64,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           {a: d / "predictions" / "test.csv" for a, d in dirs.items()}, runs / f"compare-s{seed}",
                           metrics=["auc", "acc"], n_resamples=args.resamples)
         out["paired"] += [{"seed": seed, **r} for r in cmp["comparisons"] if "none" in (r["model_a"], r["model_b"])]
+    out["over_seeds"] = over_seeds(out)
     return out
+
+
+def over_seeds(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per metric and arm: the mean over seeds (Student-t CI) and the mean paired difference
+    arm - none on the same seeds (t CI, paired t-test p; None for ``none`` itself)."""
+    rows = []
+    for metric in ("auc", "acc"):
+        for arm in ARMS:
+            vals = {r["seed"]: r[metric]["value"] for r in out["runs"] if r["arm"] == arm}
+            base = {r["seed"]: r[metric]["value"] for r in out["runs"] if r["arm"] == "none"}
+            diffs = [vals[s] - base[s] for s in vals if s in base]
+            rows.append({"metric": metric, "arm": arm, "value": t_interval(list(vals.values())),
+                         "difference_to_none": None if arm == "none" else t_interval(diffs)})
+    return rows
 
 
 def write(out: dict[str, Any], stem: Path) -> None:
@@ -84,6 +100,15 @@ def write(out: dict[str, Any], stem: Path) -> None:
     for r in out["paired"]:
         lines.append(f"| {r['seed']} | {r['metric']} | {r['model_a']} - {r['model_b']} | {r['diff']:.3f} "
                      f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['test']} | {r['p_holm']:.3g} |")
+    ci = lambda t, fmt: "-" if t["ci_low"] is None else f"[{t['ci_low']:{fmt}}, {t['ci_high']:{fmt}}]"  # noqa: E731
+    lines += ["", "Over the seeds (mean, Student-t 95% CI over seeds; difference = arm - none on the same seed, "
+              "paired t-test p):", "", "| metric | arm | seeds | mean [95% CI] | difference to none | p |",
+              "|---|---|---|---|---|---|"]
+    for r in out.get("over_seeds", []):
+        v, d = r["value"], r["difference_to_none"]
+        diff = "-" if d is None else f"{d['mean']:+.4f} {ci(d, '+.4f')}"
+        p = "-" if d is None or d["p"] is None else f"{d['p']:.3g}"
+        lines.append(f"| {r['metric']} | {r['arm']} | {v['n']} | {v['mean']:.3f} {ci(v, '.3f')} | {diff} | {p} |")
     fileio.write_text(stem.with_suffix(".md"), "\n".join(lines) + "\n")
     fileio.write_json(stem.with_suffix(".json"), out)
 
