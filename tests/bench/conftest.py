@@ -27,3 +27,17 @@ def load_script():
         return mod
 
     return load
+
+
+@pytest.fixture
+def stale_run():
+    """``stale_run(run_dir, overrides)``: a run directory holding only the ``config.yaml`` of
+    ``overrides`` (no result) — a cached run of some configuration, for the reuse checks."""
+    def write(run_dir: Path, overrides: list[str]) -> Path:
+        from openmia.config import dump_yaml, load_config
+
+        run_dir.mkdir(parents=True)
+        (run_dir / "config.yaml").write_text(dump_yaml(load_config(None, overrides)))
+        return run_dir
+
+    return write

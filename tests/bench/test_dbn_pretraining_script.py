@@ -52,13 +52,9 @@ def test_write_gives_the_run_and_seed_tables(bench, tmp_path):
     assert json.loads((tmp_path / "dbn.json").read_text())["over_seeds"][1]["arm"] == "rbm"
 
 
-def test_a_cached_run_of_another_configuration_is_refused(bench, tmp_path):
-    from openmia.config import dump_yaml, load_config
-
+def test_a_cached_run_of_another_configuration_is_refused(bench, tmp_path, stale_run):
     runs = tmp_path / "runs"
-    (runs / "none-s0").mkdir(parents=True)
-    stale = load_config(None, ["data.dataset=synthetic/binary", "model.name=dbn", "model.kwargs.hidden=[64, 32]",
-                               "train.max_minutes=9"])
-    (runs / "none-s0" / "config.yaml").write_text(dump_yaml(stale))
+    stale_run(runs / "none-s0", ["data.dataset=synthetic/binary", "model.name=dbn", "model.kwargs.hidden=[64, 32]",
+                                 "train.max_minutes=9"])
     with pytest.raises(RuntimeError, match=r"none-s0 holds a run of another configuration.*train\.max_minutes"):
         bench.main(["--quick", "--runs", str(runs)])

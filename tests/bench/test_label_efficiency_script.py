@@ -81,15 +81,11 @@ def test_seeds_at_a_fraction_that_is_not_trained_is_a_usage_error(bench, capsys)
     assert "fraction(s) 1 " in err and "--fractions (0.1 0.25)" in err
 
 
-def test_a_cached_run_of_another_configuration_is_refused(bench, tmp_path):
+def test_a_cached_run_of_another_configuration_is_refused(bench, tmp_path, stale_run):
     """A finished or partial run in --runs is reused only when it was made with the same settings;
     one made with another budget is an error naming the key, not a stale number in the table."""
-    from openmia.config import dump_yaml, load_config
-
     runs = tmp_path / "runs"
-    (runs / "pretrain-simclr").mkdir(parents=True)
-    stale = load_config(None, ["task=pretrain", "pretrain.method=simclr", "data.dataset=synthetic/binary",
-                               "train.max_minutes=7"])
-    (runs / "pretrain-simclr" / "config.yaml").write_text(dump_yaml(stale))
+    stale_run(runs / "pretrain-simclr", ["task=pretrain", "pretrain.method=simclr", "data.dataset=synthetic/binary",
+                                         "train.max_minutes=7"])
     with pytest.raises(RuntimeError, match=r"pretrain-simclr holds a run of another configuration.*train\.max_minutes"):
         bench.main(["--quick", "--runs", str(runs)])
