@@ -73,9 +73,9 @@ def over_seeds(out: dict[str, Any]) -> list[dict[str, Any]]:
     arm - none on the same seeds (t CI, paired t-test p; None for ``none`` itself)."""
     rows = []
     for metric in ("auc", "acc"):
+        base = {r["seed"]: r[metric]["value"] for r in out["runs"] if r["arm"] == "none"}
         for arm in ARMS:
             vals = {r["seed"]: r[metric]["value"] for r in out["runs"] if r["arm"] == arm}
-            base = {r["seed"]: r[metric]["value"] for r in out["runs"] if r["arm"] == "none"}
             diffs = [vals[s] - base[s] for s in vals if s in base]
             rows.append({"metric": metric, "arm": arm, "value": t_interval(list(vals.values())),
                          "difference_to_none": None if arm == "none" else t_interval(diffs)})

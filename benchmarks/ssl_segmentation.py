@@ -55,7 +55,8 @@ RECIPES: dict[str, tuple[tuple[str, ...], list[str]]] = {
 TARGET_DICE = 0.84  # issue 24: Kvasir-SEG five-seed mean test Dice
 QUICK = ["data.dataset=synthetic/seg2d", "data.size=64", "train.epochs=2", "train.max_minutes=0.5",
          "model.kwargs.channels=[8,16,32,64,128]", "data.batch_size=32", "train.precision=fp32"]
-# keys that do not change what a run computes: a cached run with other values is still reused
+
+
 def _result(scored: Path, stages: list[Path]) -> dict[str, Any]:
     """The test Dice of the scored run and the training CPU time and epochs of its stages."""
     d = json.loads((scored / "result.json").read_text())["test"]["dice"]
