@@ -260,3 +260,63 @@ def t_interval(values: list[float], level: float = 0.95) -> dict[str, Any]:
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
     p = float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)) if sd > 0 else (1.0 if mean == 0 else 0.0)
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "p": p, "n": n}
+
+
+# --- results kept across sessions: a runs folder is a cache that a later session may not have, so a
+# script can keep the rows of its earlier results file (``--merge``) after checking their settings,
+# and every row names the pre-training run it used by a digest of the encoder's tensors
+
+
+def portable(overrides: list[str]) -> list[str]:
+    """Overrides without the keys that say where things are (they may differ between machines)."""
+    return [o for o in overrides if o.split("=", 1)[0] not in WHERE_KEYS]
+
+
+def encoder_digest(pretrain_dir: str | Path) -> str:
+    """12 hex digits of a SHA-256 over a pre-training run's ``encoder.pt`` tensors (names and bytes,
+    in name order): two runs that produced the same weights share it, any other pair does not."""
+    import hashlib
+
+    import torch
+
+    state = torch.load(Path(pretrain_dir) / "encoder.pt", map_location="cpu", weights_only=True)["model"]
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].detach().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def check_pretrain_owner(pretrain_dir: Path, fine_tuned: list[Path]) -> None:
+    """Refuse to pre-train again while runs fine-tuned from a vanished pre-training run are still
+    there: a new encoder is not theirs, and reusing them would mix two pre-training runs silently."""
+    if (pretrain_dir / "result.json").is_file():
+        return
+    stale = sorted(str(p.name) for p in fine_tuned if p.exists())
+    if stale:
+        raise SystemExit(f"{pretrain_dir.parent}: fine-tuned runs {stale} are here but their pre-training run {pretrain_dir} "
+                         "is not; remove them (or use another --runs) before pre-training again")
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """An earlier results file for ``--merge``; a missing or unreadable one is an error naming it."""
+    import json
+
+    p = Path(path)
+    if not p.is_file():
+        raise SystemExit(f"--merge {p}: no such results file")
+    try:
+        return json.loads(p.read_text())
+    except ValueError as exc:
+        raise SystemExit(f"--merge {p}: not a JSON results file ({exc})") from exc
+
+
+def settings_differences(kept: dict[str, list[str]], now: dict[str, list[str]]) -> list[str]:
+    """Per part (e.g. ``fine_tune``, ``pretrain``), the overrides only the kept file had and those
+    only this call has."""
+    out = []
+    for part in sorted(set(kept) | set(now)):
+        a, b = set(kept.get(part, [])), set(now.get(part, []))
+        if a != b:
+            out.append(f"{part}: kept {sorted(a - b)}, now {sorted(b - a)}")
+    return out

@@ -20,7 +20,10 @@ log x, one line per arm, CI bars). ``--quick`` is a pilot on a synthetic set wit
 (minutes on a laptop; its runs end at the 4-epoch cap, not at the budget); its numbers say only
 that the pipeline works. Runs in ``--runs`` are reused when finished and resumed when interrupted
 (a rerun only adds what is missing), but only when made with the same configuration: a run of
-another one is an error naming the keys that differ.
+another one is an error naming the keys that differ. ``--merge`` adds fractions or seeds to an
+earlier results file whose runs folder was not kept: the (fraction, seed) points of the file are
+kept once its settings match this call's, the others are trained, and every ssl point names its
+pre-training run by a digest of the encoder's tensors (a second run is reported as such).
 
     python benchmarks/label_efficiency.py --quick
     python benchmarks/label_efficiency.py --dataset retinamnist --root ../shared/data/medmnist \\
@@ -36,7 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _runs import t_interval, train_or_reuse
+from _runs import (check_pretrain_owner, encoder_digest, portable, read_results, settings_differences, t_interval,
+                   train_or_reuse)
 from openmia import api, fileio
 from openmia.config import load_config
 
@@ -69,45 +73,95 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     runs = Path(args.runs)
     t0 = time.process_time()
     pre_dir = runs / f"pretrain-{args.method}"
-    # a cached run (pre-training or training) is reused or resumed only when it was made with the
-    # same configuration: a changed recipe is an error naming what changed, never a stale number
-    train_or_reuse(load_config(None, ["task=pretrain", f"pretrain.method={args.method}", f"data.dataset={args.dataset}",
-                                      f"model.name={args.model}", *root, f"train.epochs={args.pretrain_epochs}",
-                                      "train.budget_clock=cpu", f"train.max_minutes={args.pretrain_minutes}",
-                                      f"eval.n_resamples={args.resamples}", "train.threads=1", *args.set,
-                                      *args.pretrain_set]), pre_dir)
-    pre = json.loads((pre_dir / "result.json").read_text())
+    pre_ov = ["task=pretrain", f"pretrain.method={args.method}", f"data.dataset={args.dataset}", f"model.name={args.model}",
+              *root, f"train.epochs={args.pretrain_epochs}", "train.budget_clock=cpu", f"train.max_minutes={args.pretrain_minutes}",
+              f"eval.n_resamples={args.resamples}", "train.threads=1", *args.set, *args.pretrain_set]
+    settings = {"train": portable(base), "semi": semi, "pretrain": portable(pre_ov)}
+    kept, kept_pretrains = _kept_points(args, settings) if args.merge else ({}, {})
+    pre_rec: dict[str, Any] = {}
+
+    def pretrained() -> dict[str, Any]:
+        """This invocation's pre-training run (trained or reused on first use) as a record."""
+        if not pre_rec:
+            check_pretrain_owner(pre_dir, sorted(runs.glob("ssl-*")))
+            # a cached run (pre-training or training) is reused or resumed only when it was made with
+            # the same configuration: a changed recipe is an error naming what changed, never a stale number
+            train_or_reuse(load_config(None, pre_ov), pre_dir)
+            pre = json.loads((pre_dir / "result.json").read_text())
+            pre_rec.update({"id": encoder_digest(pre_dir), "method": args.method, "run_dir": str(pre_dir),
+                            "cpu_seconds": pre["train_seconds"], "probe_test": pre.get("test", {}).get(metric)})
+        return pre_rec
+
     out: dict[str, Any] = {"dataset": args.dataset, "task": task, "metric": metric, "model": args.model,
                            "budget_cpu_minutes": args.minutes, "quick": args.quick, "fractions": list(args.fractions),
                            "seeds": list(args.seeds), "seeds_at": {str(f): s for f, s in args.seeds_at.items()},
-                           "pretrain": {"method": args.method, "run_dir": str(pre_dir),
-                                                                    "cpu_seconds": pre["train_seconds"],
-                                                                    "probe_test": pre.get("test", {}).get(metric)},
-                           "points": [], "paired": []}
-    for frac in args.fractions:
-        for seed in args.seeds_at.get(frac, args.seeds):
-            dirs = {}
-            for arm in ARMS:
-                if arm == "semi" and frac >= 1:
-                    continue  # nothing is unlabelled at 100 %
-                ov = [*base, f"train.seed={seed}", f"data.labelled_fraction={frac}"]
-                ov += [f"train.init_from={pre_dir}"] if arm == "ssl" else semi if arm == "semi" else []
-                rd = runs / f"{arm}-f{frac}-s{seed}"
-                train_or_reuse(load_config(None, ov), rd)
-                dirs[arm] = rd
-                out["points"].append({"arm": arm, "fraction": frac, "seed": seed, **_headline(rd, metric)})
-                print(f"{arm:8s} {frac:5.2f} seed {seed}: {metric} {out['points'][-1]['value']:.3f}", flush=True)
-            cmp = api.compare(task, _pred(dirs["scratch"], "truth"), {a: _pred(d, "predictions") for a, d in dirs.items()},
-                              runs / f"compare-f{frac}-s{seed}", metrics=[metric], n_resamples=args.resamples)
-            for row in cmp["comparisons"]:
-                if row["model_a"] == "scratch":  # written as arm - scratch
-                    row = {**row, "model_a": row["model_b"], "model_b": "scratch", "diff": -row["diff"],
-                           "ci_low": -row["ci_high"], "ci_high": -row["ci_low"]}
-                if row["model_b"] == "scratch":
-                    out["paired"].append({"fraction": frac, "seed": seed, **row})
+                           "settings": settings, "points": [], "paired": []}
+    points = [(frac, seed) for frac in args.fractions for seed in args.seeds_at.get(frac, args.seeds)]
+    keep = {key for key in points if key in kept and not any(runs.glob(f"*-f{key[0]}-s{key[1]}"))}
+    if set(points) - keep:
+        pretrained()  # first, so a stale or mismatched pre-training run stops the script before any training
+    for frac, seed in points:
+        if (frac, seed) in keep:
+            out["points"] += kept[(frac, seed)]["points"]  # its runs are gone (an earlier session); its numbers are kept
+            out["paired"] += kept[(frac, seed)]["paired"]
+            print(f"fraction {frac:g} seed {seed}: kept from {args.merge}", flush=True)
+            continue
+        dirs = {}
+        for arm in ARMS:
+            if arm == "semi" and frac >= 1:
+                continue  # nothing is unlabelled at 100 %
+            ov = [*base, f"train.seed={seed}", f"data.labelled_fraction={frac}"]
+            ov += [f"train.init_from={pre_dir}"] if arm == "ssl" else semi if arm == "semi" else []
+            rd = runs / f"{arm}-f{frac}-s{seed}"
+            train_or_reuse(load_config(None, ov), rd)
+            dirs[arm] = rd
+            point = {"arm": arm, "fraction": frac, "seed": seed, **_headline(rd, metric)}
+            out["points"].append({**point, "pretrain_id": pre_rec["id"]} if arm == "ssl" else point)
+            print(f"{arm:8s} {frac:5.2f} seed {seed}: {metric} {out['points'][-1]['value']:.3f}", flush=True)
+        cmp = api.compare(task, _pred(dirs["scratch"], "truth"), {a: _pred(d, "predictions") for a, d in dirs.items()},
+                          runs / f"compare-f{frac}-s{seed}", metrics=[metric], n_resamples=args.resamples)
+        for row in cmp["comparisons"]:
+            if row["model_a"] == "scratch":  # written as arm - scratch
+                row = {**row, "model_a": row["model_b"], "model_b": "scratch", "diff": -row["diff"],
+                       "ci_low": -row["ci_high"], "ci_high": -row["ci_low"]}
+            if row["model_b"] == "scratch":
+                out["paired"].append({"fraction": frac, "seed": seed, **row})
+    # every distinct pre-training run the ssl points used, in order of first use
+    pool = {**kept_pretrains, **({pre_rec["id"]: pre_rec} if pre_rec else {})}
+    used = [pool[i] for i in dict.fromkeys(p["pretrain_id"] for p in out["points"] if p["arm"] == "ssl")]
+    out["pretrains"] = used
+    out["pretrain"] = used[0] if used else None
     out["cpu_seconds_total"] = round(time.process_time() - t0, 1)
     out["over_seeds"] = over_seeds(out)
     return out
+
+
+def _kept_points(args: argparse.Namespace, settings: dict[str, Any]) -> tuple[dict, dict]:
+    """The points (with their paired rows) of an earlier results file by (fraction, seed), and the
+    pre-training runs they used by id, after checking the file was made with these settings (an
+    error listing the differences otherwise). A file written before the settings were recorded is
+    checked on what it kept (data set, model, budget, pre-training method), and only without extra
+    overrides on this call."""
+    old = read_results(args.merge)
+    if "settings" in old:
+        diffs = settings_differences(old["settings"], settings)
+    else:
+        now = {"dataset": args.dataset, "model": args.model, "budget_cpu_minutes": args.minutes, "method": args.method}
+        was = {"dataset": old.get("dataset"), "model": old.get("model"), "budget_cpu_minutes": old.get("budget_cpu_minutes"),
+               "method": (old.get("pretrain") or {}).get("method")}
+        diffs = [f"{k}: kept {was[k]}, now {now[k]}" for k in now if now[k] != was[k]]
+    if diffs:
+        raise SystemExit(f"--merge {args.merge}: made with other settings; " + "; ".join(diffs))
+    legacy = {**(old.get("pretrain") or {})}
+    legacy.setdefault("id", f"{legacy.get('run_dir')}@{legacy.get('cpu_seconds', 0):.3f}")
+    pool = {r["id"]: r for r in old.get("pretrains") or [legacy]}
+    kept: dict[tuple[float, int], dict[str, list]] = {}
+    for p in old["points"]:
+        row = {**p, "pretrain_id": p.get("pretrain_id", legacy["id"])} if p["arm"] == "ssl" else p
+        kept.setdefault((float(p["fraction"]), int(p["seed"])), {"points": [], "paired": []})["points"].append(row)
+    for r in old["paired"]:
+        kept[(float(r["fraction"]), int(r["seed"]))]["paired"].append(r)
+    return kept, pool
 
 
 def over_seeds(out: dict[str, Any]) -> list[dict[str, Any]]:
@@ -158,14 +212,24 @@ def write(out: dict[str, Any], stem: Path) -> None:
     if out["quick"]:
         lines += ["**Quick pilot** (`--quick`: synthetic data, tiny budget; the runs end at the 4-epoch cap, before "
                   "the CPU budget): it shows the pipeline runs end to end; the numbers are not a benchmark result.", ""]
-    pre = out["pretrain"]
+    pretrains = out.get("pretrains") or ([out["pretrain"]] if out.get("pretrain") else [])
+    cost = {r.get("id"): float(r["cpu_seconds"]) for r in pretrains}
+    if len(pretrains) > 1:
+        runs_txt = "; ".join(f"run {k} {r['cpu_seconds']:.0f} CPU-s served the ssl points of seeds "
+                             + ", ".join(sorted({str(p["seed"]) for p in pts if p.get("pretrain_id") == r["id"]}))
+                             for k, r in enumerate(pretrains, 1))
+        pre_txt = (f"in {len(pretrains)} runs with the same settings (points were added in a later session, whose runs folder "
+                   f"no longer held the first run): {runs_txt}; each ssl point's total adds the run it used")
+    elif pretrains:
+        pre_txt = (f"{pretrains[0]['cpu_seconds']:.0f} CPU-s, once for every fraction and seed (counted once in the total)")
+    else:
+        pre_txt = "not run (no ssl point)"
     lines += [f"Budget per run: {out['budget_cpu_minutes']} CPU-min (`train.budget_clock=cpu`). Self-supervised "
-              f"pre-training ({pre['method']}, all training images, no labels): {pre['cpu_seconds']:.0f} CPU-s, once for "
-              f"every fraction and seed (counted once in the total). This invocation of the script (finished runs are reused): "
-              f"{out['cpu_seconds_total']:.0f} CPU-s.", "",
+              f"pre-training ({pretrains[0]['method'] if pretrains else '-'}, all training images, no labels): {pre_txt}. "
+              f"This invocation of the script (finished runs are reused): {out['cpu_seconds_total']:.0f} CPU-s.", "",
               f"| fraction | seed | arm | test {m} [95% CI] | epochs | train CPU-s | total CPU-s |", "|---|---|---|---|---|---|---|"]
     for p in pts:
-        total = p["train_seconds"] + (pre["cpu_seconds"] if p["arm"] == "ssl" else 0)
+        total = p["train_seconds"] + (cost.get(p.get("pretrain_id"), cost.get(None, 0.0)) if p["arm"] == "ssl" else 0)
         lines.append(f"| {p['fraction']:g} | {p['seed']} | {p['arm']} | {p['value']:.3f} [{p['ci_low']:.3f}, "
                      f"{p['ci_high']:.3f}] | {p['epochs_done']} | {p['train_seconds']:.1f} | {total:.1f} |")
     if out["paired"]:
@@ -225,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain-set", action="append", default=[], metavar="KEY=VALUE", help="extra pre-training override")
     ap.add_argument("--runs", default=None, help="folder of the runs (default runs/label_efficiency/<dataset>)")
     ap.add_argument("--quick", action="store_true", help="pilot: synthetic/binary, 3 fractions, 1 seed, a few epochs")
+    ap.add_argument("--merge", nargs="?", const="", default=None, metavar="RESULTS_JSON",
+                    help="keep the (fraction, seed) points of an earlier results file (default: this set's own .json) "
+                         "whose runs are no longer in --runs, after checking they were made with the same settings")
     args = ap.parse_args(argv)
     args.seeds_at = _seeds_at(args.seeds_at, ap)
     if args.quick:
@@ -236,8 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--seeds-at names fraction(s) {', '.join(f'{f:g}' for f in missing)} that --fractions "
                  f"({' '.join(f'{f:g}' for f in args.fractions)}) does not train; add them to --fractions")
     args.runs = args.runs or f"runs/label_efficiency/{args.dataset.replace('/', '-')}{'-quick' if args.quick else ''}"
+    stem = RESULTS / ("label_efficiency_quick" if args.quick else f"label_efficiency_{args.dataset.replace('/', '-')}")
+    if args.merge is not None:
+        args.merge = Path(args.merge) if args.merge else stem.with_suffix(".json")
     out = run(args)
-    write(out, RESULTS / ("label_efficiency_quick" if args.quick else f"label_efficiency_{args.dataset.replace('/', '-')}"))
+    write(out, stem)
     return 0
 
 

@@ -23,6 +23,11 @@ Protocol, per data set (Kvasir-SEG, BUSI; docs/few-labels.md):
 
 Finished runs in ``--runs`` are reused when their saved configuration is the one this script would
 train (else it stops and lists the differences); an interrupted one is resumed from its checkpoint.
+``--merge`` adds seeds to an earlier results file whose runs folder was not kept (five seeds of the
+Kvasir recipe are 6 CPU-hours, more than one working session): the file's seeds are kept after
+their settings are checked against this call's, the new ones are trained, and each seed row names
+the pre-training run it was fine-tuned from (a digest of the encoder's tensors), so a second
+pre-training run is reported as such and counted in the total.
 Outputs: ``benchmarks/results/ssl_segmentation[_quick].{md,json}``. ``--quick`` is a pilot on
 ``synthetic/seg2d`` with tiny budgets and 2 seeds (1-2 minutes): its numbers say only that the
 pipeline works.
@@ -30,6 +35,7 @@ pipeline works.
     python benchmarks/ssl_segmentation.py --quick
     python benchmarks/ssl_segmentation.py --datasets kvasir_seg busi --root ../shared/data --method simclr
     python benchmarks/ssl_segmentation.py --datasets kvasir_seg --root ../shared/data --pretrain-only  # step 1 alone
+    python benchmarks/ssl_segmentation.py --datasets kvasir_seg --root ../shared/data --seeds 0 1 2 3 4 --merge
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from _runs import cached_config, config_differences, t_interval, train_or_reuse
+from _runs import (cached_config, check_pretrain_owner, config_differences, encoder_digest, portable, read_results,
+                   settings_differences, t_interval, train_or_reuse)
 from openmia import api, fileio
 from openmia.config import load_config, load_run_config
 
@@ -115,21 +122,48 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
               f"eval.n_resamples={args.resamples}", "train.budget_clock=cpu", f"train.max_minutes={args.pretrain_minutes}",
               f"train.epochs={args.pretrain_epochs}", *args.pretrain_set]
     pre_dir = runs / f"pretrain-{args.method}"
-    print(f"{name}: pre-training {args.method} -> {pre_dir}", flush=True)
-    train_or_reuse(load_config(None, pre_ov), pre_dir)
-    pre = json.loads((pre_dir / "result.json").read_text())
-    cases = json.loads((pre_dir / "pretrain_cases.json").read_text()) if (pre_dir / "pretrain_cases.json").is_file() else None
+    pre_rec: dict[str, Any] = {}
+
+    def pretrained() -> dict[str, Any]:
+        """This invocation's pre-training run (trained or reused on first use) as a record."""
+        if not pre_rec:
+            check_pretrain_owner(pre_dir, sorted(runs.glob(f"{args.method}-s*")))
+            print(f"{name}: pre-training {args.method} -> {pre_dir}", flush=True)
+            train_or_reuse(load_config(None, pre_ov), pre_dir)
+            pre_rec.update(_pretrain_record(pre_dir, args))
+        return pre_rec
+
     if args.pretrain_only:
+        pretrained()
         return None
     budgets = _stage_budgets(files, args.minutes)
+    minutes = sum(float(load_config(f, [*common, *b]).train.max_minutes) for f, b in zip(files, budgets))
+    settings = {"fine_tune": portable(common), "pretrain": portable(pre_ov)}
+    kept, kept_pretrains = _kept_rows(args.merge, name, settings, minutes, args) if args.merge else ({}, {})
+
+    def trained_here(seed: int) -> bool:
+        return any((runs / f"{arm}-s{seed}{stage}").exists() for arm in ("scratch", args.method) for stage in ("", "-stage1"))
+
     seeds = []
+    keep = {seed for seed in args.seeds if seed in kept and not trained_here(seed)}
+    if set(args.seeds) - keep and args.arm != "scratch":
+        pretrained()  # first, so a stale or mismatched pre-training run stops the script before any training
     for seed in args.seeds:
-        row: dict[str, Any] = {"seed": seed}
+        if seed in keep:
+            seeds.append(kept[seed])  # its runs are gone (an earlier session); its numbers are in the results file
+            print(f"{name} seed {seed}: kept from {args.merge} (test Dice scratch {kept[seed]['scratch']['dice']:.3f}, "
+                  f"pretrained {kept[seed]['pretrained']['dice']:.3f})", flush=True)
+            continue
+        row: dict[str, Any] = {"seed": seed, "pretrain_id": pre_rec.get("id")}
         for arm, init in (("scratch", []), ("pretrained", [f"train.init_from={pre_dir}"])):
+            if args.arm and arm != args.arm:
+                continue
             scored, stages, reused = _train_arm(files, rescore, [*common, f"train.seed={seed}"], init,
                                                 runs / f"{'scratch' if arm == 'scratch' else args.method}-s{seed}", budgets)
             row[arm] = _result(scored, stages)
             print(f"{name} seed {seed} {arm}: test Dice {row[arm]['dice']:.3f}{' (reused)' if reused else ''}", flush=True)
+        if args.arm:
+            continue  # one arm of two parallel processes: the call without --arm compares and writes
         scored_runs = {arm: Path(row[arm]["run_dir"]) for arm in ("pretrained", "scratch")}
         cmp = api.compare("segmentation", scored_runs["scratch"] / "truth" / "test",
                           {arm: rd / "predictions" / "test" for arm, rd in scored_runs.items()},
@@ -141,26 +175,83 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
         row["paired"] = {"diff": sign * c["diff"], "ci_low": min(lo, hi), "ci_high": max(lo, hi), "p": c.get("p_value"),
                          "test": c.get("test"), "label": c.get("label")}
         seeds.append(row)
-    pre_s = float(pre["train_seconds"])
+    # every distinct pre-training run the seeds used, in order of first use; each counted once
+    pool = {**kept_pretrains, **({pre_rec["id"]: pre_rec} if pre_rec else {})}
+    pretrains = [pool[i] for i in dict.fromkeys(r["pretrain_id"] for r in seeds)]
+    pre_s = sum(float(r["cpu_seconds"]) for r in pretrains)
     scr = [r["scratch"]["dice"] for r in seeds]
     ptd = [r["pretrained"]["dice"] for r in seeds]
-    minutes = sum(float(load_config(f, [*common, *b]).train.max_minutes) for f, b in zip(files, budgets))
     out = {"dataset": name, "recipe": " + ".join(str(f.relative_to(HERE.parent)) for f in files), "rescore": rescore,
            "model": cfg.model.name, "model_kwargs": dict(cfg.model.kwargs), "size": cfg.data.size,
-           "budget_cpu_minutes": minutes,
-           "pretrain": {"method": args.method, "run_dir": str(pre_dir), "cpu_seconds": pre_s,
-                        "epochs_done": pre.get("epochs_done"), "budget_cpu_minutes": args.pretrain_minutes,
-                        "train_images": cases.get("n") if isinstance(cases, dict) else None},
+           "budget_cpu_minutes": minutes, "settings": settings,
+           "pretrain": pretrains[0], "pretrains": pretrains,
            "seeds": seeds,
            "scratch": {**t_interval(scr), "cpu_seconds_total": sum(r["scratch"]["train_seconds"] for r in seeds)},
            "pretrained": {**t_interval(ptd), "cpu_seconds_finetune": sum(r["pretrained"]["train_seconds"] for r in seeds)},
            "difference": t_interval([a - b for a, b in zip(ptd, scr)])}
-    out["pretrained"]["cpu_seconds_total"] = out["pretrained"]["cpu_seconds_finetune"] + pre_s  # pre-training once
+    out["pretrained"]["cpu_seconds_total"] = out["pretrained"]["cpu_seconds_finetune"] + pre_s  # each pre-training once
     return out
+
+
+def _pretrain_record(pre_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """A pre-training run as the results file keeps it; ``id`` is the digest of the encoder's
+    tensors, so a later session that pre-trains again is told apart from this run."""
+    pre = json.loads((pre_dir / "result.json").read_text())
+    cases_file = pre_dir / "pretrain_cases.json"
+    cases = json.loads(cases_file.read_text()) if cases_file.is_file() else None
+    return {"id": encoder_digest(pre_dir), "method": args.method, "run_dir": str(pre_dir), "cpu_seconds": float(pre["train_seconds"]),
+            "epochs_done": pre.get("epochs_done"), "budget_cpu_minutes": args.pretrain_minutes,
+            "train_images": cases.get("n") if isinstance(cases, dict) else None}
+
+
+def _kept_rows(path: Path, name: str, settings: dict[str, Any], minutes: float,
+               args: argparse.Namespace) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The seed rows of data set ``name`` in an earlier results file (by seed) and the pre-training
+    runs they used (by id), after checking they were made with this invocation's settings (an
+    error listing the differences otherwise). Files written before the settings were recorded are
+    checked on what they kept: budget, method, pre-training budget, no extra overrides."""
+    old = read_results(path)
+    d = next((d for d in old.get("datasets") or [] if d and d.get("dataset") == name), None)
+    if d is None:
+        return {}, {}
+    if "settings" in d:
+        diffs = settings_differences(d["settings"], settings)
+    else:
+        now = {"budget_cpu_minutes": minutes, "method": args.method, "pretrain_budget": args.pretrain_minutes}
+        was = {"budget_cpu_minutes": d["budget_cpu_minutes"], "method": d["pretrain"]["method"],
+               "pretrain_budget": d["pretrain"]["budget_cpu_minutes"]}
+        diffs = [f"{k}: kept {was[k]}, now {now[k]}" for k in now if now[k] != was[k]]
+        if args.set or args.pretrain_set:
+            diffs.append(f"extra overrides now {[*args.set, *args.pretrain_set]}; the kept file predates recorded settings")
+    if diffs:
+        raise SystemExit(f"--merge {path}: {name} was run with other settings; " + "; ".join(diffs))
+    legacy = {"id": f"{d['pretrain']['run_dir']}@{d['pretrain']['cpu_seconds']:.3f}", **d["pretrain"]}
+    pool = {r["id"]: r for r in d.get("pretrains") or [legacy]}
+    rows = {int(r["seed"]): {**r, "pretrain_id": r.get("pretrain_id", legacy["id"])} for r in d["seeds"]}
+    return rows, pool
 
 
 def _ci(v: float | None, lo: float | None, hi: float | None, f: str = ".3f") -> str:
     return f"{v:{f}}" + ("" if lo is None else f" [{lo:{f}}, {hi:{f}}]")
+
+
+def _pretrain_text(d: dict[str, Any]) -> str:
+    """The pre-training sentence of a data set's section: one run serving every seed, or (seeds
+    added in a later session, whose runs folder did not keep the first run) each run and its seeds."""
+    runs = d.get("pretrains") or [d["pretrain"]]
+    pre = runs[0]
+    what = (f"Pre-training: {pre['method']} on the {pre['train_images'] or 'all'} training images without masks "
+            f"(budget {pre['budget_cpu_minutes']:g} CPU-min), the same backbone as the recipe")
+    if len(runs) == 1:
+        return (f"{what}, {pre['cpu_seconds']:.0f} CPU-s ({pre['epochs_done']} epochs); one pre-training run serves "
+                "every seed and is counted once in the total.")
+    parts = []
+    for k, r in enumerate(runs, 1):
+        used = [str(row["seed"]) for row in d["seeds"] if row.get("pretrain_id") == r.get("id")]
+        parts.append(f"run {k} ({r['cpu_seconds']:.0f} CPU-s, {r['epochs_done']} epochs) served seed{'s' if len(used) > 1 else ''} "
+                     f"{', '.join(used)}")
+    return (f"{what}, in {len(runs)} runs with the same settings (seeds were added in a later session, whose runs "
+            f"folder no longer held the first run): {'; '.join(parts)}; each run is counted once in the total.")
 
 
 def write(out: dict[str, Any], stem: Path) -> None:
@@ -171,27 +262,30 @@ def write(out: dict[str, Any], stem: Path) -> None:
                   "to end; the numbers are not a benchmark result.", ""]
     for d in out["datasets"]:
         pre, s, p, diff = d["pretrain"], d["scratch"], d["pretrained"], d["difference"]
+        pretrains = d.get("pretrains") or [pre]
+        several = len(pretrains) > 1
+        run_no = {r.get("id"): k + 1 for k, r in enumerate(pretrains)}
         lines += [f"## {d['dataset']}", "",
                   f"Recipe `{d['recipe']}` ({d['model']} {d['model_kwargs']} at {d['size']} px, "
                   f"{d['budget_cpu_minutes']:g} CPU-min per run"
-                  + (f", scored with `{' '.join(d['rescore'])}`" if d.get("rescore") else "") + f"). Pre-training: {pre['method']} on the "
-                  f"{pre['train_images'] or 'all'} training images without masks, {pre['cpu_seconds']:.0f} CPU-s "
-                  f"({pre['epochs_done']} epochs; budget {pre['budget_cpu_minutes']:g} CPU-min), the same backbone as "
-                  "the recipe; one pre-training run serves every seed and is counted once in the total.", "",
+                  + (f", scored with `{' '.join(d['rescore'])}`" if d.get("rescore") else "") + "). "
+                  + _pretrain_text(d), "",
                   "| seed | scratch Dice [95% CI] | pretrained Dice [95% CI] | paired diff pretrained - scratch [95% CI] "
-                  "| p | CPU-s scratch | CPU-s fine-tune |", "|---|---|---|---|---|---|---|"]
+                  "| p | CPU-s scratch | CPU-s fine-tune |" + (" pre-training run |" if several else ""),
+                  "|---|---|---|---|---|---|---|" + ("---|" if several else "")]
         for r in d["seeds"]:
             a, b, c = r["scratch"], r["pretrained"], r["paired"]
             pv = "" if c["p"] is None else f"{c['p']:.3g}"
             lines.append(f"| {r['seed']} | {_ci(a['dice'], a['ci_low'], a['ci_high'])} | "
                          f"{_ci(b['dice'], b['ci_low'], b['ci_high'])} | {_ci(c['diff'], c['ci_low'], c['ci_high'], '+.3f')} "
-                         f"| {pv} | {a['train_seconds']:.0f} | {b['train_seconds']:.0f} |")
+                         f"| {pv} | {a['train_seconds']:.0f} | {b['train_seconds']:.0f} |"
+                         + (f" {run_no[r.get('pretrain_id')]} |" if several else ""))
         n = diff["n"]
         lines += ["", f"| arm | mean test Dice over {n} seeds [95% t CI] | total CPU-s |", "|---|---|---|",
                   f"| scratch | {_ci(s['mean'], s['ci_low'], s['ci_high'])} | {s['cpu_seconds_total']:.0f} |",
                   f"| pretrained ({pre['method']}) | {_ci(p['mean'], p['ci_low'], p['ci_high'])} | "
                   f"{p['cpu_seconds_total']:.0f} (fine-tuning {p['cpu_seconds_finetune']:.0f} + pre-training "
-                  f"{pre['cpu_seconds']:.0f}) |", "",
+                  f"{sum(r['cpu_seconds'] for r in pretrains):.0f}) |", "",
                   f"Seed-level difference pretrained - scratch (same seeds): {_ci(diff['mean'], diff['ci_low'], diff['ci_high'], '+.3f')}"
                   + ("" if diff["p"] is None else f", paired t-test p = {diff['p']:.3g}") + "."]
         if d["dataset"] == "kvasir_seg":
@@ -218,6 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", default=None, help="folder of the runs (default runs/ssl_segmentation[_quick])")
     ap.add_argument("--out", default=None, help="output stem (default benchmarks/results/ssl_segmentation[_quick])")
     ap.add_argument("--quick", action="store_true", help="pilot: synthetic/seg2d, tiny budgets, seeds 0 1")
+    ap.add_argument("--merge", nargs="?", const="", default=None, metavar="RESULTS_JSON",
+                    help="keep the seeds of an earlier results file (default: the output's own .json) whose runs are no "
+                         "longer in --runs, after checking they were made with the same settings; its other data sets "
+                         "are kept as they are")
+    ap.add_argument("--arm", choices=("scratch", "pretrained"),
+                    help="train only this arm's runs of the seeds and write nothing: two such processes share the "
+                         "cores, then a call without --arm reuses both and writes the tables")
     ap.add_argument("--pretrain-only", action="store_true",
                     help="only the pre-training runs (the long first step; a later call reuses them and writes the tables)")
     args = ap.parse_args(argv)
@@ -226,11 +327,19 @@ def main(argv: list[str] | None = None) -> int:
         args.pretrain_minutes, args.pretrain_epochs, args.resamples = 0.5, 2, 200
     args.seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2, 3, 4])
     args.runs = args.runs or f"runs/ssl_segmentation{'_quick' if args.quick else ''}"
+    stem = Path(args.out) if args.out else RESULTS / f"ssl_segmentation{'_quick' if args.quick else ''}"
+    if args.merge == "":
+        args.merge = stem.with_suffix(".json")
+    args.merge = Path(args.merge) if args.merge else None
     datasets = [run_dataset(name, args) for name in args.datasets]
-    if args.pretrain_only:
+    if args.pretrain_only or args.arm:
         return 0
-    out = {"quick": args.quick, "method": args.method, "seeds": list(args.seeds), "datasets": datasets}
-    write(out, Path(args.out) if args.out else RESULTS / f"ssl_segmentation{'_quick' if args.quick else ''}")
+    if args.merge:  # the earlier file's other data sets stay as they were
+        others = [d for d in json.loads(args.merge.read_text())["datasets"] if d and d["dataset"] not in args.datasets]
+        datasets = [*others, *datasets]
+    out = {"quick": args.quick, "method": args.method, "seeds": sorted({r["seed"] for d in datasets for r in d["seeds"]}),
+           "datasets": datasets}
+    write(out, stem)
     return 0
 
 

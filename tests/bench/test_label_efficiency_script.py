@@ -89,3 +89,41 @@ def test_a_cached_run_of_another_configuration_is_refused(bench, tmp_path, stale
                                          "train.max_minutes=7"])
     with pytest.raises(RuntimeError, match=r"pretrain-simclr holds a run of another configuration.*train\.max_minutes"):
         bench.main(["--quick", "--runs", str(runs)])
+
+
+def test_merge_keeps_earlier_points_and_checks_their_settings(bench, tmp_path):
+    """--merge: a later session adds fractions or seeds to a results file whose runs are gone; the
+    file's points come back by (fraction, seed) with the pre-training run their ssl arm used, and a
+    file made with other settings is refused, naming what differs."""
+    import argparse
+
+    old = _out()  # written before settings and pre-training ids were recorded
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    args = argparse.Namespace(merge=path, dataset="synthetic/binary", model="cnn_small", minutes=1.0, method="simclr")
+    kept, pool = bench._kept_points(args, {"train": ["x=1"]})
+    assert sorted(kept) == [(0.1, 0), (0.1, 1), (0.1, 2)]
+    assert [p["arm"] for p in kept[(0.1, 1)]["points"]] == ["scratch", "ssl"] and len(kept[(0.1, 1)]["paired"]) == 1
+    (pid,) = pool
+    assert kept[(0.1, 1)]["points"][1]["pretrain_id"] == pid == "p@30.000"
+    with pytest.raises(SystemExit, match="budget_cpu_minutes: kept 1.0, now 5.0"):
+        bench._kept_points(argparse.Namespace(**{**vars(args), "minutes": 5.0}), {})
+    old["settings"] = {"train": ["x=1"], "pretrain": ["y=2"]}
+    path.write_text(json.dumps(old))
+    with pytest.raises(SystemExit, match=r"pretrain: kept \['y=2'\], now \['y=3'\]"):
+        bench._kept_points(args, {"train": ["x=1"], "pretrain": ["y=3"]})
+
+
+def test_two_pretraining_runs_are_named_and_each_ssl_point_counts_its_own(bench, tmp_path):
+    out = _out()
+    out["pretrains"] = [{"id": "a", "method": "simclr", "cpu_seconds": 30.0}, {"id": "b", "method": "simclr", "cpu_seconds": 40.0}]
+    for p in out["points"]:
+        if p["arm"] == "ssl":
+            p["pretrain_id"] = "a" if p["seed"] < 2 else "b"
+    out["over_seeds"] = bench.over_seeds(out)
+    bench.write(out, tmp_path / "le")
+    md = (tmp_path / "le.md").read_text()
+    assert "in 2 runs with the same settings" in md
+    assert "run 1 30 CPU-s served the ssl points of seeds 0, 1; run 2 40 CPU-s served the ssl points of seeds 2" in md
+    assert "| 0.1 | 1 | ssl | 0.700 [0.650, 0.750] | 10 | 60.0 | 90.0 |" in md
+    assert "| 0.1 | 2 | ssl | 0.690 [0.640, 0.740] | 10 | 60.0 | 100.0 |" in md

@@ -1,15 +1,16 @@
 """benchmarks/ssl_segmentation.py --quick: pre-training once, fine-tuning from its encoder and
 training from scratch on 2 seeds of synthetic/seg2d, the paired tables; a rerun reuses the runs and
-a changed recipe is refused."""
+a changed recipe is refused; ``--merge`` keeps the seeds of an earlier results file whose runs are
+gone (a later session adds seeds) and says which pre-training run each seed used."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,76 @@ def test_t_interval_by_hand(bench):
     r = bench.t_interval([0.1, 0.3])  # mean 0.2, sd 0.1414, t(0.975, 1) = 12.706
     assert r["mean"] == pytest.approx(0.2) and r["ci_high"] - r["mean"] == pytest.approx(12.7062 * 0.1, rel=1e-4)
     assert bench.t_interval([0.5])["ci_low"] is None
+
+
+def _row(seed: int, scratch: float, pretrained: float, pid: str | None = None) -> dict:
+    arm = {"run_dir": "r", "stages": ["r"], "ci_low": None, "ci_high": None, "train_seconds": 100.0, "epochs_done": [3]}
+    row = {"seed": seed, "scratch": {**arm, "dice": scratch}, "pretrained": {**arm, "dice": pretrained},
+           "paired": {"diff": pretrained - scratch, "ci_low": -0.1, "ci_high": 0.1, "p": 0.5, "test": "t", "label": "all"}}
+    return row if pid is None else {**row, "pretrain_id": pid}
+
+
+def _legacy_file(tmp_path: Path) -> Path:
+    """A results file as written before the settings and pre-training ids were recorded."""
+    pre = {"method": "simclr", "run_dir": "runs/x/pretrain-simclr", "cpu_seconds": 3600.0, "epochs_done": 179,
+           "budget_cpu_minutes": 60.0, "train_images": 800}
+    d = {"dataset": "kvasir_seg", "budget_cpu_minutes": 30.0, "pretrain": pre, "seeds": [_row(0, 0.79, 0.84), _row(1, 0.80, 0.83)]}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"datasets": [d]}))
+    return path
+
+
+def test_merge_keeps_an_earlier_files_seeds_with_their_pretraining_run(bench, tmp_path):
+    import argparse
+
+    path = _legacy_file(tmp_path)
+    args = argparse.Namespace(method="simclr", pretrain_minutes=60.0, set=[], pretrain_set=[])
+    settings = {"fine_tune": ["train.threads=1"], "pretrain": ["task=pretrain"]}
+    rows, pool = bench._kept_rows(path, "kvasir_seg", settings, 30.0, args)
+    assert sorted(rows) == [0, 1] and rows[1]["pretrained"]["dice"] == 0.83
+    (pid,) = pool  # the legacy file's one pre-training run, named by where it was and what it cost
+    assert pid == "runs/x/pretrain-simclr@3600.000" and {r["pretrain_id"] for r in rows.values()} == {pid}
+    assert bench._kept_rows(path, "busi", settings, 20.0, args) == ({}, {})  # not in the file: nothing kept
+    # other settings are refused, naming what differs
+    with pytest.raises(SystemExit, match="budget_cpu_minutes: kept 30.0, now 20.0"):
+        bench._kept_rows(path, "kvasir_seg", settings, 20.0, args)
+    with pytest.raises(SystemExit, match="pretrain_budget: kept 60.0, now 30.0"):
+        bench._kept_rows(path, "kvasir_seg", settings, 30.0, argparse.Namespace(**{**vars(args), "pretrain_minutes": 30.0}))
+    with pytest.raises(SystemExit, match="extra overrides"):
+        bench._kept_rows(path, "kvasir_seg", settings, 30.0, argparse.Namespace(**{**vars(args), "set": ["optim.lr=1"]}))
+    with pytest.raises(SystemExit, match="no such results file"):
+        bench._kept_rows(tmp_path / "none.json", "kvasir_seg", settings, 30.0, args)
+    # a file with recorded settings is compared on them
+    new = json.loads(path.read_text())
+    new["datasets"][0]["settings"] = {"fine_tune": ["train.threads=1", "eval.n_resamples=2000"], "pretrain": ["task=pretrain"]}
+    path.write_text(json.dumps(new))
+    with pytest.raises(SystemExit, match=r"fine_tune: kept \['eval.n_resamples=2000'\], now \[\]"):
+        bench._kept_rows(path, "kvasir_seg", settings, 30.0, args)
+
+
+def test_tables_name_each_pretraining_run_and_count_each_once(bench, tmp_path):
+    runs = [{"id": "a", "method": "simclr", "cpu_seconds": 3600.0, "epochs_done": 179, "budget_cpu_minutes": 60.0,
+             "train_images": 800},
+            {"id": "b", "method": "simclr", "cpu_seconds": 3590.0, "epochs_done": 178, "budget_cpu_minutes": 60.0,
+             "train_images": 800}]
+    seeds = [_row(0, 0.79, 0.84, "a"), _row(1, 0.80, 0.83, "a"), _row(2, 0.82, 0.85, "b")]
+    t = bench.t_interval
+    d = {"dataset": "kvasir_seg", "recipe": "r.yaml", "model": "resunet", "model_kwargs": {}, "size": 128,
+         "budget_cpu_minutes": 30.0, "pretrain": runs[0], "pretrains": runs, "seeds": seeds,
+         "scratch": {**t([0.79, 0.80, 0.82]), "cpu_seconds_total": 300.0},
+         "pretrained": {**t([0.84, 0.83, 0.85]), "cpu_seconds_finetune": 300.0, "cpu_seconds_total": 300.0 + 7190.0},
+         "difference": t([0.05, 0.03, 0.03])}
+    bench.write({"quick": False, "datasets": [d]}, tmp_path / "out")
+    md = (tmp_path / "out.md").read_text()
+    assert "in 2 runs with the same settings" in md
+    assert "run 1 (3600 CPU-s, 179 epochs) served seeds 0, 1; run 2 (3590 CPU-s, 178 epochs) served seed 2" in md
+    assert "| 2 | 0.820 | 0.850 | +0.030 [-0.100, +0.100] | 0.5 | 100 | 100 | 2 |" in md
+    assert "7490 (fine-tuning 300 + pre-training 7190)" in md
+    assert "not judged yet, 3 of 5 seeds" in md
+    d1 = {**d, "pretrains": runs[:1], "seeds": [dict(r, pretrain_id="a") for r in seeds]}
+    bench.write({"quick": False, "datasets": [d1]}, tmp_path / "one")
+    one = (tmp_path / "one.md").read_text()
+    assert "one pre-training run serves every seed and is counted once" in one and "pre-training run |" not in one
 
 
 @pytest.mark.slow
@@ -75,3 +146,24 @@ def test_quick_run_writes_the_paired_tables(bench, tmp_path, monkeypatch):
     assert scored.stat().st_mtime > mtime
     with pytest.raises(RuntimeError, match="another configuration.*train.max_minutes"):
         bench.main([*args, "--minutes", "0.4"])
+    # a later session: seed 1's runs are gone but its numbers are in the results file; --merge keeps
+    # them, reuses seed 0's runs and trains seed 2 (with the same pre-training run)
+    monkeypatch.setitem(bench.RECIPES, "kvasir_seg", (bench.RECIPES["kvasir_seg"][0], ["segmentation.tta_scales=[0.75, 1.0, 1.25, 1.5]"]))
+    assert bench.main(args) == 0
+    first = json.loads(stem.with_suffix(".json").read_text())["datasets"][0]
+    for p in base.glob("*-s1*"):
+        shutil.rmtree(p)
+    # seed 2's scratch arm alone (one of two parallel processes): its runs, no results file written
+    mtime = stem.with_suffix(".json").stat().st_mtime
+    assert bench.main([*args, "--arm", "scratch", "--seeds", "2"]) == 0
+    assert (base / "scratch-s2").is_dir() and not (base / "simclr-s2").exists()
+    assert stem.with_suffix(".json").stat().st_mtime == mtime
+    assert bench.main([*args, "--merge", "--seeds", "0", "1", "2"]) == 0
+    merged = json.loads(stem.with_suffix(".json").read_text())["datasets"][0]
+    assert [r["seed"] for r in merged["seeds"]] == [0, 1, 2]
+    assert merged["seeds"][1] == {**first["seeds"][1], "pretrain_id": merged["pretrains"][0]["id"]}
+    assert len(merged["pretrains"]) == 1 and merged["difference"]["n"] == 3
+    # the pre-training run gone with fine-tuned runs still there: refused, not silently mixed
+    shutil.rmtree(base / "pretrain-simclr")
+    with pytest.raises(SystemExit, match="their pre-training run .* is not"):
+        bench.main([*args, "--merge", "--seeds", "0", "1", "2", "3"])
