@@ -66,8 +66,6 @@ def test_precision_follows_the_device_type():
     with D.autocast("fp32", cpu):
         assert not torch.is_autocast_enabled("cpu")
     assert D.autocast("fp16", gpu).device == "cuda" and D.autocast("fp16", gpu).fast_dtype == torch.float16
-    assert D.loader_settings(gpu) == {"pin_memory": True, "non_blocking": True}
-    assert D.loader_settings(cpu) == {"pin_memory": False, "non_blocking": False}
 
 
 def test_to_device_walks_containers_and_keeps_cpu_tensors_as_they_are():
@@ -134,3 +132,33 @@ def test_checkpoints_load_onto_the_requested_device(tmp_path):
     ck = torch.load(res.run_dir / "checkpoints" / "last.pt", map_location=D.map_location(torch.device("cpu")),
                     weights_only=True)
     assert all(v.device.type == "cpu" for v in ck["model"].values())
+
+
+def test_class_weights_follow_the_logits_device():
+    """Balanced class weights are built as a host array; the loss puts them on the logits' device
+    (a CPU tensor beside CUDA logits was an error). The meta device stands in for a GPU here."""
+    import numpy as np
+
+    from openmia.tasks.classification import ClassificationHead
+
+    for task_type, target in (("multi-class", torch.tensor([0, 1, 2, 1], device="meta")),
+                              ("multi-label", torch.zeros(4, 3, device="meta"))):
+        head = ClassificationHead(task_type, 3, class_weights=np.array([1.0, 2.0, 3.0]))
+        assert head.loss(torch.zeros(4, 3, device="meta"), target).device.type == "meta"
+
+
+def test_an_fp16_run_reevaluates_on_the_cpu(tmp_path):
+    """Re-scoring is fp32 on every device, so a run trained in fp16 (on a GPU) re-evaluates on a
+    CPU; the training precision is checked only when training. The fp16 run is stood in for by a
+    CPU run whose saved config says fp16 (training in fp16 needs CUDA)."""
+    from openmia import api
+
+    rd = api.train(None, ["data.dataset=synthetic/binary", "model.name=mlp", "train.epochs=1", "eval.n_resamples=50",
+                          "train.threads=1", "train.device=cpu"], run_dir=tmp_path / "run", progress=False, index=False).run_dir
+    cfg = rd / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("precision: fp32", "precision: fp16"))
+    again = api.reevaluate(rd, tmp_path / "cpu", ["train.device=cpu"], index=False)
+    assert json.loads((again.run_dir / "result.json").read_text())["device"] == "cpu"
+    before = json.loads((rd / "result.json").read_text())["test"]
+    after = json.loads((again.run_dir / "result.json").read_text())["test"]
+    assert after["auc"]["value"] == pytest.approx(before["auc"]["value"], abs=1e-12)

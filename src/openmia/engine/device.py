@@ -77,12 +77,6 @@ def map_location(device) -> Any:
     return device
 
 
-def loader_settings(device) -> dict[str, Any]:
-    """Host-to-device copy settings: pinned memory and non-blocking copies only pay off for CUDA."""
-    cuda = getattr(device, "type", str(device)) == "cuda"
-    return {"pin_memory": cuda, "non_blocking": cuda}
-
-
 def to_device(x, device):
     """``x`` (a tensor, or lists/tuples/dicts of tensors) on ``device``; a no-op on the CPU."""
     import torch

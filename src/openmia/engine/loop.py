@@ -123,12 +123,16 @@ class Loop:
         self.run_dir: Path | None = None
         self.dist = None  # set by setup(): engine.distributed's context in a rank of `--nproc N` training
         self.writer = True  # False on ranks > 0: they write nothing
+        self.scoring = False  # set by setup(scoring=True): a re-evaluation, no training
 
     # -- setup (nothing written)
-    def setup(self, *, resuming: bool = False) -> "Loop":
+    def setup(self, *, resuming: bool = False, scoring: bool = False) -> "Loop":
         """Device, threads, data, task and model (and ``train.init_from``'s weights on a fresh run);
         raises on bad input before anything is written. ``resuming``: the run's own checkpoint
-        holds the weights, so the source of ``train.init_from`` is not read again."""
+        holds the weights, so the source of ``train.init_from`` is not read again. ``scoring``:
+        the run is only scored again (``reevaluate``), always in fp32, so the training precision
+        is neither checked against the device nor given a gradient scaler (an fp16 run trained on
+        a GPU re-scores on a CPU)."""
         import torch
 
         from openmia.config import task_class
@@ -141,7 +145,9 @@ class Loop:
         if self.dist is not None:
             self.device = self.dist.init(self.device)
         self.writer = self.dist is None or self.dist.is_main  # only rank 0 writes the run directory
-        check_precision(cfg.train.precision, self.device)
+        self.scoring = scoring
+        if not scoring:
+            check_precision(cfg.train.precision, self.device)
         self.threads = set_threads(cfg.train.threads)
         if cfg.train.deterministic:
             if self.device.type == "cuda":  # cuBLAS needs a fixed workspace to be deterministic
@@ -200,7 +206,7 @@ class Loop:
         self.model.to(self.device)
         # optim.layer_decay < 1: one group per block group, lr scaled down from the head (else model.parameters())
         self.optimizer = make_optimizer(cfg.optim, param_groups(self.model, cfg.optim.layer_decay))
-        self.scaler = grad_scaler(cfg.train.precision, self.device)
+        self.scaler = None if self.scoring else grad_scaler(cfg.train.precision, self.device)
         # EMA of the weights (Polyak averaging): validated, selected and tested instead of the raw
         # weights; on small sets it smooths the epoch-to-epoch noise that model selection sees
         self.ema = None
@@ -240,6 +246,8 @@ class Loop:
                 "ema": self.ema.state_dict() if self.ema is not None else None,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "torch_rng": torch.get_rng_state(),
+                # dropout and augmentation drawn on the GPU use its own generator: resumed runs continue it
+                "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
             },
             self._ckpt_dir() / "last.pt",
         )
@@ -269,6 +277,8 @@ class Loop:
         if self.scaler is not None and ck.get("scaler"):
             self.scaler.load_state_dict(ck["scaler"])
         torch.set_rng_state(ck["torch_rng"].cpu())
+        if self.device.type == "cuda" and ck.get("cuda_rng") is not None:  # None: written on a CPU
+            torch.cuda.set_rng_state(ck["cuda_rng"].cpu(), self.device)
 
     # -- budget and optimisation
     def _budget_spent(self, spent: float) -> bool:
@@ -461,6 +471,10 @@ class Loop:
         cfg = self.cfg
         prov = collect_provenance(cfg, self.splits, self.model, threads=self.threads, init_from=self.init_record)
         prov["device"] = str(self.device)
+        if self.device.type == "cuda":
+            from openmia.engine.provenance import gpu
+
+            prov["gpu"] = gpu(self.device)
         if self.dist is not None:
             prov["distributed"] = self.dist.describe()
         if self.unlabelled is not None:  # data.labelled_fraction: the labelled subset is splits.train above

@@ -66,6 +66,15 @@ def hardware() -> dict[str, Any]:
             "machine": platform.machine(), "os": platform.platform()}
 
 
+def gpu(device) -> dict[str, Any]:
+    """The CUDA device a run used: model, compute capability, memory and the CUDA/cuDNN builds."""
+    import torch
+
+    props = torch.cuda.get_device_properties(device)
+    return {"name": props.name, "capability": f"{props.major}.{props.minor}", "memory_bytes": props.total_memory,
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()}
+
+
 def versions() -> dict[str, str | None]:
     """Versions of openmia, Python and the libraries results depend on."""
     from importlib import metadata

@@ -170,7 +170,7 @@ def reevaluate(run_dir: str | Path, out_dir: str | Path, overrides: list[str] | 
     if dst.exists():
         raise RunDirError(f"{dst} already exists; choose a new directory for the re-evaluated run")
     cfg = load_run_config(src / "config.yaml", list(overrides))
-    loop = Loop(cfg, progress=False, on_complete=on_complete).setup(resuming=True)
+    loop = Loop(cfg, progress=False, on_complete=on_complete).setup(resuming=True, scoring=True)
     tmp = dst.with_name(dst.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

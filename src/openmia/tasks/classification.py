@@ -79,7 +79,7 @@ class ClassificationHead:
         import torch
         import torch.nn.functional as F
 
-        w = None if self.class_weights is None else torch.as_tensor(self.class_weights, dtype=logits.dtype)
+        w = None if self.class_weights is None else torch.as_tensor(self.class_weights, dtype=logits.dtype, device=logits.device)
         if self.multilabel:
             return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), pos_weight=w)
         return F.cross_entropy(logits, targets, weight=w, label_smoothing=self.label_smoothing)
