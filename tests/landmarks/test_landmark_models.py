@@ -57,7 +57,9 @@ def test_dqn_agent_networks(dims):
     assert q.shape == (3, 2 * dims) and set(m.policies) == {"0", "1"}
 
 
-def test_td_loss_equals_sb3_dqn_train_loss():
+def test_td_loss_equals_sb3_dqn_train_loss(tmp_path, monkeypatch):
+    import tempfile
+
     from openmia.models import build_model
     from openmia.rl.agent import collect, linear_epsilon, make_learner, td_loss
     from openmia.rl.env import LandmarkEnv
@@ -69,7 +71,9 @@ def test_td_loss_equals_sb3_dqn_train_loss():
     model = build_model("dqn_agent", in_channels=1, num_classes=1, dims=2, patch=5, scales=(1, 2))
     learner = make_learner(env, model.policies["0"], buffer=500, warmup=20, batch_size=8, gamma=0.9, env_steps=4,
                            target_update=10, seed=0, epsilon=linear_epsilon(1.0, 0.1, 100))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where SB3's default logger would make its folder
     collect(learner, 60)
+    assert not list(tmp_path.glob("SB3-*"))  # no empty log folder per collection call
     assert learner.num_timesteps == 60 and learner.replay_buffer.size() == 60
     assert learner.exploration_rate == pytest.approx(1.0 - 0.9 * 60 / 100)
     np.random.seed(123)  # SB3's replay sampling draws from numpy's global generator

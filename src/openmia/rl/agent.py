@@ -29,6 +29,7 @@ def make_learner(env: Any, policy: Any, *, buffer: int, warmup: int, batch_size:
     """An SB3 ``DQN`` on ``env`` that acts with ``policy`` (an SB3 ``DQNPolicy`` owned by the run's
     model) and never takes gradient steps itself; ``epsilon(num_timesteps)`` is its exploration rate."""
     from stable_baselines3 import DQN
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.utils import get_parameters_by_name
 
     learner = DQN("MlpPolicy", env, buffer_size=buffer, learning_starts=warmup, batch_size=batch_size, gamma=gamma,
@@ -39,6 +40,8 @@ def make_learner(env: Any, policy: Any, *, buffer: int, warmup: int, batch_size:
     learner.batch_norm_stats = get_parameters_by_name(learner.q_net, ["running_"])
     learner.batch_norm_stats_target = get_parameters_by_name(learner.q_net_target, ["running_"])
     learner.exploration_schedule = lambda _progress: epsilon(learner.num_timesteps)
+    # a logger of no outputs: SB3's default one makes an empty /tmp/SB3-<time> folder on every learn()
+    learner.set_logger(Logger(folder=None, output_formats=[]))
     return learner
 
 
