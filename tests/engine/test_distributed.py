@@ -75,6 +75,23 @@ def test_nproc_and_timeout_are_checked(monkeypatch):
     assert distributed.timeout_s() == 42.0
 
 
+def test_ranks_on_cuda_need_a_gpu_each(monkeypatch, tmp_path):
+    """Rank r computes on cuda:r: more ranks than visible GPUs is refused before anything starts
+    (GPUs faked at the boundary torch reports them through); on the CPU any count goes."""
+    import torch
+
+    from openmia import api
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    distributed.check_gpus("cpu", 4)
+    distributed.check_gpus("cuda", 1)
+    with pytest.raises(ConfigError, match=r"--nproc 2 with train.device='auto': each rank needs its own GPU .* 1 is visible; "
+                                          r"use --nproc 1 or train.device=cpu"):
+        api.train(None, ["train.epochs=1"], nproc=2, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_threads_are_split_between_ranks():
     assert threads_per_rank(2, 2) == 1 and threads_per_rank(8, 3) == 2 and threads_per_rank(1, 4) == 1
     assert threads_per_rank(None, 1) >= 1

@@ -176,6 +176,22 @@ def from_env() -> DistContext | None:
 
 # -- the launcher (parent process)
 
+def check_gpus(device_name: str, nproc: int) -> None:
+    """With a CUDA device each rank computes on its own GPU (rank r on ``cuda:r``): ``nproc`` ranks
+    need that many visible GPUs, else ConfigError before any process starts (ranks sharing or
+    missing a GPU would fail later, inside NCCL)."""
+    import torch
+
+    from openmia.engine.device import resolve_device
+
+    if resolve_device(device_name).type != "cuda":
+        return
+    have = torch.cuda.device_count()
+    if nproc > have:
+        raise ConfigError(f"--nproc {nproc} with train.device={device_name!r}: each rank needs its own GPU (rank r uses "
+                          f"cuda:r) and {have} {'is' if have == 1 else 'are'} visible; use --nproc {have} or train.device=cpu")
+
+
 def threads_per_rank(threads: int | None, nproc: int) -> int:
     """``train.threads`` (None = the free CPUs) divided between ``nproc`` ranks, at least 1 each."""
     if threads is None:
@@ -223,11 +239,14 @@ def launch(cfg=None, *, nproc: int, run_dir: str | Path | None = None, resume: s
             args += ["--resume", str(resume)]
             # the saved config holds the per-rank count already (a resumed run keeps its threads);
             # api.resume checked that ``resume`` is a run directory
-            saved = load_run_config(Path(resume) / "config.yaml").train.threads
+            saved_cfg = load_run_config(Path(resume) / "config.yaml")
+            check_gpus(saved_cfg.train.device, nproc)
+            saved = saved_cfg.train.threads
             threads = saved if saved is not None else threads_per_rank(None, nproc)
         else:
             from dataclasses import replace
 
+            check_gpus(cfg.train.device, nproc)
             threads = threads_per_rank(cfg.train.threads, nproc)
             cfg = replace(cfg, train=replace(cfg.train, threads=threads))
             (tmpd / "config.yaml").write_text(dump_yaml(cfg))
