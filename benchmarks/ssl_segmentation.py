@@ -175,6 +175,8 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
         row["paired"] = {"diff": sign * c["diff"], "ci_low": min(lo, hi), "ci_high": max(lo, hi), "p": c.get("p_value"),
                          "test": c.get("test"), "label": c.get("label")}
         seeds.append(row)
+    if args.arm:
+        return None  # one arm's runs only: nothing to compare or summarise
     # every distinct pre-training run the seeds used, in order of first use; each counted once
     pool = {**kept_pretrains, **({pre_rec["id"]: pre_rec} if pre_rec else {})}
     pretrains = [pool[i] for i in dict.fromkeys(r["pretrain_id"] for r in seeds)]
