@@ -164,16 +164,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
             print(f"{name} seed {seed} {arm}: test Dice {row[arm]['dice']:.3f}{' (reused)' if reused else ''}", flush=True)
         if args.arm:
             continue  # one arm of two parallel processes: the call without --arm compares and writes
-        scored_runs = {arm: Path(row[arm]["run_dir"]) for arm in ("pretrained", "scratch")}
-        cmp = api.compare("segmentation", scored_runs["scratch"] / "truth" / "test",
-                          {arm: rd / "predictions" / "test" for arm, rd in scored_runs.items()},
-                          runs / f"compare-s{seed}", metrics=["dice"], n_resamples=args.resamples, seed=0)
-        rows = [r for r in cmp["comparisons"] if r.get("metric", "dice") == "dice"]
-        c = next((r for r in rows if r.get("label") == "all"), rows[0])
-        sign = 1 if c["model_a"] == "pretrained" else -1  # written as pretrained - scratch
-        lo, hi = sign * c["ci_low"], sign * c["ci_high"]
-        row["paired"] = {"diff": sign * c["diff"], "ci_low": min(lo, hi), "ci_high": max(lo, hi), "p": c.get("p_value"),
-                         "test": c.get("test"), "label": c.get("label")}
+        row["paired"] = _paired(row, runs / f"compare-s{seed}", args.resamples)
         seeds.append(row)
     if args.arm:
         return None  # one arm's runs only: nothing to compare or summarise
@@ -193,6 +184,21 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any] | None:
            "difference": t_interval([a - b for a, b in zip(ptd, scr)])}
     out["pretrained"]["cpu_seconds_total"] = out["pretrained"]["cpu_seconds_finetune"] + pre_s  # each pre-training once
     return out
+
+
+def _paired(row: dict[str, Any], out_dir: Path, resamples: int) -> dict[str, Any]:
+    """``openmia compare`` of one seed's two scored runs on the same test cases: the paired
+    bootstrap difference of Dice, written as pretrained - scratch."""
+    scored_runs = {arm: Path(row[arm]["run_dir"]) for arm in ("pretrained", "scratch")}
+    cmp = api.compare("segmentation", scored_runs["scratch"] / "truth" / "test",
+                      {arm: rd / "predictions" / "test" for arm, rd in scored_runs.items()},
+                      out_dir, metrics=["dice"], n_resamples=resamples, seed=0)
+    rows = [r for r in cmp["comparisons"] if r.get("metric", "dice") == "dice"]
+    c = next((r for r in rows if r.get("label") == "all"), rows[0])
+    sign = 1 if c["model_a"] == "pretrained" else -1
+    lo, hi = sign * c["ci_low"], sign * c["ci_high"]
+    return {"diff": sign * c["diff"], "ci_low": min(lo, hi), "ci_high": max(lo, hi), "p": c.get("p_value"),
+            "test": c.get("test"), "label": c.get("label")}
 
 
 def _pretrain_record(pre_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
