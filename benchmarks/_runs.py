@@ -311,6 +311,15 @@ def read_results(path: str | Path) -> dict[str, Any]:
         raise SystemExit(f"--merge {p}: not a JSON results file ({exc})") from exc
 
 
+def kept_pretrains(section: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], str]:
+    """The pre-training runs a results section recorded (``pretrains``), by id, and the id that rows
+    without one used: a file from before ids were recorded had one run (``pretrain``), named by
+    where it was and what it cost."""
+    legacy = dict(section.get("pretrain") or {})
+    legacy.setdefault("id", f"{legacy.get('run_dir')}@{float(legacy.get('cpu_seconds', 0)):.3f}")
+    return {r["id"]: r for r in section.get("pretrains") or [legacy]}, legacy["id"]
+
+
 def settings_differences(kept: dict[str, list[str]], now: dict[str, list[str]]) -> list[str]:
     """Per part (e.g. ``fine_tune``, ``pretrain``), the overrides only the kept file had and those
     only this call has."""

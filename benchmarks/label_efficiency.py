@@ -39,8 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _runs import (check_pretrain_owner, encoder_digest, portable, read_results, settings_differences, t_interval,
-                   train_or_reuse)
+from _runs import (check_pretrain_owner, encoder_digest, kept_pretrains, portable, read_results, settings_differences,
+                   t_interval, train_or_reuse)
 from openmia import api, fileio
 from openmia.config import load_config
 
@@ -152,12 +152,10 @@ def _kept_points(args: argparse.Namespace, settings: dict[str, Any]) -> tuple[di
         diffs = [f"{k}: kept {was[k]}, now {now[k]}" for k in now if now[k] != was[k]]
     if diffs:
         raise SystemExit(f"--merge {args.merge}: made with other settings; " + "; ".join(diffs))
-    legacy = {**(old.get("pretrain") or {})}
-    legacy.setdefault("id", f"{legacy.get('run_dir')}@{legacy.get('cpu_seconds', 0):.3f}")
-    pool = {r["id"]: r for r in old.get("pretrains") or [legacy]}
+    pool, legacy_id = kept_pretrains(old)
     kept: dict[tuple[float, int], dict[str, list]] = {}
     for p in old["points"]:
-        row = {**p, "pretrain_id": p.get("pretrain_id", legacy["id"])} if p["arm"] == "ssl" else p
+        row = {**p, "pretrain_id": p.get("pretrain_id", legacy_id)} if p["arm"] == "ssl" else p
         kept.setdefault((float(p["fraction"]), int(p["seed"])), {"points": [], "paired": []})["points"].append(row)
     for r in old["paired"]:
         kept[(float(r["fraction"]), int(r["seed"]))]["paired"].append(r)

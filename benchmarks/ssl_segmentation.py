@@ -46,8 +46,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from _runs import (cached_config, check_pretrain_owner, config_differences, encoder_digest, portable, read_results,
-                   settings_differences, t_interval, train_or_reuse)
+from _runs import (cached_config, check_pretrain_owner, config_differences, encoder_digest, kept_pretrains, portable,
+                   read_results, settings_differences, t_interval, train_or_reuse)
 from openmia import api, fileio
 from openmia.config import load_config, load_run_config
 
@@ -233,9 +233,8 @@ def _kept_rows(path: Path, name: str, settings: dict[str, Any], minutes: float,
             diffs.append(f"extra overrides now {[*args.set, *args.pretrain_set]}; the kept file predates recorded settings")
     if diffs:
         raise SystemExit(f"--merge {path}: {name} was run with other settings; " + "; ".join(diffs))
-    legacy = {"id": f"{d['pretrain']['run_dir']}@{d['pretrain']['cpu_seconds']:.3f}", **d["pretrain"]}
-    pool = {r["id"]: r for r in d.get("pretrains") or [legacy]}
-    rows = {int(r["seed"]): {**r, "pretrain_id": r.get("pretrain_id", legacy["id"])} for r in d["seeds"]}
+    pool, legacy_id = kept_pretrains(d)
+    rows = {int(r["seed"]): {**r, "pretrain_id": r.get("pretrain_id", legacy_id)} for r in d["seeds"]}
     return rows, pool
 
 
