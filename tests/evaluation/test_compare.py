@@ -103,6 +103,51 @@ def test_segmentation_compare_and_cli(tmp_path, capsys):
     assert rc == 2 and "at least two" in capsys.readouterr().err
 
 
+def test_segmentation_compare_counts_a_false_positive_on_an_empty_truth(tmp_path):
+    """Empty truths: the model that predicts nothing there is NaN (both empty), the other Dice 0.
+    Dropping those cases would hide the false positives; the pair is compared on each model's own
+    mean, which is what ``evaluate`` reports, with a bootstrap CI and a swap-permutation p."""
+    from openmia.evaluation.segmentation import evaluate_folders
+
+    td = tmp_path / "truth"
+    for d in ("truth", "quiet", "noisy"):
+        (tmp_path / d).mkdir()
+    for i in range(12):
+        t = np.zeros((24, 24), np.uint8)
+        if i >= 4:  # cases 0-3: empty truth
+            t[6:14, 6:14] = 1
+        np.save(td / f"k{i:02d}.npy", t)
+        quiet = np.roll(t, 1, axis=1)  # a slightly worse overlap, nothing where the truth is empty
+        noisy = t.copy()
+        if i < 4:
+            noisy[2:5, 2:5] = 1  # false positive on an empty truth
+        np.save(tmp_path / "quiet" / f"k{i:02d}.npy", quiet)
+        np.save(tmp_path / "noisy" / f"k{i:02d}.npy", noisy)
+    res = compare_files("segmentation", td, {"quiet": tmp_path / "quiet", "noisy": tmp_path / "noisy"}, tmp_path / "cmp",
+                        metrics=["dice"], n_resamples=500)
+    row = next(r for r in res["comparisons"] if r["metric"] == "dice")
+    heads = {m: next(r["value"] for r in evaluate_folders(tmp_path / m, td, n_resamples=50).summary["metrics"]
+                     if r["metric"] == "dice" and r["label"] == "all") for m in ("quiet", "noisy")}
+    # quiet: 8 defined cases of Dice 2*56/128 = 0.875; noisy: 4 zeros and 8 ones -> 2/3
+    assert heads["quiet"] == pytest.approx(0.875) and heads["noisy"] == pytest.approx(2 / 3)
+    assert row["model_a"] == "quiet" and row["test"] == "swap_permutation_nanmean"
+    assert row["estimate_a"] == pytest.approx(heads["quiet"]) and row["estimate_b"] == pytest.approx(heads["noisy"])
+    assert row["diff"] == pytest.approx(0.875 - 2 / 3) and row["ci_low"] <= row["diff"] <= row["ci_high"]
+    # on complete pairs only (the 8 lesion cases) quiet would look worse: 0.875 against 1
+    assert 0 < row["p_value"] <= 1
+
+
+def test_resamples_must_be_positive(tmp_path, capsys):
+    from openmia.cli.main import main
+
+    truth, preds, _, _ = _write_binary(tmp_path, n=20)
+    for cmd in (["evaluate", "--task", "classification", "--truth", str(truth), "--pred", str(preds["good"])],
+                ["compare", "--task", "classification", "--truth", str(truth), "--pred", f"good={preds['good']}",
+                 "--pred", f"fair={preds['fair']}"]):
+        rc = main([*cmd, "--out", str(tmp_path / cmd[0]), "--resamples", "0"])
+        assert rc == 2 and "resamples" in capsys.readouterr().err and not (tmp_path / cmd[0] / "summary.json").exists()
+
+
 def test_counting_compare(tmp_path):
     truth = tmp_path / "t.csv"
     truth.write_text("case_id,count\n" + "".join(f"c{i},{10 + i}\n" for i in range(12)))

@@ -11,7 +11,7 @@ from scipy import stats
 from openmia.errors import PredictionError
 from openmia.evaluation.cd_diagram import plot_critical_difference
 from openmia.stats.multiple import friedman_nemenyi
-from openmia.stats.paired import paired_permutation_test, wilcoxon_signed_rank
+from openmia.stats.paired import nanmean_difference_permutation_test, paired_permutation_test, wilcoxon_signed_rank
 from openmia.stats.ranking import (
     aggregate_then_rank,
     plot_rank_stability,
@@ -49,6 +49,32 @@ def test_permutation_monte_carlo_close_to_scipy():
     ours = paired_permutation_test(a, b, n_resamples=20000, seed=0)["p_value"]
     ref = stats.permutation_test((a - b,), np.mean, permutation_type="samples", n_resamples=20000, random_state=0).pvalue
     assert ours == pytest.approx(ref, abs=0.02)  # source: SciPy's permutation_test (sign flips)
+
+
+def test_nanmean_difference_permutation_hand_computed():
+    # case 1 is defined for b only (a: NaN, b: 0), case 3 ties. a's mean 0.7, b's 0.4333: obs 0.2667.
+    # swap patterns of cases (1, 2): none +0.2667, 1 -0.1833, 2 +0.1833, both -0.2667 (x2 for case 3)
+    a, b = [np.nan, 0.8, 0.6], [0.0, 0.7, 0.6]
+    r = nanmean_difference_permutation_test(a, b)
+    assert r["estimate"] == pytest.approx(0.7 - 1.3 / 3) and r["p_value"] == pytest.approx(4 / 8)
+    assert r["n"] == 3 and r["n_one_sided"] == 1 and r["method"].startswith("exact")
+    assert nanmean_difference_permutation_test(a, b, alternative="greater")["p_value"] == pytest.approx(2 / 8)
+    # same NaN pattern in both: the sign-flip test of the mean paired difference
+    same = nanmean_difference_permutation_test([1.0, 2.0, 3.0, np.nan], [0.0, 0.0, 0.0, np.nan])
+    assert same["p_value"] == pytest.approx(paired_permutation_test([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])["p_value"])
+    with pytest.raises(PredictionError, match="equal length"):
+        nanmean_difference_permutation_test([1.0], [1.0, 2.0])
+
+
+def test_nanmean_difference_permutation_close_to_scipy():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(0.75, 0.1, 40), rng.normal(0.7, 0.1, 40)
+    a[:4], b[:2], b[2:4] = np.nan, np.nan, 0.0  # empty truths 0-3: a predicts nothing there; b false positives on 2, 3
+    ours = nanmean_difference_permutation_test(a, b, n_resamples=20000, seed=0)
+    ref = stats.permutation_test((a, b), lambda x, y: np.nanmean(x) - np.nanmean(y), permutation_type="samples",
+                                 vectorized=False, n_resamples=20000, random_state=0)  # source: SciPy (pair swaps)
+    assert ours["estimate"] == pytest.approx(ref.statistic) and ours["p_value"] == pytest.approx(ref.pvalue, abs=0.02)
+    assert ours["n_one_sided"] == 2
 
 
 def test_schemes_hand_computed():

@@ -12,7 +12,11 @@ Every pair of models is compared on every metric with the test that fits the met
 Holm's correction is applied within each family = one metric and label across all model pairs
 (so adding a metric does not change another metric's p-values). For per-case metrics a pair is
 compared on the cases where both models have a defined value; ``estimate_a``/``estimate_b`` are
-the means over those cases and ``diff = estimate_a - estimate_b``.
+the means over those cases and ``diff = estimate_a - estimate_b``. Where a case is defined for
+one model only (segmentation: an empty truth that one model left empty, NaN, and the other did
+not, Dice 0), dropping it would hide the second model's false positive: such a pair compares each
+model's own mean over its defined cases (the headline of ``evaluate``), with the paired bootstrap
+of that difference and a paired swap-permutation test (``test = swap_permutation_nanmean``).
 """
 
 from __future__ import annotations
@@ -61,6 +65,24 @@ def _bootstrap_diff(a: np.ndarray, b: np.ndarray, *, n_resamples: int, seed: int
     return r.ci_low, r.ci_high
 
 
+def _one_sided_row(a: np.ndarray, b: np.ndarray, *, n_resamples: int, seed: int, groups) -> dict[str, Any]:
+    """A per-case metric where some case is defined for one model only (e.g. an empty truth: NaN
+    for the model that predicted nothing, Dice 0 for the one that did). Dropping those cases would
+    hide the second model's false positives, so the pair is compared on each model's own mean (the
+    headline ``evaluate`` reports): the paired bootstrap of the difference of the two means (same
+    case resamples for both) and a paired swap-permutation test of it."""
+    from openmia.evaluation.aggregate import weighted_nanmean
+    from openmia.stats.bootstrap import paired_bootstrap_diff
+    from openmia.stats.paired import nanmean_difference_permutation_test
+
+    ci = paired_bootstrap_diff(weighted_nanmean(a), weighted_nanmean(b), len(a), n_resamples=n_resamples, seed=seed,
+                               groups=groups)
+    t = nanmean_difference_permutation_test(a, b, n_resamples=n_resamples, seed=seed)  # two-sided, as Wilcoxon
+    ea, eb = float(np.nanmean(a)), float(np.nanmean(b))
+    return {"estimate_a": ea, "estimate_b": eb, "diff": ea - eb, "ci_low": ci.ci_low, "ci_high": ci.ci_high,
+            "test": "swap_permutation_nanmean", "p_value": t["p_value"]}
+
+
 def pairwise_comparisons(models: Sequence[ModelPredictions], *, metrics: Sequence[tuple[str, str]], y=None,
                          task_type: str | None = None, groups=None, n_resamples: int = 2000, seed: int = 0,
                          alpha: float = 0.05, alternative: str = "two-sided", unpaired: bool = False) -> list[dict[str, Any]]:
@@ -103,6 +125,10 @@ def pairwise_comparisons(models: Sequence[ModelPredictions], *, metrics: Sequenc
                                           f"available: {sorted({k[0] for k in (*ma.per_case, *ma.extras.get('stats', {}))})}")
                 a, b = ma.per_case[key], mb.per_case[key]
                 both = np.isfinite(a) & np.isfinite(b)
+                if metric != "acc" and (np.isfinite(a) != np.isfinite(b)).any():
+                    row.update(_one_sided_row(a, b, n_resamples=n_resamples, seed=seed, groups=groups))
+                    family.append(row)
+                    continue
                 a_, b_ = np.where(both, a, np.nan), np.where(both, b, np.nan)
                 lo, hi = _bootstrap_diff(a_, b_, n_resamples=n_resamples, seed=seed, groups=groups)
                 ea, eb = (float(np.mean(a[both])), float(np.mean(b[both]))) if both.any() else (np.nan, np.nan)

@@ -133,6 +133,11 @@ class Resamples:
                  chunk: int | None = None, sampler: str = "multinomial") -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, found {sampler!r}")
+        if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 1:
+            from openmia.errors import ConfigError
+
+            raise ConfigError(f"bootstrap resamples (--resamples / n_resamples): expected a positive whole number "
+                              f"(e.g. 2000), found {n_resamples!r}")
         self.n, self.n_resamples, self.seed, self.sampler = int(n), int(n_resamples), seed, sampler
         self.inv = None if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
         # <= ~160 MB of float weights per chunk; the Poissonised stream is drawn in chunks of
