@@ -122,8 +122,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           runs / f"compare-f{frac}-s{seed}", metrics=[metric], n_resamples=args.resamples)
         for row in cmp["comparisons"]:
             if row["model_a"] == "scratch":  # written as arm - scratch
-                row = {**row, "model_a": row["model_b"], "model_b": "scratch", "diff": -row["diff"],
-                       "ci_low": -row["ci_high"], "ci_high": -row["ci_low"]}
+                row = {**row, "model_a": row["model_b"], "model_b": "scratch", "estimate_a": row["estimate_b"],
+                       "estimate_b": row["estimate_a"], "diff": -row["diff"], "ci_low": -row["ci_high"],
+                       "ci_high": -row["ci_low"]}
             if row["model_b"] == "scratch":
                 out["paired"].append({"fraction": frac, "seed": seed, **row})
     # every distinct pre-training run the ssl points used, in order of first use
@@ -140,8 +141,8 @@ def _kept_points(args: argparse.Namespace, settings: dict[str, Any]) -> tuple[di
     """The points (with their paired rows) of an earlier results file by (fraction, seed), and the
     pre-training runs they used by id, after checking the file was made with these settings (an
     error listing the differences otherwise). A file written before the settings were recorded is
-    checked on what it kept (data set, model, budget, pre-training method), and only without extra
-    overrides on this call."""
+    checked on what it kept (data set, model, budget, pre-training method); it did not record
+    the recipe's overrides, so the call must pass the same ones (docs/benchmarks.md lists them)."""
     old = read_results(args.merge)
     if "settings" in old:
         diffs = settings_differences(old["settings"], settings)
@@ -158,8 +159,18 @@ def _kept_points(args: argparse.Namespace, settings: dict[str, Any]) -> tuple[di
         row = {**p, "pretrain_id": p.get("pretrain_id", legacy_id)} if p["arm"] == "ssl" else p
         kept.setdefault((float(p["fraction"]), int(p["seed"])), {"points": [], "paired": []})["points"].append(row)
     for r in old["paired"]:
-        kept[(float(r["fraction"]), int(r["seed"]))]["paired"].append(r)
+        key = (float(r["fraction"]), int(r["seed"]))
+        kept[key]["paired"].append(_estimates_in_order(r, kept[key]["points"]))
     return kept, pool
+
+
+def _estimates_in_order(row: dict[str, Any], points: list[dict[str, Any]]) -> dict[str, Any]:
+    """A kept paired row with ``estimate_b`` = scratch's: files written before 2026-12-04 turned
+    ``scratch - arm`` rows round (names, difference, CI) but left the two estimates in place."""
+    scratch = next((p["value"] for p in points if p["arm"] == "scratch"), None)
+    if row["model_b"] == "scratch" and scratch is not None and row["estimate_a"] == scratch != row["estimate_b"]:
+        return {**row, "estimate_a": row["estimate_b"], "estimate_b": row["estimate_a"]}
+    return row
 
 
 def over_seeds(out: dict[str, Any]) -> list[dict[str, Any]]:
