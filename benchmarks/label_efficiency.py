@@ -168,7 +168,7 @@ def _estimates_in_order(row: dict[str, Any], points: list[dict[str, Any]]) -> di
     """A kept paired row with ``estimate_b`` = scratch's: files written before 2026-12-04 turned
     ``scratch - arm`` rows round (names, difference, CI) but left the two estimates in place."""
     scratch = next((p["value"] for p in points if p["arm"] == "scratch"), None)
-    if row["model_b"] == "scratch" and scratch is not None and row["estimate_a"] == scratch != row["estimate_b"]:
+    if row["model_b"] == "scratch" and scratch is not None and row.get("estimate_a") == scratch != row.get("estimate_b"):
         return {**row, "estimate_a": row["estimate_b"], "estimate_b": row["estimate_a"]}
     return row
 

@@ -106,6 +106,11 @@ def test_merge_keeps_earlier_points_and_checks_their_settings(bench, tmp_path):
     assert [p["arm"] for p in kept[(0.1, 1)]["points"]] == ["scratch", "ssl"] and len(kept[(0.1, 1)]["paired"]) == 1
     (pid,) = pool
     assert kept[(0.1, 1)]["points"][1]["pretrain_id"] == pid == "p@30.000"
+    # legacy rows of arm - scratch held scratch's estimate in estimate_a: put right on merge
+    old["paired"][1].update(estimate_a=0.62, estimate_b=0.70)
+    path.write_text(json.dumps(old))
+    row = bench._kept_points(args, {})[0][(0.1, 1)]["paired"][0]
+    assert (row["model_a"], row["estimate_a"], row["estimate_b"]) == ("ssl", 0.70, 0.62)
     with pytest.raises(SystemExit, match="budget_cpu_minutes: kept 1.0, now 5.0"):
         bench._kept_points(argparse.Namespace(**{**vars(args), "minutes": 5.0}), {})
     old["settings"] = {"train": ["x=1"], "pretrain": ["y=2"]}
