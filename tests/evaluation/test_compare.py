@@ -135,6 +135,12 @@ def test_segmentation_compare_counts_a_false_positive_on_an_empty_truth(tmp_path
     assert row["diff"] == pytest.approx(0.875 - 2 / 3) and row["ci_low"] <= row["diff"] <= row["ci_high"]
     # on complete pairs only (the 8 lesion cases) quiet would look worse: 0.875 against 1
     assert 0 < row["p_value"] <= 1
+    # rank-then-aggregate: a case both masks leave empty ranks first, not last (quiet wins cases
+    # 0-3, noisy 4-11: mean ranks (4 * 1 + 8 * 2) / 12 and (4 * 2 + 8 * 1) / 12)
+    res = compare_files("segmentation", td, {"quiet": tmp_path / "quiet", "noisy": tmp_path / "noisy"}, tmp_path / "cmp2",
+                        metrics=["dice"], n_resamples=200, rank_resamples=20, scheme="rank-then-aggregate")
+    scores = {r["model"]: r["score"] for r in res["ranking"] if r["metric"] == "dice"}
+    assert scores == pytest.approx({"quiet": (4 + 16) / 12, "noisy": (8 + 8) / 12})
 
 
 def test_resamples_must_be_positive(tmp_path, capsys):

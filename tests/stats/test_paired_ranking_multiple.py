@@ -77,6 +77,34 @@ def test_nanmean_difference_permutation_close_to_scipy():
     assert ours["n_one_sided"] == 2
 
 
+def test_rank_then_aggregate_nan_worst_or_best_hand_computed():
+    # 3 cases x 2 models; case 0: model A NaN (e.g. both masks empty), model B 0.0 (a false positive)
+    v = np.array([[np.nan, 0.0],
+                  [0.9, 0.8],
+                  [0.7, 0.8]])
+    # NaN worst: case ranks A (2, 1, 2), B (1, 2, 1) -> means 5/3, 4/3 -> B first
+    worst = rank_then_aggregate(v, higher_is_better=True)
+    assert list(worst["scores"]) == pytest.approx([5 / 3, 4 / 3]) and list(worst["ranks"]) == [2, 1]
+    # NaN best: A (1, 1, 2), B (2, 2, 1) -> 4/3, 5/3 -> A first
+    best = rank_then_aggregate(v, higher_is_better=True, nan_rank="best")
+    assert list(best["scores"]) == pytest.approx([4 / 3, 5 / 3]) and list(best["ranks"]) == [1, 2]
+    with pytest.raises(PredictionError, match="nan_rank must be one of worst, best"):
+        rank_then_aggregate(v, higher_is_better=True, nan_rank="ignore")
+
+
+def test_test_then_rank_counts_one_sided_cases_with_the_swap_test():
+    rng = np.random.default_rng(3)
+    good = rng.normal(0.85, 0.02, 30)
+    poor = good - 0.01
+    good[:10], poor[:10] = np.nan, 0.0  # empty truths: good leaves them empty, poor draws on every one
+    # complete pairs alone favour good by 0.01 on 20 cases (Wilcoxon p tiny) — and the 10 zeros must
+    # not be dropped: the swap test of the means (0.85 vs 0.56) says the same with more evidence
+    r = test_then_rank(np.column_stack([good, poor]), higher_is_better=True)
+    assert list(r["scores"]) == [1, 0] and list(r["ranks"]) == [1, 2]
+    flipped = test_then_rank(np.column_stack([poor, good]) * -1, higher_is_better=False)
+    assert list(flipped["scores"]) == [0, 1]
+
+
 def test_schemes_hand_computed():
     # 3 cases x 3 models (higher is better)
     v = np.array([[0.9, 0.8, 0.7],

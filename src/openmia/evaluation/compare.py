@@ -274,9 +274,10 @@ def _per_case_models(task: str, truth, preds: dict[str, str | Path], *, patients
         kwargs["patients_csv"] = patients_csv
     elif patients_csv is not None:
         raise PredictionError(f"--patients is not supported for compare --task {task} in this version")
-    models, cases, groups = [], None, None
+    models, cases, groups, nan_rank = [], None, None, "worst"
     for name, path in preds.items():
         res = evaluate(path, truth, None, n_resamples=100, **kwargs)
+        nan_rank = res.extras.get("nan_rank", nan_rank)
         if "table" in res.extras:  # the segmentation evaluator keeps its aligned table (labels and "all")
             order, table = res.extras["cases"], res.extras["table"]
             if res.extras.get("patient_ids") is not None:
@@ -292,7 +293,7 @@ def _per_case_models(task: str, truth, preds: dict[str, str | Path], *, patients
         elif order != cases:
             raise PredictionError(f"{path}: scored cases differ from the first model's; every model must cover the truth's cases")
         models.append(ModelPredictions(name, table))
-    return models, {"case_ids": cases, "y": None, "task_type": None, "groups": groups}
+    return models, {"case_ids": cases, "y": None, "task_type": None, "groups": groups, "nan_rank": nan_rank}
 
 
 def _detection_models(task: str, truth, preds, *, task_type=None, patients_csv=None, **kwargs):
@@ -400,11 +401,12 @@ def compare_files(task: str, truth: str | Path, preds: dict[str, str | Path], ou
             values = np.column_stack([m.per_case[key] for m in models])
             used = scheme
             n_boot = rank_resamples if scheme != "test-then-rank" else min(rank_resamples, 200)
+            nan_rank = ctx.get("nan_rank", "worst")  # what a NaN case means to this task's evaluator
             stab = rank_stability(values, used, higher_is_better=hib, n_resamples=n_boot, seed=seed,
-                                  groups=ctx["groups"], alpha=alpha)
+                                  groups=ctx["groups"], alpha=alpha, nan_rank=nan_rank)
             from openmia.stats.ranking import rank_models
 
-            scores = rank_models(values, used, higher_is_better=hib, alpha=alpha)["scores"]
+            scores = rank_models(values, used, higher_is_better=hib, alpha=alpha, nan_rank=nan_rank)["scores"]
         stabilities[(metric, label)] = stab
         for j, name in enumerate(names):
             ranking.append({"metric": metric, "label": label, "scheme": used, "model": name, "score": float(scores[j]),

@@ -255,7 +255,9 @@ def evaluate_segmentation(
     }
     summary["conventions"].update(metric_conventions(surface, extra_metrics))
     # the aligned per-case table (labels and "all") and patients, for paired comparisons
-    extras: dict[str, Any] = {"cases": cases, "table": table, "patient_ids": patient_ids,
+    # nan_rank: a NaN here is a label absent from both maps (or, policy "nan", from the truth: the same
+    # cases for every model), never a failure, so rankings within a case put it first
+    extras: dict[str, Any] = {"cases": cases, "table": table, "patient_ids": patient_ids, "nan_rank": "best",
                               "case_info": {c: r[5] for c, r in zip(cases, results) if r[5]}}
     if worst_cases > 0:  # the report's overlays: a few small 2D slices, read again after scoring
         from openmia.evaluation.overlays import worst_case_slices

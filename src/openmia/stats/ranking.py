@@ -5,9 +5,13 @@ Schemes, on per-case values ``(N cases, M models)``:
 
 - ``aggregate-then-rank``: mean over cases per model (NaN cases excluded), then rank.
 - ``rank-then-aggregate``: rank the models within each case (a NaN value gets the worst rank in
-  that case, challengeR's default), average the ranks over cases, then rank the averages.
+  that case, challengeR's default for a missing value; ``nan_rank="best"`` where NaN means the
+  model was right, as a segmentation case whose truth and prediction are both empty), average
+  the ranks over cases, then rank the averages.
 - ``test-then-rank``: for each model count the models it beats in a one-sided Wilcoxon
-  signed-rank test at ``alpha`` (the MSD's significance ranking), rank by that count.
+  signed-rank test at ``alpha`` (the MSD's significance ranking), rank by that count. A pair with
+  a case defined for one model only is tested as ``compare`` does: the one-sided swap-permutation
+  test of the difference of the two models' means over their own defined cases.
 
 Rank 1 is best; ties share the average rank. Stability: rank the models on bootstrap resamples of
 the cases, report how often each model gets each rank and Kendall's tau between each bootstrap
@@ -25,6 +29,7 @@ from scipy.stats import rankdata
 from openmia.errors import PredictionError
 
 SCHEMES = ("aggregate-then-rank", "rank-then-aggregate", "test-then-rank")
+NAN_RANKS = ("worst", "best")  # rank-then-aggregate: a NaN is a failure (missing) or a success (both empty)
 
 
 def _check(values) -> np.ndarray:
@@ -55,18 +60,28 @@ def aggregate_then_rank(values, *, higher_is_better: bool, aggregate: str = "mea
     return {"scores": scores, "ranks": _rank(scores, higher_is_better)}
 
 
-def rank_then_aggregate(values, *, higher_is_better: bool) -> dict[str, np.ndarray]:
-    """Rank within each case (NaN = worst), average the ranks, rank the averages."""
+def rank_then_aggregate(values, *, higher_is_better: bool, nan_rank: str = "worst") -> dict[str, np.ndarray]:
+    """Rank within each case (NaN = ``nan_rank``: worst or best), average the ranks, rank the averages."""
     v = _check(values)
-    s = np.where(np.isfinite(v), -v if higher_is_better else v, np.inf)
+    s = np.where(np.isfinite(v), -v if higher_is_better else v, _nan_score(nan_rank))
     per_case = rankdata(s, method="average", axis=1)
     mean_rank = per_case.mean(0)
     return {"scores": mean_rank, "ranks": _rank(mean_rank, higher_is_better=False)}
 
 
+def _nan_score(nan_rank: str) -> float:
+    """The within-case score of a NaN (lower = better rank)."""
+    if nan_rank not in NAN_RANKS:
+        raise PredictionError(f"nan_rank must be one of {', '.join(NAN_RANKS)}, found {nan_rank!r}")
+    return np.inf if nan_rank == "worst" else -np.inf
+
+
 def test_then_rank(values, *, higher_is_better: bool, alpha: float = 0.05) -> dict[str, np.ndarray]:
-    """Significance ranking: wins = number of models beaten in a one-sided Wilcoxon test at ``alpha``."""
+    """Significance ranking: wins = number of models beaten in a one-sided Wilcoxon test at ``alpha``
+    (the swap-permutation test of the two means where a case is defined for one model only)."""
     from scipy.stats import wilcoxon
+
+    from openmia.stats.paired import nanmean_difference_permutation_test
 
     v = _check(values)
     m = v.shape[1]
@@ -74,6 +89,11 @@ def test_then_rank(values, *, higher_is_better: bool, alpha: float = 0.05) -> di
     for i in range(m):
         for j in range(m):
             if i == j:
+                continue
+            if (np.isfinite(v[:, i]) != np.isfinite(v[:, j])).any():
+                t = nanmean_difference_permutation_test(v[:, i], v[:, j], n_resamples=1000,
+                                                        alternative="greater" if higher_is_better else "less")
+                wins[i] += t["p_value"] < alpha
                 continue
             ok = np.isfinite(v[:, i]) & np.isfinite(v[:, j])
             d = v[ok, i] - v[ok, j]
@@ -89,12 +109,13 @@ def test_then_rank(values, *, higher_is_better: bool, alpha: float = 0.05) -> di
 test_then_rank.__test__ = False  # not a pytest test, despite the name
 
 
-def rank_models(values, scheme: str, *, higher_is_better: bool, alpha: float = 0.05) -> dict[str, np.ndarray]:
-    """Dispatch to one of :data:`SCHEMES`."""
+def rank_models(values, scheme: str, *, higher_is_better: bool, alpha: float = 0.05,
+                nan_rank: str = "worst") -> dict[str, np.ndarray]:
+    """Dispatch to one of :data:`SCHEMES` (``nan_rank``: rank-then-aggregate's NaN, worst or best)."""
     if scheme == "aggregate-then-rank":
         return aggregate_then_rank(values, higher_is_better=higher_is_better)
     if scheme == "rank-then-aggregate":
-        return rank_then_aggregate(values, higher_is_better=higher_is_better)
+        return rank_then_aggregate(values, higher_is_better=higher_is_better, nan_rank=nan_rank)
     if scheme == "test-then-rank":
         return test_then_rank(values, higher_is_better=higher_is_better, alpha=alpha)
     raise PredictionError(f"unknown ranking scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
@@ -102,7 +123,7 @@ def rank_models(values, scheme: str, *, higher_is_better: bool, alpha: float = 0
 
 def rank_stability(values, scheme: str, *, higher_is_better: bool, n_resamples: int = 1000, seed: int = 0,
                    alpha: float = 0.05, groups: np.ndarray | None = None,
-                   ranker: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Any]:
+                   ranker: Callable[[np.ndarray], np.ndarray] | None = None, nan_rank: str = "worst") -> dict[str, Any]:
     """Bootstrap rank distribution and Kendall's tau against the full-data ranking.
 
     Args:
@@ -124,7 +145,8 @@ def rank_stability(values, scheme: str, *, higher_is_better: bool, n_resamples: 
     if ranker is None:
         def ranker(w: np.ndarray) -> np.ndarray:
             idx = np.repeat(np.arange(n), w.astype(int))
-            return rank_models(v[idx], scheme, higher_is_better=higher_is_better, alpha=alpha)["ranks"]
+            return rank_models(v[idx], scheme, higher_is_better=higher_is_better, alpha=alpha,
+                               nan_rank=nan_rank)["ranks"]
 
     full = ranker(np.ones(n))
     W = resample_weights(n, n_resamples, seed, groups)
