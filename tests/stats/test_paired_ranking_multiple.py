@@ -77,6 +77,22 @@ def test_nanmean_difference_permutation_close_to_scipy():
     assert ours["n_one_sided"] == 2
 
 
+def test_bootstrap_of_the_nanmean_difference_close_to_scipy():
+    """The CI compare gives a pair with one-sided cases: the paired BCa bootstrap of
+    nanmean(a) - nanmean(b), against SciPy's paired BCa bootstrap of the same statistic."""
+    from openmia.evaluation.aggregate import weighted_nanmean
+    from openmia.stats.bootstrap import paired_bootstrap_diff
+
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0.8, 0.1, 50), rng.normal(0.75, 0.1, 50)
+    a[:6], b[:3], b[3:6] = np.nan, np.nan, 0.0
+    ours = paired_bootstrap_diff(weighted_nanmean(a), weighted_nanmean(b), len(a), n_resamples=4000, seed=0)
+    ref = stats.bootstrap((a, b), lambda x, y: np.nanmean(x) - np.nanmean(y), paired=True, vectorized=False,
+                          n_resamples=4000, method="BCa", random_state=0).confidence_interval  # source: SciPy
+    assert ours.value == pytest.approx(np.nanmean(a) - np.nanmean(b))
+    assert ours.ci_low == pytest.approx(ref.low, abs=0.01) and ours.ci_high == pytest.approx(ref.high, abs=0.01)
+
+
 def test_rank_then_aggregate_nan_worst_or_best_hand_computed():
     # 3 cases x 2 models; case 0: model A NaN (e.g. both masks empty), model B 0.0 (a false positive)
     v = np.array([[np.nan, 0.0],
