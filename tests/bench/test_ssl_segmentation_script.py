@@ -94,6 +94,42 @@ def test_tables_name_each_pretraining_run_and_count_each_once(bench, tmp_path):
     assert "one pre-training run serves every seed and is counted once" in one and "pre-training run |" not in one
 
 
+def _scored_run(root: Path, dice: dict[str, float], lesion: set[str]) -> Path:
+    """A scored run's test truth (a lesion or an empty mask per case) and per-case Dice."""
+    import numpy as np
+
+    (root / "truth" / "test").mkdir(parents=True)
+    (root / "eval" / "test").mkdir(parents=True)
+    for c in dice:
+        m = np.zeros((8, 8), np.uint8)
+        m[2:5, 2:5] = c in lesion
+        np.save(root / "truth" / "test" / f"{c}.npy", m)
+    (root / "eval" / "test" / "per_case.csv").write_text(
+        "case_id,label,metric,value\n" + "".join(f"{c},lesion,dice,{v}\n{c},lesion,iou,0.5\n" for c, v in dice.items()))
+    return root
+
+
+def test_lesion_images_view_by_hand(bench, tmp_path):
+    """BUSI's published Dice is over the images with a lesion: the view drops the normal images
+    (here n0: a false positive for the pretrained arm, Dice 0; n1: both empty, NaN) and pairs the rest."""
+    nan = float("nan")
+    scr = _scored_run(tmp_path / "s", {"a": 0.8, "b": 0.6, "c": 0.7, "n0": nan, "n1": nan}, {"a", "b", "c"})
+    pre = _scored_run(tmp_path / "p", {"a": 0.9, "b": 0.7, "c": 0.7, "n0": 0.0, "n1": nan}, {"a", "b", "c"})
+    row = {"seed": 0, "scratch": {"run_dir": str(scr)}, "pretrained": {"run_dir": str(pre)}}
+    v = bench._lesion_images(row, 500)
+    assert (v["n_cases"], v["n_test"]) == (3, 5)
+    assert v["scratch"]["dice"] == pytest.approx(0.7) and v["pretrained"]["dice"] == pytest.approx(2.3 / 3)
+    assert v["paired"]["diff"] == pytest.approx(0.2 / 3) and v["paired"]["test"] == "wilcoxon_signed_rank"
+    # every image with a lesion (Kvasir-SEG): no separate view
+    full = _scored_run(tmp_path / "k", {"a": 0.8, "b": 0.6}, {"a", "b"})
+    assert bench._lesion_images({"scratch": {"run_dir": str(full)}, "pretrained": {"run_dir": str(full)}}, 50) is None
+    t = bench.t_interval
+    d = {"seeds": [{**row, "lesion_images": v}], "lesion_images": {"n_cases": 3, "scratch": t([0.7]),
+                                                                  "pretrained": t([2.3 / 3]), "difference": t([0.2 / 3])}}
+    text = "\n".join(bench._lesion_lines(d))
+    assert "Test images with a lesion only (3 of 5" in text and "| 0 | 0.700 [" in text and "difference +0.067" in text
+
+
 @pytest.mark.slow
 def test_quick_run_writes_the_paired_tables(bench, tmp_path, monkeypatch):
     runs, stem = tmp_path / "runs", tmp_path / "out" / "ssl"
