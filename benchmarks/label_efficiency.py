@@ -189,6 +189,16 @@ def over_seeds(out: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _served(points: list[dict[str, Any]], pretrain_id: str) -> str:
+    """Which ssl points a pre-training run served, by fraction: 'at 0.1 (seeds 0, 1), 1 (seed 0)'."""
+    by: dict[float, set[int]] = {}
+    for p in points:
+        if p["arm"] == "ssl" and p.get("pretrain_id") == pretrain_id:
+            by.setdefault(float(p["fraction"]), set()).add(int(p["seed"]))
+    return "at " + ", ".join(f"{f:g} (seed{'s' if len(s) > 1 else ''} {', '.join(map(str, sorted(s)))})"
+                             for f, s in sorted(by.items()))
+
+
 def write(out: dict[str, Any], stem: Path) -> None:
     import matplotlib
 
@@ -224,8 +234,7 @@ def write(out: dict[str, Any], stem: Path) -> None:
     pretrains = out.get("pretrains") or ([out["pretrain"]] if out.get("pretrain") else [])
     cost = {r.get("id"): float(r["cpu_seconds"]) for r in pretrains}
     if len(pretrains) > 1:
-        runs_txt = "; ".join(f"run {k} {r['cpu_seconds']:.0f} CPU-s served the ssl points of seeds "
-                             + ", ".join(sorted({str(p["seed"]) for p in pts if p.get("pretrain_id") == r["id"]}))
+        runs_txt = "; ".join(f"run {k} {r['cpu_seconds']:.0f} CPU-s served the ssl points {_served(pts, r['id'])}"
                              for k, r in enumerate(pretrains, 1))
         pre_txt = (f"in {len(pretrains)} runs with the same settings (points were added in a later session, whose runs folder "
                    f"no longer held the first run): {runs_txt}; each ssl point's total adds the run it used")

@@ -129,6 +129,6 @@ def test_two_pretraining_runs_are_named_and_each_ssl_point_counts_its_own(bench,
     bench.write(out, tmp_path / "le")
     md = (tmp_path / "le.md").read_text()
     assert "in 2 runs with the same settings" in md
-    assert "run 1 30 CPU-s served the ssl points of seeds 0, 1; run 2 40 CPU-s served the ssl points of seeds 2" in md
+    assert "run 1 30 CPU-s served the ssl points at 0.1 (seeds 0, 1); run 2 40 CPU-s served the ssl points at 0.1 (seed 2)" in md
     assert "| 0.1 | 1 | ssl | 0.700 [0.650, 0.750] | 10 | 60.0 | 90.0 |" in md
     assert "| 0.1 | 2 | ssl | 0.690 [0.640, 0.740] | 10 | 60.0 | 100.0 |" in md
