@@ -37,6 +37,16 @@ def wilcoxon_signed_rank(a, b) -> dict[str, float | int | str]:
             "method": "wilcoxon_signed_rank(pratt)"}
 
 
+def _n_extreme(null: np.ndarray, obs: float, alternative: str) -> int:
+    """How many null statistics are at least as extreme as ``obs`` (floating ties count)."""
+    tol = 1e-12 * max(1.0, abs(obs))
+    if alternative == "two-sided":
+        return int(np.count_nonzero(np.abs(null) >= abs(obs) - tol))
+    if alternative == "greater":
+        return int(np.count_nonzero(null >= obs - tol))
+    return int(np.count_nonzero(null <= obs + tol))
+
+
 def paired_permutation_test(a, b, *, n_resamples: int = 10000, seed: int = 0, alternative: str = "two-sided") -> dict:
     """Sign-flip permutation test of the mean paired difference ``mean(a - b)``.
 
@@ -59,13 +69,7 @@ def paired_permutation_test(a, b, *, n_resamples: int = 10000, seed: int = 0, al
         signs = rng.choice((1.0, -1.0), size=(n_resamples, n))
         method = f"sign-flip permutation ({n_resamples} resamples)"
     null = signs @ d / n
-    tol = 1e-12 * max(1.0, abs(obs))  # floating ties count as extreme
-    if alternative == "two-sided":
-        extreme = np.count_nonzero(np.abs(null) >= abs(obs) - tol)
-    elif alternative == "greater":
-        extreme = np.count_nonzero(null >= obs - tol)
-    else:
-        extreme = np.count_nonzero(null <= obs + tol)
+    extreme = _n_extreme(null, obs, alternative)
     p = extreme / len(null) if n <= 16 else (1 + extreme) / (1 + len(null))
     return {"estimate": obs, "p_value": float(min(1.0, p)), "n": n, "n_dropped": dropped, "method": method}
 
@@ -119,17 +123,11 @@ def nanmean_difference_permutation_test(a, b, *, n_resamples: int = 10000, seed:
         sizes = [min(chunk, n_resamples - i) for i in range(0, n_resamples, chunk)]
         patterns = (rng.integers(0, 2, size=(s, n)).astype(float) for s in sizes)
         method = f"swap permutation of nanmean difference ({n_resamples} resamples)"
-    tol = 1e-12 * max(1.0, abs(obs))  # floating ties count as extreme
     extreme = total = 0
     for swap in patterns:
         null = stat(swap)
         null = null[np.isfinite(null)]  # a pattern that leaves a model no defined case has no statistic
         total += len(null)
-        if alternative == "two-sided":
-            extreme += int(np.count_nonzero(np.abs(null) >= abs(obs) - tol))
-        elif alternative == "greater":
-            extreme += int(np.count_nonzero(null >= obs - tol))
-        else:
-            extreme += int(np.count_nonzero(null <= obs + tol))
+        extreme += _n_extreme(null, obs, alternative)
     p = extreme / total if exact else (1 + extreme) / (1 + total)
     return {"estimate": obs, "p_value": float(min(1.0, p)), "n": n, "n_one_sided": one_sided, "method": method}
