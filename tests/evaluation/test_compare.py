@@ -166,3 +166,27 @@ def test_counting_compare(tmp_path):
     with pytest.raises(PredictionError, match="compare --task clustering: available for classification, segmentation, "
                                               "detection, counting, inpainting"):
         compare_files("clustering", truth, {"a": tmp_path / "a.csv", "b": tmp_path / "b.csv"})
+
+
+def test_denoising_compare_with_an_exact_case(tmp_path):
+    """PSNR of a prediction equal to its truth is +inf: excluded from the means (as ``evaluate``'s
+    headline, counted in n_nan) but ranked first in its case by rank-then-aggregate."""
+    from openmia.evaluation.generative import evaluate_denoising_folders
+
+    rng = np.random.default_rng(0)
+    for d in ("truth", "a", "b"):
+        (tmp_path / d).mkdir()
+    for i in range(8):
+        t = rng.random((16, 16))
+        np.save(tmp_path / "truth" / f"c{i}.npy", t)
+        np.save(tmp_path / "a" / f"c{i}.npy", t if i == 0 else t + 0.1)  # exact on c0, else 20 dB
+        np.save(tmp_path / "b" / f"c{i}.npy", t + 0.05)  # 10 log10(1 / 0.0025) = 26.02 dB everywhere
+    res = compare_files("denoising", tmp_path / "truth", {"a": tmp_path / "a", "b": tmp_path / "b"}, tmp_path / "cmp",
+                        metrics=["psnr"], n_resamples=200, rank_resamples=20, scheme="rank-then-aggregate", data_range=1.0)
+    row = next(r for r in res["comparisons"] if r["metric"] == "psnr")
+    head = next(r["value"] for r in evaluate_denoising_folders(tmp_path / "a", tmp_path / "truth", data_range=1.0,
+                                                                n_resamples=50).summary["metrics"] if r["metric"] == "psnr")
+    assert row["estimate_a"] == pytest.approx(20.0) == pytest.approx(head)
+    assert row["diff"] == pytest.approx(20.0 - 10 * np.log10(400)) and np.isfinite([row["ci_low"], row["ci_high"]]).all()
+    # a wins c0, b the other 7: mean ranks (1 + 7 * 2) / 8 and (2 + 7) / 8
+    assert {r["model"]: r["score"] for r in res["ranking"]} == pytest.approx({"a": 15 / 8, "b": 9 / 8})

@@ -146,6 +146,16 @@ def test_test_then_rank_counts_significant_wins():
     assert list(r["scores"]) == [3, 2, 0, 0] and list(r["ranks"]) == [1, 2, 3.5, 3.5]
 
 
+def test_infinite_psnr_ranks_first_in_rank_then_aggregate():
+    # PSNR: model A equals the truth on case 0 (+inf); B is better on case 1. Ranks A (1, 2),
+    # B (2, 1) -> a tie at 1.5 (treating +inf as missing would have put A last on case 0: 2, 2)
+    v = np.array([[np.inf, 30.0], [25.0, 31.0]])
+    assert list(rank_then_aggregate(v, higher_is_better=True)["scores"]) == pytest.approx([1.5, 1.5])
+    # lower is better (an error): +inf is the worst value; two +inf share the rank
+    e = np.array([[np.inf, 1.0, np.inf], [0.5, 1.0, 2.0]])
+    assert list(rank_then_aggregate(e, higher_is_better=False)["scores"]) == pytest.approx([(2.5 + 1) / 2, (1 + 2) / 2, (2.5 + 3) / 2])
+
+
 def test_nan_is_worst_in_rank_then_aggregate():
     v = np.array([[np.nan, 0.5], [0.9, 0.5]])
     assert rank_then_aggregate(v, higher_is_better=True)["scores"] == pytest.approx([1.5, 1.5])

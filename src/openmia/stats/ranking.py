@@ -7,7 +7,8 @@ Schemes, on per-case values ``(N cases, M models)``:
 - ``rank-then-aggregate``: rank the models within each case (a NaN value gets the worst rank in
   that case, challengeR's default for a missing value; ``nan_rank="best"`` where NaN means the
   model was right, as a segmentation case whose truth and prediction are both empty), average
-  the ranks over cases, then rank the averages.
+  the ranks over cases, then rank the averages. An infinite value is a value, not a missing one:
+  PSNR = +inf (a prediction equal to its truth) ranks first in its case.
 - ``test-then-rank``: for each model count the models it beats in a one-sided Wilcoxon
   signed-rank test at ``alpha`` (the MSD's significance ranking), rank by that count. A pair with
   a case defined for one model only is tested as ``compare`` does: the one-sided swap-permutation
@@ -61,9 +62,12 @@ def aggregate_then_rank(values, *, higher_is_better: bool, aggregate: str = "mea
 
 
 def rank_then_aggregate(values, *, higher_is_better: bool, nan_rank: str = "worst") -> dict[str, np.ndarray]:
-    """Rank within each case (NaN = ``nan_rank``: worst or best), average the ranks, rank the averages."""
+    """Rank within each case (NaN = ``nan_rank``: worst or best; ±inf ranked as values), average the
+    ranks, rank the averages."""
     v = _check(values)
-    s = np.where(np.isfinite(v), -v if higher_is_better else v, _nan_score(nan_rank))
+    # only NaN is missing here: the means exclude PSNR's +inf (evaluate's n_nan), but within a case
+    # an exact reconstruction is simply the best
+    s = np.where(np.isnan(v), _nan_score(nan_rank), -v if higher_is_better else v)
     per_case = rankdata(s, method="average", axis=1)
     mean_rank = per_case.mean(0)
     return {"scores": mean_rank, "ranks": _rank(mean_rank, higher_is_better=False)}
