@@ -75,11 +75,11 @@ def _one_sided_row(a: np.ndarray, b: np.ndarray, *, n_resamples: int, seed: int,
     from openmia.stats.bootstrap import paired_bootstrap_diff
     from openmia.stats.paired import nanmean_difference_permutation_test
 
-    ci = paired_bootstrap_diff(weighted_nanmean(a), weighted_nanmean(b), len(a), n_resamples=n_resamples, seed=seed,
-                               groups=groups)
+    mean_a, mean_b = weighted_nanmean(a), weighted_nanmean(b)  # finite values only, as the headline
+    ci = paired_bootstrap_diff(mean_a, mean_b, len(a), n_resamples=n_resamples, seed=seed, groups=groups)
     t = nanmean_difference_permutation_test(a, b, n_resamples=n_resamples, seed=seed)  # two-sided, as Wilcoxon
-    # the mean of the finite values, as the headline (PSNR's +inf of an exact case is in n_nan there)
-    ea, eb = (float(np.mean(v[np.isfinite(v)])) if np.isfinite(v).any() else float("nan") for v in (a, b))
+    unit = np.ones((1, len(a)))  # the estimates: the bootstrap's statistic at equal case weights
+    ea, eb = float(mean_a(unit)[0]), float(mean_b(unit)[0])
     return {"estimate_a": ea, "estimate_b": eb, "diff": ea - eb, "ci_low": ci.ci_low, "ci_high": ci.ci_high,
             "test": "swap_permutation_nanmean", "p_value": t["p_value"]}
 
