@@ -53,6 +53,28 @@ def test_write_gives_the_seed_table_and_the_figure(bench, tmp_path):
     assert json.loads(stem.with_suffix(".json").read_text())["over_seeds"][1]["arm"] == "ssl"
 
 
+def test_an_interval_past_the_metric_range_is_kept_in_the_table_and_said(bench, tmp_path):
+    """Two seeds far apart: the t interval (12.706 x sd / sqrt 2) reaches past AUC 1; the table keeps the
+    honest interval and says the plot draws it within [0, 1]; within range, nothing is said."""
+    out = _out()
+    out["seeds"] = [0, 1]
+    out["points"] = [p for p in out["points"] if p["seed"] < 2]
+    out["paired"] = [r for r in out["paired"] if r["seed"] < 2]
+    for p in out["points"]:
+        if p["arm"] == "ssl":
+            p["value"] = {0: 0.90, 1: 0.99}[p["seed"]]
+    out["over_seeds"] = bench.over_seeds(out)
+    ssl = next(r for r in out["over_seeds"] if r["arm"] == "ssl")["metric"]
+    assert ssl["ci_high"] == pytest.approx(0.945 + 12.7062 * 0.0636396 / 2**0.5, rel=1e-4) and ssl["ci_high"] > 1
+    assert bench.outside_range(ssl) and not bench.outside_range({"ci_low": 0.2, "ci_high": 0.9})
+    assert not bench.outside_range({"ci_low": None, "ci_high": None})
+    bench.write(out, tmp_path / "le")
+    md = (tmp_path / "le.md").read_text()
+    assert f"0.945 [{ssl['ci_low']:.3f}, {ssl['ci_high']:.3f}]" in md and "the plot draws it within [0, 1]" in md
+    bench.write({**_out(), "over_seeds": bench.over_seeds(_out())}, tmp_path / "ok")
+    assert "draws it within" not in (tmp_path / "ok.md").read_text()
+
+
 def test_seeds_at_gives_one_fraction_its_own_seeds(bench, tmp_path):
     import argparse
 
