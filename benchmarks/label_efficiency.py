@@ -174,6 +174,7 @@ def _estimates_in_order(row: dict[str, Any], points: list[dict[str, Any]]) -> di
 
 
 METRIC_RANGE = (0.0, 1.0)  # AUC and Dice, the two headline metrics of this script
+RANGE_TXT = f"[{METRIC_RANGE[0]:g}, {METRIC_RANGE[1]:g}]"
 
 
 def outside_range(t: dict[str, Any]) -> bool:
@@ -227,12 +228,12 @@ def write(out: dict[str, Any], stem: Path) -> None:
             one = next(p for p in pts if p["arm"] == arm and p["fraction"] == r["fraction"])
             lo.append(r["metric"]["ci_low"] if r["metric"]["ci_low"] is not None else one["ci_low"])
             hi.append(r["metric"]["ci_high"] if r["metric"]["ci_high"] is not None else one["ci_high"])
-        # a t interval over 2-3 seeds can reach past AUC/Dice's [0, 1]; drawn within it (the table keeps it whole)
+        # a t interval over 2-3 seeds can reach past the metric's range; drawn within it (the table keeps it whole)
         lo, hi = np.clip(lo, *METRIC_RANGE), np.clip(hi, *METRIC_RANGE)
         ax.errorbar(x, y, yerr=np.array([y - np.array(lo), np.array(hi) - y]), marker="o", capsize=3, label=arm)
     ax.set_xscale("log")
     ax.set_xlabel("share of training labels")
-    ax.set_ylabel(f"test {m}, mean over seeds (95% CI within [0, 1])")
+    ax.set_ylabel(f"test {m}, mean over seeds (95% CI within {RANGE_TXT})")
     ax.set_title(f"{out['dataset']}: label efficiency{' (quick pilot)' if out['quick'] else ''}")
     ax.legend()
     fileio.save_figure(fig, stem.with_suffix(".png"))
@@ -280,9 +281,9 @@ def write(out: dict[str, Any], stem: Path) -> None:
             p_txt = f"{d['p']:.3g}" if d is not None and d["p"] is not None else "-"
             lines.append(f"| {r['fraction']:g} | {r['arm']} | {r['metric']['n']} | {ci(r['metric'], '')} | {ci(d)} | {p_txt} |")
         if any(outside_range(r["metric"]) for r in out["over_seeds"]):
-            lines += ["", f"A Student-t interval over 2-3 seeds can reach past {m}'s range [0, 1] (the normal "
+            lines += ["", f"A Student-t interval over 2-3 seeds can reach past {m}'s range {RANGE_TXT} (the normal "
                           "approximation of a bounded quantity from few values); the table keeps it whole, the plot "
-                          "draws it within [0, 1]."]
+                          f"draws it within {RANGE_TXT}."]
     fileio.write_text(stem.with_suffix(".md"), "\n".join(lines) + "\n")
     fileio.write_json(stem.with_suffix(".json"), out)
 
